@@ -1,0 +1,42 @@
+# Makefile for outbox_kafka (PGXS)
+#
+#   make && make install           build and install the extension
+#   make installcheck              regression + isolation + TAP tests
+#                                  (needs a temp instance; see test/run.sh)
+
+MODULE_big = outbox_kafka
+OBJS = \
+	$(WIN32RES) \
+	src/capture.o \
+	src/enqueue.o \
+	src/module.o \
+	src/shmem.o \
+	src/status.o
+
+EXTENSION = outbox_kafka
+DATA = $(wildcard sql/outbox_kafka--*.sql)
+PGFILEDESC = "outbox_kafka - transactional outbox published to Apache Kafka"
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
+SHLIB_LINK = -lrdkafka
+
+# pg_regress reads test/sql/<name>.sql (outputdir first) and compares with
+# the top-level expected/<name>.out (inputdir); results go to test/results.
+REGRESS = enqueue capture batching maintenance dead_letters status privileges extension
+REGRESS_OPTS = --inputdir=. --outputdir=test \
+	--temp-instance=test/tmp_check_regress --temp-config=test/regress.conf
+
+ISOLATION = batch_visibility rollback_never_batched old_snapshot rotation_race
+ISOLATION_OPTS = --inputdir=. --outputdir=test/output_iso \
+	--temp-instance=test/tmp_check_iso --temp-config=test/regress.conf
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = test/results test/output_iso test/tmp_check_regress test/tmp_check_iso \
+	test/regression.diffs test/regression.out tmp_check
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

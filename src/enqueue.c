@@ -1,0 +1,404 @@
+/*-------------------------------------------------------------------------
+ *
+ * enqueue.c
+ *	  The enqueue path: outbox.enqueue() and the row insert it shares with
+ *	  outbox.capture() and outbox.requeue_dead_letters().
+ *
+ * This runs in the application's backend, inside its transaction: it
+ * validates the event (so bad input fails the caller early, G7), inserts
+ * one row into the current event table with a kept SPI plan, and arranges
+ * for the database's relay to be woken when the transaction commits.  No
+ * network, no extra commit, no extra fsync.
+ *
+ * Copyright (c) 2026, outbox_kafka developers
+ *
+ * IDENTIFICATION
+ *	  src/enqueue.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "outbox_kafka.h"
+
+PG_FUNCTION_INFO_V1(outbox_enqueue_jsonb);
+PG_FUNCTION_INFO_V1(outbox_enqueue_text);
+PG_FUNCTION_INFO_V1(outbox_enqueue_bytea);
+PG_FUNCTION_INFO_V1(outbox_requeue_event);
+
+/* Number of rotating event tables (outbox.event_0 .. event_2). */
+#define OUTBOX_EVENT_TABLES 3
+
+/* Kept SPI plans, prepared on first use in this backend. */
+static SPIPlanPtr current_table_plan = NULL;
+static SPIPlanPtr insert_plans[OUTBOX_EVENT_TABLES];
+
+/* Set once this transaction enqueued something; cleared at its end. */
+static bool wake_at_commit = false;
+
+static void outbox_xact_callback(XactEvent event, void *arg);
+static int	current_event_table(void);
+static SPIPlanPtr insert_plan(int table_no);
+static Size validate_headers(Jsonb *headers);
+static Datum enqueue_common(FunctionCallInfo fcinfo, bytea *payload,
+							char payload_kind);
+
+/*
+ * outbox_validate_topic: ERROR unless topic is a legal Kafka topic name:
+ * 1 to 249 characters of [a-zA-Z0-9._-], and neither "." nor "..".
+ */
+void
+outbox_validate_topic(const char *topic)
+{
+	size_t		len = strlen(topic);
+	const char *p;
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("topic must not be empty")));
+	if (len > OUTBOX_MAX_TOPIC_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("topic name is too long"),
+				 errdetail("The name has %zu characters; Kafka allows at most %d.",
+						   len, OUTBOX_MAX_TOPIC_LEN)));
+	if (strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid topic name \"%s\"", topic),
+				 errdetail("Kafka does not allow \".\" or \"..\" as a topic name.")));
+	for (p = topic; *p; p++)
+	{
+		char		c = *p;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid topic name \"%s\"", topic),
+					 errdetail("Kafka topic names may contain only ASCII letters, digits, \".\", \"_\" and \"-\".")));
+	}
+}
+
+/*
+ * validate_headers: ERROR unless headers is a JSON object whose values are
+ * strings or null and whose names do not use the reserved "outbox-"
+ * prefix.  Returns the bytes the headers add to a Kafka message.
+ */
+static Size
+validate_headers(Jsonb *headers)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken r;
+	Size		bytes = 0;
+	char	   *name = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("headers must be a JSON object"),
+				 errhint("Pass headers like '{\"trace-id\": \"abc\"}'::jsonb; values must be strings or null.")));
+
+	it = JsonbIteratorInit(&headers->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (r == WJB_KEY)
+		{
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+			if (pg_strncasecmp(name, OUTBOX_RESERVED_HEADER_PREFIX,
+							   strlen(OUTBOX_RESERVED_HEADER_PREFIX)) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("header name \"%s\" is reserved", name),
+						 errdetail("Header names starting with \"%s\" are set by the relay.",
+								   OUTBOX_RESERVED_HEADER_PREFIX)));
+			bytes += v.val.string.len;
+		}
+		else if (r == WJB_VALUE)
+		{
+			if (v.type == jbvString)
+				bytes += v.val.string.len;
+			else if (v.type != jbvNull)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("value of header \"%s\" must be a string or null",
+								name ? name : ""),
+						 errhint("Convert numbers and other values to strings, for example with to_jsonb(value::text).")));
+		}
+	}
+	return bytes;
+}
+
+/*
+ * outbox_validate_event_size: ERROR when payload, key and headers together
+ * exceed outbox_kafka.max_message_bytes.  Either datum may be NULL.
+ */
+void
+outbox_validate_event_size(bytea *payload, text *key, Size header_bytes)
+{
+	Size		total = header_bytes;
+
+	if (payload != NULL)
+		total += VARSIZE_ANY_EXHDR(payload);
+	if (key != NULL)
+		total += VARSIZE_ANY_EXHDR(key);
+
+	if (total > (Size) outbox_max_message_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("event is too large: %zu bytes", total),
+				 errdetail("Payload, key and headers together may take at most %d bytes (\"outbox_kafka.max_message_bytes\").",
+						   outbox_max_message_bytes),
+				 errhint("Store large documents elsewhere and publish a reference, or raise \"outbox_kafka.max_message_bytes\" together with the broker's limit.")));
+}
+
+/*
+ * current_event_table: number of the event table new rows go to.
+ * Expects to run inside SPI_connect().
+ */
+static int
+current_event_table(void)
+{
+	bool		isnull;
+	Datum		d;
+	int			table_no;
+
+	if (current_table_plan == NULL)
+	{
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("SELECT current_table FROM outbox.rotation", 0, NULL);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		current_table_plan = plan;
+	}
+
+	if (SPI_execute_plan(current_table_plan, NULL, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("outbox.rotation must contain exactly one row"),
+				 errhint("Recreate the extension with DROP EXTENSION outbox_kafka; CREATE EXTENSION outbox_kafka;")));
+
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	table_no = isnull ? -1 : DatumGetInt16(d);
+	if (table_no < 0 || table_no >= OUTBOX_EVENT_TABLES)
+		elog(ERROR, "outbox.rotation.current_table is out of range: %d", table_no);
+	return table_no;
+}
+
+/*
+ * insert_plan: the kept INSERT plan for event table table_no.
+ * Expects to run inside SPI_connect().
+ */
+static SPIPlanPtr
+insert_plan(int table_no)
+{
+	if (insert_plans[table_no] == NULL)
+	{
+		Oid			argtypes[5] = {TEXTOID, TEXTOID, BYTEAOID, CHAROID, JSONBOID};
+		char		sql[256];
+		SPIPlanPtr	plan;
+
+		snprintf(sql, sizeof(sql),
+				 "INSERT INTO outbox.event_%d (topic, key, payload, payload_kind, headers)"
+				 " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+				 table_no);
+		plan = SPI_prepare(sql, 5, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		insert_plans[table_no] = plan;
+	}
+	return insert_plans[table_no];
+}
+
+/*
+ * outbox_insert_event: insert one already validated event into the current
+ * event table and return its id.  key, payload and headers may be NULL.
+ * Must be called inside a transaction; SPI must not be connected.
+ */
+int64
+outbox_insert_event(const char *topic, text *key, bytea *payload,
+					char payload_kind, Jsonb *headers)
+{
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	int64		id;
+	int			ret;
+
+	values[0] = CStringGetTextDatum(topic);
+	if (key != NULL)
+		values[1] = PointerGetDatum(key);
+	else
+		nulls[1] = 'n';
+	if (payload != NULL)
+		values[2] = PointerGetDatum(payload);
+	else
+		nulls[2] = 'n';
+	values[3] = CharGetDatum(payload_kind);
+	if (headers != NULL)
+		values[4] = JsonbPGetDatum(headers);
+	else
+		nulls[4] = 'n';
+
+	SPI_connect();
+	ret = SPI_execute_plan(insert_plan(current_event_table()), values, nulls,
+						   false, 1);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not insert event: %s", SPI_result_code_string(ret));
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+
+	wake_at_commit = true;
+	return id;
+}
+
+/*
+ * enqueue_common: argument handling shared by the three outbox.enqueue
+ * variants.  Arguments: topic, (payload, already converted by the caller),
+ * key, headers.  payload is NULL for a tombstone.
+ */
+static Datum
+enqueue_common(FunctionCallInfo fcinfo, bytea *payload, char payload_kind)
+{
+	char	   *topic;
+	text	   *key = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
+	Jsonb	   *headers = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	Size		header_bytes = 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("topic must not be null")));
+	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	outbox_validate_topic(topic);
+
+	if (payload == NULL && key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payload must not be null unless a key is given"),
+				 errhint("A null payload with a key is a tombstone for compacted topics.")));
+
+	if (headers != NULL)
+		header_bytes = validate_headers(headers);
+	outbox_validate_event_size(payload, key, header_bytes);
+
+	PG_RETURN_INT64(outbox_insert_event(topic, key, payload, payload_kind,
+										headers));
+}
+
+/*
+ * outbox.enqueue(topic text, payload jsonb, key text, headers jsonb)
+ * The JSON text is stored; the relay adds content-type: application/json.
+ */
+Datum
+outbox_enqueue_jsonb(PG_FUNCTION_ARGS)
+{
+	bytea	   *payload = NULL;
+
+	if (!PG_ARGISNULL(1))
+	{
+		Jsonb	   *jb = PG_GETARG_JSONB_P(1);
+		StringInfoData buf;
+
+		/* build the bytea in place: header first, then the JSON text */
+		initStringInfo(&buf);
+		appendStringInfoSpaces(&buf, VARHDRSZ);
+		JsonbToCString(&buf, &jb->root, VARSIZE(jb));
+		SET_VARSIZE(buf.data, buf.len);
+		payload = (bytea *) buf.data;
+	}
+	return enqueue_common(fcinfo, payload, OUTBOX_PAYLOAD_JSON);
+}
+
+/*
+ * outbox.enqueue(topic text, payload text, key text, headers jsonb)
+ * text and bytea share their representation, so no conversion is needed.
+ */
+Datum
+outbox_enqueue_text(PG_FUNCTION_ARGS)
+{
+	bytea	   *payload = PG_ARGISNULL(1) ? NULL : (bytea *) PG_GETARG_TEXT_PP(1);
+
+	return enqueue_common(fcinfo, payload, OUTBOX_PAYLOAD_TEXT);
+}
+
+/*
+ * outbox.enqueue(topic text, payload bytea, key text, headers jsonb)
+ */
+Datum
+outbox_enqueue_bytea(PG_FUNCTION_ARGS)
+{
+	bytea	   *payload = PG_ARGISNULL(1) ? NULL : PG_GETARG_BYTEA_PP(1);
+
+	return enqueue_common(fcinfo, payload, OUTBOX_PAYLOAD_BYTES);
+}
+
+/*
+ * outbox._requeue_event(topic, key, payload bytea, payload_kind "char",
+ * headers): insert a dead letter again as a new event, exactly as it was
+ * stored, without re-validating it.  Used by outbox.requeue_dead_letters.
+ */
+Datum
+outbox_requeue_event(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("topic and payload kind must not be null")));
+
+	PG_RETURN_INT64(outbox_insert_event(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+										PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
+										PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2),
+										PG_GETARG_CHAR(3),
+										PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4)));
+}
+
+/*
+ * outbox_xact_callback: wake the relay when a transaction that enqueued
+ * commits.  Runs after the commit is visible to other backends; must not
+ * throw.  A prepared transaction is picked up by the poll_interval fallback.
+ */
+static void
+outbox_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit)
+				outbox_wake_worker(MyDatabaseId);
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * outbox_register_xact_callback: called once per process from _PG_init.
+ */
+void
+outbox_register_xact_callback(void)
+{
+	RegisterXactCallback(outbox_xact_callback, NULL);
+}

@@ -1,0 +1,210 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared memory of outbox_kafka: one slot per database relay.
+ *
+ * A slot carries what committing backends need to wake the relay of their
+ * database (its latch) and what outbox.status shows about it (state,
+ * counters, last error).  Shared memory exists only when the library was
+ * preloaded; every function here copes with OutboxShmem being NULL.
+ *
+ * Copyright (c) 2026, outbox_kafka developers
+ *
+ * IDENTIFICATION
+ *	  src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "outbox_kafka.h"
+
+OutboxShared *OutboxShmem = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static Size outbox_shmem_size(void);
+static void outbox_shmem_request(void);
+static void outbox_shmem_startup(void);
+
+/*
+ * outbox_shmem_size: bytes needed for the slot array.  There can never be
+ * more relays than background worker processes.
+ */
+static Size
+outbox_shmem_size(void)
+{
+	return add_size(offsetof(OutboxShared, slots),
+					mul_size(max_worker_processes, sizeof(OutboxWorkerSlot)));
+}
+
+/*
+ * outbox_shmem_request: shmem_request_hook; reserves our memory and lock.
+ */
+static void
+outbox_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(outbox_shmem_size());
+	RequestNamedLWLockTranche("outbox_kafka", 1);
+}
+
+/*
+ * outbox_shmem_startup: shmem_startup_hook; creates or attaches to the
+ * slot array.  Runs in the postmaster and in every EXEC_BACKEND child.
+ */
+static void
+outbox_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	OutboxShmem = ShmemInitStruct("outbox_kafka", outbox_shmem_size(), &found);
+	if (!found)
+	{
+		int			i;
+
+		memset(OutboxShmem, 0, outbox_shmem_size());
+		OutboxShmem->lock = &(GetNamedLWLockTranche("outbox_kafka"))->lock;
+		OutboxShmem->nslots = max_worker_processes;
+		for (i = 0; i < OutboxShmem->nslots; i++)
+		{
+			OutboxWorkerSlot *slot = &OutboxShmem->slots[i];
+
+			SpinLockInit(&slot->mutex);
+			pg_atomic_init_u64(&slot->events_published, 0);
+			pg_atomic_init_u64(&slot->events_retried, 0);
+			pg_atomic_init_u64(&slot->events_dead_lettered, 0);
+			pg_atomic_init_u64(&slot->events_failed, 0);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * outbox_shmem_install_hooks: called from _PG_init while preloading.
+ */
+void
+outbox_shmem_install_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = outbox_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = outbox_shmem_startup;
+}
+
+/*
+ * outbox_find_slot: the slot of the relay serving dboid, or NULL.  Reads
+ * without a lock: a stale answer only means one missed or spurious wake-up.
+ */
+OutboxWorkerSlot *
+outbox_find_slot(Oid dboid)
+{
+	int			i;
+
+	if (OutboxShmem == NULL)
+		return NULL;
+
+	for (i = 0; i < OutboxShmem->nslots; i++)
+	{
+		if (OutboxShmem->slots[i].dboid == dboid)
+			return &OutboxShmem->slots[i];
+	}
+	return NULL;
+}
+
+/*
+ * outbox_wake_worker: set the latch of the relay serving dboid, if any.
+ * Safe in any backend, at commit time, without a transaction.
+ */
+void
+outbox_wake_worker(Oid dboid)
+{
+	OutboxWorkerSlot *slot = outbox_find_slot(dboid);
+	Latch	   *latch;
+
+	if (slot == NULL)
+		return;
+	latch = slot->latch;
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/*
+ * outbox_state_name: the name outbox.status shows for a state.
+ */
+const char *
+outbox_state_name(OutboxWorkerState state)
+{
+	switch (state)
+	{
+		case OUTBOX_STATE_STOPPED:
+			return "stopped";
+		case OUTBOX_STATE_STARTING:
+			return "starting";
+		case OUTBOX_STATE_IDLE:
+			return "idle";
+		case OUTBOX_STATE_PUBLISHING:
+			return "publishing";
+		case OUTBOX_STATE_BACKING_OFF:
+			return "backing_off";
+		case OUTBOX_STATE_BROKER_UNREACHABLE:
+			return "broker_unreachable";
+		case OUTBOX_STATE_MISCONFIGURED:
+			return "misconfigured";
+		case OUTBOX_STATE_WAITING_FOR_EXTENSION:
+			return "waiting_for_extension";
+		case OUTBOX_STATE_WAITING_FOR_DATABASE:
+			return "waiting_for_database";
+		case OUTBOX_STATE_STANDBY:
+			return "standby";
+	}
+	return "unknown";
+}
+
+/*
+ * outbox_slot_set_state: publish the worker's state.
+ */
+void
+outbox_slot_set_state(OutboxWorkerSlot *slot, OutboxWorkerState state)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->state = state;
+	SpinLockRelease(&slot->mutex);
+}
+
+/*
+ * outbox_slot_set_error: remember the last error and when it happened.
+ * The message is cut to fit OUTBOX_ERROR_LEN.  Needs a database encoding
+ * (call it after connecting).
+ */
+void
+outbox_slot_set_error(OutboxWorkerSlot *slot, const char *message)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			len;
+
+	if (slot == NULL)
+		return;
+	/* cut on a character boundary so status never shows a broken char */
+	len = pg_mbcliplen(message, strlen(message), OUTBOX_ERROR_LEN - 1);
+	SpinLockAcquire(&slot->mutex);
+	memcpy(slot->last_error, message, len);
+	slot->last_error[len] = '\0';
+	slot->last_error_at = now;
+	SpinLockRelease(&slot->mutex);
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# test/run.sh: install what is missing, build, install, and run the whole
+# test suite of outbox_kafka (pg_regress, isolation, TAP end-to-end).
+#
+# Usage, on a fresh Debian 12 machine, as root:  bash test/run.sh
+# Servers never run as root: the tests run as the unprivileged user
+# $OUTBOX_TEST_USER (default postgres) on a private copy of the tree.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+test_user=${OUTBOX_TEST_USER:-postgres}
+# shellcheck source=test/install_deps.sh
+source "$here/test/install_deps.sh"
+
+install_deps
+
+pg_config=/usr/lib/postgresql/15/bin/pg_config
+echo "== build and install"
+make -C "$here" -s PG_CONFIG="$pg_config" clean >/dev/null
+make -C "$here" -s PG_CONFIG="$pg_config"
+make -C "$here" -s PG_CONFIG="$pg_config" install
+make -C "$here/test/mock_kafka" -s
+
+# A private copy the test user owns: pg_regress and the TAP tests write
+# their temporary instances and results next to the tests.
+work=$(mktemp -d /tmp/outbox_kafka_test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cp -a "$here/." "$work/"
+chown -R "$test_user" "$work"
+
+echo "== tests (as $test_user)"
+status=0
+runuser -u "$test_user" -- make -C "$work" -s PG_CONFIG="$pg_config" installcheck || status=$?
+
+if [ "$status" -ne 0 ]; then
+    for f in "$work"/test/regression.diffs "$work"/test/output_iso/regression.diffs; do
+        [ -s "$f" ] && { echo "== $f"; cat "$f"; }
+    done
+    for f in "$work"/tmp_check/log/*; do
+        [ -f "$f" ] && { echo "== $f (last 60 lines)"; tail -n 60 "$f"; }
+    done
+    echo "== test suite FAILED"
+    exit "$status"
+fi
+echo "== test suite passed"
