@@ -9,9 +9,13 @@ OBJS = \
 	$(WIN32RES) \
 	src/capture.o \
 	src/enqueue.o \
+	src/launcher.o \
 	src/module.o \
+	src/producer.o \
+	src/relay_storage.o \
 	src/shmem.o \
-	src/status.o
+	src/status.o \
+	src/worker.o
 
 EXTENSION = outbox_kafka
 DATA = $(wildcard sql/outbox_kafka--*.sql)
@@ -36,6 +40,9 @@ PROVE_TESTS = test/t/*.pl
 
 EXTRA_CLEAN = test/results test/output_iso test/tmp_check_regress test/tmp_check_iso \
 	test/regression.diffs test/regression.out tmp_check
+
+# no JIT bitcode: it would need clang at build time for nothing
+override with_llvm = no
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -27,6 +27,7 @@
 #include "utils/varlena.h"
 
 #include "outbox_kafka.h"
+#include "relay.h"
 
 PG_MODULE_MAGIC;
 
@@ -275,4 +276,5 @@ _PG_init(void)
 
 	outbox_loaded_at_startup = true;
 	outbox_shmem_install_hooks();
+	outbox_register_launcher();
 }
