@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# test/demo.sh: see outbox_kafka publish events, from scratch, in well under a
+# minute.  Installs what is missing, builds and installs the extension, starts
+# a throwaway PostgreSQL server (as an unprivileged user) and the local mock
+# Kafka broker, writes some orders, shows the events as Kafka has them and
+# outbox.status, then cleans everything up.
+#
+# Usage (fresh Debian 12, as root):   bash test/demo.sh
+# With a real Kafka cluster:          KAFKA_BOOTSTRAP_SERVERS=host:9092 bash test/demo.sh
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+run_user=${OUTBOX_TEST_USER:-postgres}
+pgbin=/usr/lib/postgresql/15/bin
+# shellcheck source=test/install_deps.sh
+source "$here/test/install_deps.sh"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "installing what is missing and building"
+install_deps
+make -C "$here" -s PG_CONFIG="$pgbin/pg_config"
+make -C "$here" -s PG_CONFIG="$pgbin/pg_config" install
+make -C "$here/test/mock_kafka" -s
+
+work=$(mktemp -d /tmp/outbox_kafka_demo.XXXXXX)
+chown "$run_user" "$work"
+mock_pid=
+cleanup() {
+    set +e
+    [ -f "$work/data/postmaster.pid" ] &&
+        runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null 2>&1
+    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+    bootstrap=$KAFKA_BOOTSTRAP_SERVERS
+    step "using the Kafka cluster at $bootstrap"
+else
+    step "starting the local mock Kafka broker"
+    "$here/test/mock_kafka/mock_kafka" --brokers 1 --topic orders.changes:3 \
+        --topic order.created:3 --control-fifo "$work/mock.fifo" >"$work/mock.out" 2>&1 &
+    mock_pid=$!
+    for _ in $(seq 100); do
+        grep -q '^BOOTSTRAP=' "$work/mock.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    bootstrap=$(sed -n 's/^BOOTSTRAP=//p' "$work/mock.out")
+    [ -n "$bootstrap" ] || { echo "mock broker did not start"; cat "$work/mock.out"; exit 1; }
+    echo "mock broker at $bootstrap"
+fi
+
+step "starting a throwaway PostgreSQL server with outbox_kafka preloaded"
+port=$(( 20000 + RANDOM % 20000 ))
+runuser -u "$run_user" -- "$pgbin/initdb" -D "$work/data" -A trust -U postgres >/dev/null
+cat >>"$work/data/postgresql.conf" <<EOF
+listen_addresses = ''
+port = $port
+unix_socket_directories = '$work'
+shared_preload_libraries = 'outbox_kafka'
+outbox_kafka.databases = 'shop'
+outbox_kafka.bootstrap_servers = '$bootstrap'
+EOF
+runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
+psql() { runuser -u "$run_user" -- "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres "$@"; }
+psql -d postgres -c "CREATE DATABASE shop"
+
+step "creating the orders schema, the capture trigger and writing orders"
+psql -d shop -v ON_ERROR_STOP=1 <<'SQL'
+CREATE EXTENSION outbox_kafka;
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, amount numeric(10,2) NOT NULL,
+                     status text NOT NULL DEFAULT 'new');
+CREATE TRIGGER orders_outbox AFTER INSERT OR UPDATE OR DELETE ON orders
+    FOR EACH ROW EXECUTE FUNCTION outbox.capture('orders.changes', 'id');
+
+-- the business write and its event, in one transaction
+BEGIN;
+INSERT INTO orders (id, customer_id, amount) VALUES (42, 7, 99.50);
+SELECT outbox.enqueue('order.created', jsonb_build_object('orderId', 42, 'amount', 99.50),
+                      key => '42', headers => '{"source": "demo"}') AS event_id \gset
+COMMIT;
+
+INSERT INTO orders (id, customer_id, amount) VALUES (43, 8, 12.00), (44, 7, 5.25);
+UPDATE orders SET status = 'paid' WHERE id = 42;
+DELETE FROM orders WHERE id = 44;
+
+-- a rolled-back order is never published
+BEGIN;
+INSERT INTO orders (id, customer_id, amount) VALUES (99, 1, 1.00);
+ROLLBACK;
+SQL
+
+step "waiting for the relay to publish"
+for _ in $(seq 300); do
+    left=$(psql -d shop -At -c "SELECT coalesce(events_published, 0) >= 6 AND pending_events = 0 FROM outbox.status")
+    [ "$left" = t ] && break
+    sleep 0.1
+done
+[ "$left" = t ] || { echo "events were not published in time"; tail -n 30 "$work/server.log"; exit 1; }
+
+step "the events in Kafka (topic, partition, offset, key, headers, value)"
+for topic in order.created orders.changes; do
+    timeout 20 kcat -C -b "$bootstrap" -t "$topic" -o beginning -e -q \
+        -f '%t [%p] @%o  key=%k\n  headers: %h\n  value:   %s\n\n'
+done
+
+step "outbox.status"
+psql -d shop -x -c "SELECT database, state, worker_pid, pending_events, oldest_pending_age,
+                           events_published, events_dead_lettered, dead_letters, last_error,
+                           last_publish_at, current_table, problem FROM outbox.status"
+
+step "done: server and broker are stopped and removed"
