@@ -35,6 +35,10 @@ ISOLATION = batch_visibility rollback_never_batched old_snapshot rotation_race
 ISOLATION_OPTS = --inputdir=. --outputdir=test/output_iso \
 	--temp-instance=test/tmp_check_iso --temp-config=test/regress.conf
 
+# pg_isolation_regress reads <outputdir>/specs, then <inputdir>/specs: put
+# a copy of test/specs where it looks.
+REGRESS_PREP = isolation-specs
+
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
@@ -47,3 +51,9 @@ override with_llvm = no
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+.PHONY: isolation-specs
+isolation-specs:
+	rm -rf test/output_iso/specs
+	mkdir -p test/output_iso
+	cp -r test/specs test/output_iso/specs

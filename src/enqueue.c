@@ -19,13 +19,18 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "outbox_kafka.h"
 
@@ -46,6 +51,7 @@ static bool wake_at_commit = false;
 
 static void outbox_xact_callback(XactEvent event, void *arg);
 static int	current_event_table(void);
+static Oid	outbox_owner(void);
 static SPIPlanPtr insert_plan(int table_no);
 static Size validate_headers(Jsonb *headers);
 static Datum enqueue_common(FunctionCallInfo fcinfo, bytea *payload,
@@ -199,6 +205,31 @@ current_event_table(void)
 }
 
 /*
+ * outbox_owner: the role that owns the outbox tables (the extension's
+ * owner).  ERROR if the extension is not installed.
+ */
+static Oid
+outbox_owner(void)
+{
+	Oid			nspid = get_namespace_oid("outbox", false);
+	Oid			relid = get_relname_relid("rotation", nspid);
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"outbox.rotation\" does not exist"),
+				 errhint("Recreate the extension with DROP EXTENSION outbox_kafka; CREATE EXTENSION outbox_kafka;")));
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
  * insert_plan: the kept INSERT plan for event table table_no.
  * Expects to run inside SPI_connect().
  */
@@ -228,6 +259,11 @@ insert_plan(int table_no)
  * outbox_insert_event: insert one already validated event into the current
  * event table and return its id.  key, payload and headers may be NULL.
  * Must be called inside a transaction; SPI must not be connected.
+ *
+ * Only this insert runs with the rights of the outbox's owner, as a
+ * restricted operation: callers need no rights on the tables, and nothing
+ * of the caller's (casts, operators, triggers on their tables) ever runs
+ * with elevated rights.  The statements are fully schema-qualified.
  */
 int64
 outbox_insert_event(const char *topic, text *key, bytea *payload,
@@ -238,6 +274,8 @@ outbox_insert_event(const char *topic, text *key, bytea *payload,
 	bool		isnull;
 	int64		id;
 	int			ret;
+	Oid			save_userid;
+	int			save_sec_context;
 
 	values[0] = CStringGetTextDatum(topic);
 	if (key != NULL)
@@ -254,6 +292,10 @@ outbox_insert_event(const char *topic, text *key, bytea *payload,
 	else
 		nulls[4] = 'n';
 
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(outbox_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	SPI_connect();
 	ret = SPI_execute_plan(insert_plan(current_event_table()), values, nulls,
 						   false, 1);
@@ -262,6 +304,8 @@ outbox_insert_event(const char *topic, text *key, bytea *payload,
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									 SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
+	/* on ERROR, transaction abort restores the user id */
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	wake_at_commit = true;
 	return id;

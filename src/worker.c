@@ -715,7 +715,10 @@ outbox_worker_main(Datum main_arg)
 	before_shmem_exit(release_slot, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(relay.dboid, InvalidOid, 0);
+	/* losing a bookkeeping commit only means publishing again */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* the relay's statements are small: compiling them costs more than it saves */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	relay.chunk.cxt = AllocSetContextCreate(TopMemoryContext,
 											"outbox_kafka chunk",
