@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -71,6 +73,12 @@
 
 /* Exit status for command line errors */
 #define EXIT_USAGE				2
+
+/*
+ * How long an orderly cluster teardown may take before we just _exit().
+ * See shutdown_cluster() for why this is needed.
+ */
+#define SHUTDOWN_GRACE_MS		200
 
 /* Result of feeding input to the command interpreter */
 typedef enum InputStatus
@@ -120,6 +128,17 @@ static rd_kafka_mock_cluster_t *mcluster = NULL;	/* the mock cluster */
 static int	broker_count = 1;	/* number of mock brokers */
 static bool stdout_failed = false;	/* a reply could not be written */
 
+/* Files to remove on exit */
+static const char *fifo_path = NULL;	/* --control-fifo, if given */
+static bool fifo_created = false;	/* we created fifo_path */
+static const char *pidfile = NULL;	/* --pidfile, once written */
+
+/* Shutdown watchdog state; see shutdown_cluster() */
+static pthread_mutex_t shutdown_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t shutdown_cond = PTHREAD_COND_INITIALIZER;
+static bool shutdown_done = false;
+static int	shutdown_status = 0;
+
 /* Cached addresses of the real accept()/accept4(); see resolve_next() */
 static void *real_accept_ptr = NULL;
 static void *real_accept4_ptr = NULL;
@@ -147,8 +166,8 @@ static const ErrorAlias error_aliases[] = {
  *		Return the next definition of symbol "name" after this executable
  *		(i.e. libc's), caching it in *cache.
  *
- * Several mock broker threads may race here; they all store the same value,
- * so relaxed atomics are sufficient.
+ * Several threads may race here; they all store the same value, so plain
+ * atomic loads and stores are sufficient.
  */
 static void *
 resolve_next(void **cache, const char *name)
@@ -971,6 +990,85 @@ destroy_cluster(void)
 }
 
 /*
+ * remove_files
+ *		Remove the pidfile and the control FIFO (if we created it).
+ */
+static void
+remove_files(void)
+{
+	if (fifo_path != NULL && fifo_created)
+		unlink(fifo_path);
+	if (pidfile != NULL)
+		unlink(pidfile);
+}
+
+/*
+ * shutdown_watchdog
+ *		Thread body: if the teardown has not finished within
+ *		SHUTDOWN_GRACE_MS, remove our files and _exit() right away.
+ */
+static void *
+shutdown_watchdog(void *arg)
+{
+	struct timespec deadline;
+
+	(void) arg;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_nsec += (long) SHUTDOWN_GRACE_MS * 1000000L;
+	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+	deadline.tv_nsec %= 1000000000L;
+
+	pthread_mutex_lock(&shutdown_lock);
+	while (!shutdown_done)
+	{
+		if (pthread_cond_timedwait(&shutdown_cond, &shutdown_lock,
+								   &deadline) == ETIMEDOUT)
+			break;
+	}
+	if (!shutdown_done)
+	{
+		/* Still holding the lock, so the main thread cannot race us */
+		remove_files();
+		_exit(shutdown_status);
+	}
+	pthread_mutex_unlock(&shutdown_lock);
+	return NULL;
+}
+
+/*
+ * shutdown_cluster
+ *		Destroy the cluster, but never let that take much longer than
+ *		SHUTDOWN_GRACE_MS.
+ *
+ * In librdkafka 2.0.2, rd_kafka_mock_cluster_destroy() first closes all
+ * mock brokers (listeners and client connections) and then joins an
+ * internal "dummy" broker thread; depending on timing that thread only
+ * notices its TERMINATE op at the end of its 1 s queue wait, so roughly
+ * every other destroy takes an extra second.  Since everything visible from
+ * outside is gone by then, a watchdog thread simply _exit()s with the same
+ * status when the teardown overruns.
+ */
+static void
+shutdown_cluster(int status)
+{
+	pthread_t	tid;
+	bool		have_watchdog;
+
+	shutdown_status = status;
+	have_watchdog = (pthread_create(&tid, NULL, shutdown_watchdog, NULL) == 0);
+
+	destroy_cluster();
+
+	pthread_mutex_lock(&shutdown_lock);
+	shutdown_done = true;
+	pthread_cond_signal(&shutdown_cond);
+	pthread_mutex_unlock(&shutdown_lock);
+
+	if (have_watchdog)
+		pthread_join(tid, NULL);
+}
+
+/*
  * add_startup_topic
  *		Handle one --topic NAME[:PARTITIONS] option.
  */
@@ -1046,15 +1144,13 @@ main(int argc, char **argv)
 {
 	const char *topics[256];
 	int			ntopics = 0;
-	const char *fifo_path = NULL;
-	const char *pidfile = NULL;
+	const char *pidfile_arg = NULL;
 	const char *debug = NULL;
 	long		v;
 	int			i;
 	sigset_t	sigs;
 	int			sfd;
 	int			fifo_wfd = -1;
-	bool		fifo_created = false;
 	InputState	in;
 	int			status = 0;
 
@@ -1118,7 +1214,7 @@ main(int argc, char **argv)
 		else if (strcmp(arg, "--control-fifo") == 0)
 			fifo_path = val;
 		else if (strcmp(arg, "--pidfile") == 0)
-			pidfile = val;
+			pidfile_arg = val;
 		else if (strcmp(arg, "--debug") == 0)
 			debug = val;
 		else
@@ -1157,7 +1253,10 @@ main(int argc, char **argv)
 	in.fd = STDIN_FILENO;
 	if (fifo_path != NULL &&
 		!open_fifo(fifo_path, &in.fd, &fifo_wfd, &fifo_created))
+	{
+		remove_files();
 		return 1;
+	}
 
 	if (!create_cluster(debug))
 	{
@@ -1174,11 +1273,14 @@ main(int argc, char **argv)
 		}
 	}
 
-	if (pidfile != NULL && !write_pidfile(pidfile))
+	if (pidfile_arg != NULL)
 	{
-		pidfile = NULL;
-		status = 1;
-		goto done;
+		if (!write_pidfile(pidfile_arg))
+		{
+			status = 1;
+			goto done;
+		}
+		pidfile = pidfile_arg;
 	}
 
 	reply("BOOTSTRAP=%s", rd_kafka_mock_cluster_bootstraps(mcluster));
@@ -1239,16 +1341,13 @@ main(int argc, char **argv)
 		status = 1;
 
 done:
-	destroy_cluster();
+	shutdown_cluster(status);
 	if (fifo_path != NULL)
 	{
 		close(in.fd);
 		close(fifo_wfd);
-		if (fifo_created)
-			unlink(fifo_path);
 	}
-	if (pidfile != NULL)
-		unlink(pidfile);
+	remove_files();
 	close(sfd);
 	return status;
 }

@@ -13,18 +13,19 @@ set -u
 
 # Re-run ourselves under an overall watchdog.
 if [ -z "${MOCK_SELFTEST_INNER:-}" ]; then
-	MOCK_SELFTEST_INNER=1 exec timeout -k 5 60 bash "$0" "$@"
+	MOCK_SELFTEST_INNER=1 exec timeout -k 5 30 bash "$0" "$@"
 fi
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN="$HERE/mock_kafka"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mock_kafka_selftest.XXXXXX")
-T=20			# per-step timeout in seconds
+T=10			# per-step timeout in seconds
 passed=0
 failed=0
 MOCK_PID_SAVED=""
 BG_PID=""
 
+# shellcheck disable=SC2317  # invoked via trap
 cleanup()
 {
 	# Only ever signal the processes this script started.
@@ -145,6 +146,7 @@ check "fifo mode: pidfile" "$(cat "$TMP/mock.pid" 2>/dev/null)" "$BG_PID"
 
 # Separate writers, one after the other.
 for cmd in "ping" "broker_down 1" "broker_up 1"; do
+	# shellcheck disable=SC2016  # expanded by the inner shell
 	timeout $T bash -c 'echo "$1" > "$2"' _ "$cmd" "$TMP/ctl.fifo"
 	line=""
 	IFS= read -r -t $T -u "$OUT" line
