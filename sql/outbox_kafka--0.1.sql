@@ -237,11 +237,14 @@ $$;
 COMMENT ON FUNCTION outbox.open_batch() IS
     'Relay API: take a tick and open the batch of events that became visible since the last completed tick';
 
--- The next chunk of the open batch, in id order.
+-- The next chunk of the open batch, in id order: events after the last
+-- acknowledged one, or after after_id if that is further (the relay reads
+-- ahead while the previous chunk is still being delivered).
 -- The chunk is always read by walking the id indexes from the cursor:
 -- the planner would otherwise sort the whole remaining batch per chunk.
 -- (The plan is tiny: JIT would only add compile time to every chunk.)
-CREATE FUNCTION outbox.next_events(max_events integer DEFAULT 1000)
+CREATE FUNCTION outbox.next_events(max_events integer DEFAULT 1000,
+                                   after_id bigint DEFAULT NULL)
 RETURNS SETOF outbox.event
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -264,7 +267,7 @@ BEGIN
     RETURN QUERY
         SELECT e.*
           FROM outbox.event e
-         WHERE e.id > st.batch_done_id
+         WHERE e.id > greatest(st.batch_done_id, after_id)
            AND e.id <= st.batch_last_id
            AND pg_visible_in_snapshot(e.txid, st.cur_tick)
            AND NOT pg_visible_in_snapshot(e.txid, st.prev_tick)
@@ -272,8 +275,8 @@ BEGIN
          LIMIT max_events;
 END
 $$;
-COMMENT ON FUNCTION outbox.next_events(integer) IS
-    'Relay API: the next events of the open batch after the last acknowledged one, in id order';
+COMMENT ON FUNCTION outbox.next_events(integer, bigint) IS
+    'Relay API: the next events of the open batch after the last acknowledged one (or after after_id), in id order';
 
 -- Record that the events of the open batch up to up_to_id (events of them)
 -- are published or dead-lettered.  Returns true when that completes the

@@ -79,7 +79,9 @@ extern PGDLLEXPORT void outbox_worker_main(Datum main_arg);
 
 /* relay_storage.c: the SQL relay API, called through kept SPI plans */
 extern bool outbox_storage_extension_ready(void);
-extern void outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events);
+extern void outbox_chunk_reset(OutboxChunk *chunk);
+extern void outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
+									   int64 after_id);
 extern int	outbox_storage_finish_chunk(OutboxChunk *chunk);
 extern void outbox_storage_maintain(void);
 

@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -77,82 +78,96 @@ outbox_storage_extension_ready(void)
 static void
 copy_event(OutboxEvent *event, HeapTuple tuple, TupleDesc desc)
 {
-	bool		isnull;
-	Datum		d;
+	Datum		values[7];
+	bool		nulls[7];
+
+	/* one pass over the tuple: the varlena columns make getattr costly */
+	heap_deform_tuple(tuple, desc, values, nulls);
 
 	memset(event, 0, sizeof(OutboxEvent));
-	event->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	event->topic = TextDatumGetCString(SPI_getbinval(tuple, desc, 2, &isnull));
-
-	d = SPI_getbinval(tuple, desc, 3, &isnull);
-	if (!isnull)
+	event->id = DatumGetInt64(values[0]);
+	event->topic = TextDatumGetCString(values[1]);
+	if (!nulls[2])
 	{
-		text	   *key = DatumGetTextPCopy(d);
+		text	   *key = DatumGetTextPCopy(values[2]);
 
 		event->key = VARDATA_ANY(key);
 		event->key_len = VARSIZE_ANY_EXHDR(key);
 	}
-
-	d = SPI_getbinval(tuple, desc, 4, &isnull);
-	if (!isnull)
+	if (!nulls[3])
 	{
-		bytea	   *payload = DatumGetByteaPCopy(d);
+		bytea	   *payload = DatumGetByteaPCopy(values[3]);
 
 		event->payload = VARDATA_ANY(payload);
 		event->payload_len = VARSIZE_ANY_EXHDR(payload);
 	}
-
-	event->payload_kind = DatumGetChar(SPI_getbinval(tuple, desc, 5, &isnull));
-
-	d = SPI_getbinval(tuple, desc, 6, &isnull);
-	if (!isnull)
-		event->headers = DatumGetJsonbPCopy(d);
-
-	event->created_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 7, &isnull));
+	event->payload_kind = DatumGetChar(values[4]);
+	if (!nulls[5])
+		event->headers = DatumGetJsonbPCopy(values[5]);
+	event->created_at = DatumGetTimestampTz(values[6]);
 	event->delivery = OUTBOX_DELIVERY_NONE;
 }
 
 /*
- * outbox_storage_fetch_chunk: open the next batch if none is open, and
- * load its next max_events events (id order) into chunk, replacing what
- * chunk held.  chunk->nevents is 0 when there is nothing to publish.
+ * outbox_chunk_reset: empty chunk and free its events.  Nothing of it may
+ * be in flight.
  */
 void
-outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events)
+outbox_chunk_reset(OutboxChunk *chunk)
 {
-	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1];
-	bool		isnull;
-	int64		events;
-	MemoryContext old;
-	uint64		i;
-
 	MemoryContextReset(chunk->cxt);
 	chunk->events = NULL;
 	chunk->nevents = 0;
 	chunk->in_flight = 0;
 	chunk->recorded = 0;
+}
+
+/*
+ * outbox_storage_fetch_chunk: load the next max_events events (id order)
+ * of the open batch into chunk, replacing what chunk held.  With after_id
+ * 0 the batch is opened first if none is open and reading starts at the
+ * batch cursor; otherwise (reading ahead) only events after after_id of an
+ * already open batch are read.  chunk->nevents is 0 when there is nothing.
+ */
+void
+outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events, int64 after_id)
+{
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+	MemoryContext old;
+	uint64		i;
+
+	outbox_chunk_reset(chunk);
 
 	SPI_connect();
-	if (SPI_execute_plan(keep_plan(&open_plan,
-								   "SELECT events FROM outbox.open_batch()",
-								   0, NULL),
-						 NULL, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "outbox.open_batch() failed");
-	events = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										 SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull || events == 0)
+	if (after_id == 0)
 	{
-		SPI_finish();
-		return;
+		int64		events;
+
+		if (SPI_execute_plan(keep_plan(&open_plan,
+									   "SELECT events FROM outbox.open_batch()",
+									   0, NULL),
+							 NULL, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "outbox.open_batch() failed");
+		events = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull || events == 0)
+		{
+			SPI_finish();
+			return;
+		}
+		nulls[1] = 'n';
 	}
 
 	values[0] = Int32GetDatum(max_events);
+	values[1] = Int64GetDatum(after_id);
 	if (SPI_execute_plan(keep_plan(&next_plan,
 								   "SELECT id, topic, key, payload, payload_kind, headers, created_at"
-								   " FROM outbox.next_events($1)",
-								   1, argtypes),
-						 values, NULL, false, 0) != SPI_OK_SELECT)
+								   " FROM outbox.next_events($1, $2)",
+								   2, argtypes),
+						 values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "outbox.next_events() failed");
 
 	old = MemoryContextSwitchTo(chunk->cxt);

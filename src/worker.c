@@ -60,12 +60,15 @@ typedef struct RelayWorker
 	OutboxProducer *producer;
 	char	   *producer_settings;	/* settings the producer was built from */
 	bool		producer_stale;		/* settings changed: rebuild when idle */
-	OutboxChunk chunk;
+	OutboxChunk chunks[2];
+	OutboxChunk *chunk;			/* being published */
+	OutboxChunk *ahead;			/* read ahead while chunk is delivered */
 	int			backoff_ms;
 	TimestampTz retry_at;		/* no publishing before this */
 	TimestampTz next_maintenance;
 	OutboxWorkerState state;
 	TimestampTz state_logged_at;
+	bool		extension_ready;	/* extension seen installed */
 } RelayWorker;
 
 static RelayWorker relay;
@@ -79,6 +82,7 @@ static void process_reload(void);
 static bool ensure_producer(void);
 static long relay_step(void);
 static long publish_chunk(void);
+static void read_ahead(void);
 static void record_progress_and_fetch(bool fetch);
 static void produce_pending(void);
 static void await_deliveries(int timeout_ms);
@@ -294,7 +298,7 @@ ensure_producer(void)
 	char	   *client_id;
 
 	if (relay.producer != NULL && relay.producer_stale &&
-		relay.chunk.in_flight == 0)
+		relay.chunk->in_flight == 0)
 	{
 		ereport(LOG,
 				(errmsg("outbox_kafka worker for database \"%s\" recreates its Kafka producer: settings changed",
@@ -353,7 +357,7 @@ recreate_producer(const char *reason)
 static void
 record_progress_and_fetch(bool fetch)
 {
-	OutboxChunk *chunk = &relay.chunk;
+	OutboxChunk *chunk = relay.chunk;
 	int			recorded;
 	bool		replaced;
 	uint64		published = 0;
@@ -376,7 +380,17 @@ record_progress_and_fetch(bool fetch)
 	/* the whole chunk is done: the next one replaces it */
 	replaced = fetch && recorded == chunk->nevents;
 	if (replaced)
-		outbox_storage_fetch_chunk(chunk, outbox_batch_size);
+	{
+		if (relay.ahead->nevents > 0)
+		{
+			/* the chunk read ahead becomes current */
+			relay.chunk = relay.ahead;
+			relay.ahead = chunk;
+			outbox_chunk_reset(chunk);
+		}
+		else
+			outbox_storage_fetch_chunk(chunk, outbox_batch_size, 0);
+	}
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -406,7 +420,7 @@ record_progress_and_fetch(bool fetch)
 static void
 produce_pending(void)
 {
-	OutboxChunk *chunk = &relay.chunk;
+	OutboxChunk *chunk = relay.chunk;
 	int			i;
 
 	for (i = 0; i < chunk->nevents; i++)
@@ -441,7 +455,7 @@ await_deliveries(int timeout_ms)
 	if (timeout_ms >= 0)
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 
-	while (relay.chunk.in_flight > 0)
+	while (relay.chunk->in_flight > 0)
 	{
 		outbox_producer_poll(relay.producer, DELIVERY_POLL_MS);
 
@@ -470,7 +484,7 @@ await_deliveries(int timeout_ms)
 static int
 settle_failures(void)
 {
-	OutboxChunk *chunk = &relay.chunk;
+	OutboxChunk *chunk = relay.chunk;
 	TimestampTz now = GetCurrentTimestamp();
 	int			retry = 0;
 	int			failed = 0;
@@ -538,6 +552,32 @@ settle_failures(void)
 }
 
 /*
+ * read_ahead: while the chunk is being delivered, read the next events of
+ * the same batch (no batch is opened and nothing is recorded), so the next
+ * round can produce at once.  Only in a clean round: during retries the
+ * chunk is settled first.
+ */
+static void
+read_ahead(void)
+{
+	OutboxChunk *chunk = relay.chunk;
+
+	if (relay.ahead->nevents > 0 || chunk->nevents < outbox_batch_size ||
+		relay.backoff_ms != 0)
+		return;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "outbox_kafka: read ahead");
+	outbox_storage_fetch_chunk(relay.ahead, outbox_batch_size,
+							   chunk->events[chunk->nevents - 1].id);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * publish_chunk: one round of publishing: record progress, fetch, produce,
  * wait for the reports, settle failures.  Returns how long to wait before
  * the next round (0: go on at once).
@@ -548,7 +588,7 @@ publish_chunk(void)
 	int			retry;
 
 	record_progress_and_fetch(true);
-	if (relay.chunk.nevents == 0)
+	if (relay.chunk->nevents == 0)
 	{
 		enter_state(OUTBOX_STATE_IDLE, DEBUG1, NULL);
 		return outbox_poll_interval_ms;
@@ -559,6 +599,7 @@ publish_chunk(void)
 		enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
 
 	produce_pending();
+	read_ahead();
 	await_deliveries(-1);
 	if (relay.producer == NULL || ShutdownRequestPending)
 		return 0;
@@ -617,8 +658,6 @@ run_maintenance(void)
 static long
 relay_step(void)
 {
-	bool		ready;
-
 	if (RecoveryInProgress())
 	{
 		enter_state(OUTBOX_STATE_STANDBY, LOG,
@@ -626,10 +665,14 @@ relay_step(void)
 		return Min(outbox_poll_interval_ms, 1000);
 	}
 
-	StartTransactionCommand();
-	ready = outbox_storage_extension_ready();
-	CommitTransactionCommand();
-	if (!ready)
+	/* checked once, and again after any error (DROP EXTENSION, say) */
+	if (!relay.extension_ready)
+	{
+		StartTransactionCommand();
+		relay.extension_ready = outbox_storage_extension_ready();
+		CommitTransactionCommand();
+	}
+	if (!relay.extension_ready)
 	{
 		enter_state(OUTBOX_STATE_WAITING_FOR_EXTENSION, LOG,
 					"extension outbox_kafka is not installed in this database; run CREATE EXTENSION outbox_kafka");
@@ -657,7 +700,7 @@ shutdown_relay(void)
 	if (relay.producer != NULL)
 	{
 		await_deliveries(outbox_shutdown_timeout_ms);
-		if (relay.chunk.nevents > 0 && !RecoveryInProgress())
+		if (relay.chunk->nevents > 0 && !RecoveryInProgress())
 			record_progress_and_fetch(false);
 		outbox_producer_destroy(relay.producer, 0);
 		relay.producer = NULL;
@@ -690,6 +733,9 @@ recover_from_error(void)
 	RESUME_INTERRUPTS();
 
 	outbox_slot_set_error(relay.slot, edata->message ? edata->message : "unknown error");
+	relay.extension_ready = false;
+	/* what was read ahead is read again once the cause is gone */
+	outbox_chunk_reset(relay.ahead);
 	FreeErrorData(edata);
 	relay.backoff_ms = relay.backoff_ms == 0 ? 1000 : Min(relay.backoff_ms * 2, BACKOFF_MAX_MS);
 	relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), relay.backoff_ms);
@@ -720,9 +766,14 @@ outbox_worker_main(Datum main_arg)
 	/* the relay's statements are small: compiling them costs more than it saves */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
-	relay.chunk.cxt = AllocSetContextCreate(TopMemoryContext,
-											"outbox_kafka chunk",
-											ALLOCSET_DEFAULT_SIZES);
+	relay.chunks[0].cxt = AllocSetContextCreate(TopMemoryContext,
+												"outbox_kafka chunk",
+												ALLOCSET_DEFAULT_SIZES);
+	relay.chunks[1].cxt = AllocSetContextCreate(TopMemoryContext,
+												"outbox_kafka chunk read ahead",
+												ALLOCSET_DEFAULT_SIZES);
+	relay.chunk = &relay.chunks[0];
+	relay.ahead = &relay.chunks[1];
 	relay.producer_settings = current_producer_settings();
 
 	StartTransactionCommand();
