@@ -30,6 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "outbox_kafka.h"
@@ -45,6 +46,9 @@ PG_FUNCTION_INFO_V1(outbox_requeue_event);
 /* Kept SPI plans, prepared on first use in this backend. */
 static SPIPlanPtr current_table_plan = NULL;
 static SPIPlanPtr insert_plans[OUTBOX_EVENT_TABLES];
+
+/* Owner of the outbox tables, or InvalidOid when it must be looked up. */
+static Oid	cached_owner = InvalidOid;
 
 /* Set once this transaction enqueued something; cleared at its end. */
 static bool wake_at_commit = false;
@@ -169,8 +173,11 @@ outbox_validate_event_size(bytea *payload, text *key, Size header_bytes)
 }
 
 /*
- * current_event_table: number of the event table new rows go to.
- * Expects to run inside SPI_connect().
+ * current_event_table: number of the event table new rows go to.  The
+ * database's relay publishes it in shared memory after every maintenance
+ * run; without a relay it is read from outbox.rotation.  A stale answer is
+ * harmless: rows in a table that is no longer current are still published
+ * and only delay its truncation.  Expects to run inside SPI_connect().
  */
 static int
 current_event_table(void)
@@ -178,6 +185,15 @@ current_event_table(void)
 	bool		isnull;
 	Datum		d;
 	int			table_no;
+	OutboxWorkerSlot *slot = outbox_find_slot(MyDatabaseId);
+
+	if (slot != NULL)
+	{
+		uint32		cached = pg_atomic_read_u32(&slot->current_table);
+
+		if (cached > 0 && cached <= OUTBOX_EVENT_TABLES)
+			return (int) cached - 1;
+	}
 
 	if (current_table_plan == NULL)
 	{
@@ -205,16 +221,39 @@ current_event_table(void)
 }
 
 /*
+ * forget_owner: syscache callback; any change to pg_class may be a new
+ * owner or a re-created extension, so look the owner up again.
+ */
+static void
+forget_owner(Datum arg, int cacheid, uint32 hashvalue)
+{
+	cached_owner = InvalidOid;
+}
+
+/*
  * outbox_owner: the role that owns the outbox tables (the extension's
- * owner).  ERROR if the extension is not installed.
+ * owner), cached until pg_class changes.  ERROR if the extension is not
+ * installed.
  */
 static Oid
 outbox_owner(void)
 {
-	Oid			nspid = get_namespace_oid("outbox", false);
-	Oid			relid = get_relname_relid("rotation", nspid);
+	static bool callback_registered = false;
+	Oid			nspid;
+	Oid			relid;
 	HeapTuple	tuple;
 	Oid			owner;
+
+	if (OidIsValid(cached_owner))
+		return cached_owner;
+	if (!callback_registered)
+	{
+		CacheRegisterSyscacheCallback(RELOID, forget_owner, (Datum) 0);
+		callback_registered = true;
+	}
+
+	nspid = get_namespace_oid("outbox", false);
+	relid = get_relname_relid("rotation", nspid);
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -226,6 +265,7 @@ outbox_owner(void)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
+	cached_owner = owner;
 	return owner;
 }
 

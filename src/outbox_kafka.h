@@ -84,6 +84,8 @@ typedef struct OutboxWorkerSlot
 	pg_atomic_uint64 events_retried;
 	pg_atomic_uint64 events_dead_lettered;
 	pg_atomic_uint64 events_failed;
+	pg_atomic_uint32 current_table;	/* event table taking new rows, plus
+										 * one; 0 while unknown */
 } OutboxWorkerSlot;
 
 typedef struct OutboxShared

@@ -83,7 +83,7 @@ extern void outbox_chunk_reset(OutboxChunk *chunk);
 extern void outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
 									   int64 after_id);
 extern int	outbox_storage_finish_chunk(OutboxChunk *chunk);
-extern void outbox_storage_maintain(void);
+extern int	outbox_storage_maintain(void);
 
 /* producer.c */
 extern OutboxProducer *outbox_producer_create(const char *client_id,

@@ -233,16 +233,23 @@ outbox_storage_finish_chunk(OutboxChunk *chunk)
 }
 
 /*
- * outbox_storage_maintain: rotate and truncate the event tables.
+ * outbox_storage_maintain: rotate and truncate the event tables.  Returns
+ * the number of the event table that now takes new rows.
  */
-void
+int
 outbox_storage_maintain(void)
 {
+	bool		isnull;
+	int			current;
+
 	SPI_connect();
 	if (SPI_execute_plan(keep_plan(&maintain_plan,
-								   "SELECT rotated_to, truncated FROM outbox.maintain()",
+								   "SELECT current_table FROM outbox.maintain()",
 								   0, NULL),
 						 NULL, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "outbox.maintain() failed");
+	current = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
+	return current;
 }
