@@ -86,6 +86,8 @@ typedef struct OutboxWorkerSlot
 	pg_atomic_uint64 events_failed;
 	pg_atomic_uint32 current_table;	/* event table taking new rows, plus
 										 * one; 0 while unknown */
+	pg_atomic_uint32 inject_fatal;	/* test hook: raise a fatal producer
+									 * error at the next chance */
 } OutboxWorkerSlot;
 
 typedef struct OutboxShared

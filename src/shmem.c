@@ -89,6 +89,7 @@ outbox_shmem_startup(void)
 			pg_atomic_init_u64(&slot->events_dead_lettered, 0);
 			pg_atomic_init_u64(&slot->events_failed, 0);
 			pg_atomic_init_u32(&slot->current_table, 0);
+			pg_atomic_init_u32(&slot->inject_fatal, 0);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);

@@ -158,6 +158,7 @@ claim_slot(Oid dboid)
 	slot->last_publish_at = 0;
 	SpinLockRelease(&slot->mutex);
 	pg_atomic_write_u32(&slot->current_table, 0);
+	pg_atomic_write_u32(&slot->inject_fatal, 0);
 	pg_atomic_write_u64(&slot->events_published, 0);
 	pg_atomic_write_u64(&slot->events_retried, 0);
 	pg_atomic_write_u64(&slot->events_dead_lettered, 0);
@@ -458,6 +459,9 @@ await_deliveries(int timeout_ms)
 
 	while (relay.chunk->in_flight > 0)
 	{
+		if (relay.slot != NULL &&
+			pg_atomic_exchange_u32(&relay.slot->inject_fatal, 0) != 0)
+			outbox_producer_inject_fatal(relay.producer);
 		outbox_producer_poll(relay.producer, DELIVERY_POLL_MS);
 
 		if (outbox_producer_take_fatal(relay.producer, reason, sizeof(reason)))

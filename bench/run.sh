@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# bench/run.sh: outbox_kafka benchmarks, measured side by side in one run on
+# this machine against librdkafka's mock broker (with TCP_NODELAY) on
+# loopback.  Prints a Markdown report (docs/benchmarks.md keeps the latest).
+#
+#   bash bench/run.sh [all|enqueue|latency|drain|bloat]
+#
+# Needs root (installs what is missing, runs servers as $OUTBOX_TEST_USER).
+# Settings: BENCH_SECONDS (default 20), BENCH_RATE (2000), BENCH_DRAIN (1000000),
+# BENCH_BLOAT_SECONDS (120).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+what=${1:-all}
+run_user=${OUTBOX_TEST_USER:-postgres}
+pgbin=/usr/lib/postgresql/15/bin
+seconds=${BENCH_SECONDS:-20}
+rate=${BENCH_RATE:-2000}
+drain_n=${BENCH_DRAIN:-1000000}
+bloat_seconds=${BENCH_BLOAT_SECONDS:-120}
+# shellcheck source=test/install_deps.sh
+source "$here/test/install_deps.sh"
+
+install_deps
+make -C "$here" -s PG_CONFIG="$pgbin/pg_config"
+make -C "$here" -s PG_CONFIG="$pgbin/pg_config" install
+make -C "$here/test/mock_kafka" -s
+
+work=$(mktemp -d /tmp/outbox_kafka_bench.XXXXXX)
+chown "$run_user" "$work"
+gcc -O2 -Wall -Wextra -Werror -o "$work/latency_consumer" "$here/bench/latency_consumer.c" -lrdkafka
+
+mock_pid=
+cleanup() {
+    set +e
+    jobs -p | xargs -r kill 2>/dev/null
+    [ -f "$work/data/postmaster.pid" ] &&
+        runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1
+    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$here/test/mock_kafka/mock_kafka" --brokers 1 --topic bench.latency:4 --topic bench.drain:4 \
+    --topic bench.load:4 --control-fifo "$work/mock.fifo" >"$work/mock.out" 2>&1 &
+mock_pid=$!
+for _ in $(seq 100); do grep -q '^BOOTSTRAP=' "$work/mock.out" 2>/dev/null && break; sleep 0.1; done
+bootstrap=$(sed -n 's/^BOOTSTRAP=//p' "$work/mock.out")
+
+port=$(( 20000 + RANDOM % 20000 ))
+runuser -u "$run_user" -- "$pgbin/initdb" -D "$work/data" -A trust -U postgres >/dev/null
+cat >>"$work/data/postgresql.conf" <<EOF
+listen_addresses = ''
+port = $port
+unix_socket_directories = '$work'
+shared_preload_libraries = 'outbox_kafka'
+outbox_kafka.databases = 'bench'
+outbox_kafka.bootstrap_servers = '$bootstrap'
+shared_buffers = '512MB'
+max_wal_size = '4GB'
+EOF
+runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
+psql() { runuser -u "$run_user" -- "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres "$@"; }
+pgbench() { runuser -u "$run_user" -- "$pgbin/pgbench" -h "$work" -p "$port" -U postgres "$@"; }
+set_relay() {   # set_relay 'bench' | ''  -- start or stop the relay, wait for it
+    psql -d postgres -c "ALTER SYSTEM SET outbox_kafka.databases = '$1'" -c "SELECT pg_reload_conf()" >/dev/null
+    local want=t; [ -z "$1" ] && want=f
+    for _ in $(seq 200); do
+        [ "$(psql -d bench -Atc "SELECT state IS NOT NULL FROM outbox.status")" = "$want" ] && return 0
+        sleep 0.1
+    done
+    echo "relay did not change state" >&2; return 1
+}
+wait_drained() {
+    for _ in $(seq 6000); do
+        [ "$(psql -d bench -Atc "SELECT pending_events = 0 FROM outbox.status")" = t ] && return 0
+        sleep 0.05
+    done
+    echo "relay did not drain" >&2; return 1
+}
+psql -d postgres -c "CREATE DATABASE bench"
+psql -d bench -c "SET client_min_messages = error" -c "CREATE EXTENSION outbox_kafka" \
+    -c "CREATE TABLE plain_event (LIKE outbox.event_0 INCLUDING DEFAULTS INCLUDING INDEXES)" \
+    -c "ALTER TABLE plain_event ADD PRIMARY KEY (id)" -c "CREATE INDEX ON plain_event (txid)"
+set_relay bench
+
+echo "# outbox_kafka benchmarks"
+echo
+echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(dpkg-query -W -f='${Version}' librdkafka1), mock broker with TCP_NODELAY; command: \`bash bench/run.sh $what\`"
+echo
+
+if [ "$what" = all ] || [ "$what" = enqueue ]; then
+    cat >"$work/plain.sql" <<'EOF'
+\set k random(1, 1000)
+INSERT INTO plain_event (topic, key, payload, payload_kind) VALUES ('orders', :k, convert_to('{"orderId": 42, "amount": 99.5}', 'UTF8'), 'j');
+EOF
+    cat >"$work/enqueue.sql" <<'EOF'
+\set k random(1, 1000)
+SELECT outbox.enqueue('orders', '{"orderId": 42, "amount": 99.5}'::jsonb, key => :k::text);
+EOF
+    chown "$run_user" "$work"/*.sql
+    echo "## Enqueue overhead (pgbench, 2 clients, ${seconds}s per run, alternating, relay running)"
+    echo
+    echo "| run | plain INSERT tps | outbox.enqueue tps | enqueue / INSERT |"
+    echo "|---|---|---|---|"
+    for r in 1 2 3; do
+        p=$(pgbench -n -f "$work/plain.sql" -T "$seconds" -c 2 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        e=$(pgbench -n -f "$work/enqueue.sql" -T "$seconds" -c 2 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        echo "| $r | ${p%.*} | ${e%.*} | $(awk -v e="$e" -v p="$p" 'BEGIN{printf "%.3f", e/p}') |"
+    done
+    echo
+fi
+
+if [ "$what" = all ] || [ "$what" = latency ]; then
+    cat >"$work/latency.sql" <<'EOF'
+SELECT outbox.enqueue('bench.latency', jsonb_build_object('t', extract(epoch from clock_timestamp())), key => (random()*1000)::int::text);
+EOF
+    chown "$run_user" "$work/latency.sql"
+    echo "## Commit to consumer latency (pgbench --rate, 4 clients, ${seconds}s; consumer fetch.wait.max.ms=1)"
+    echo
+    echo "| rate (ev/s) | events | p50 ms | p90 ms | p99 ms | max ms |"
+    echo "|---|---|---|---|---|---|"
+    # warm up: topic metadata, connections
+    psql -d bench -c "SELECT outbox.enqueue('bench.latency', '{\"t\": 0}'::jsonb)" >/dev/null
+    wait_drained
+    for r in 200 "$rate"; do
+        n=$(( r * seconds * 98 / 100 ))
+        "$work/latency_consumer" "$bootstrap" bench.latency 4 "$n" $(( seconds + 20 )) >"$work/lat.out" &
+        cpid=$!
+        for _ in $(seq 100); do grep -q ready "$work/lat.out" && break; sleep 0.1; done
+        pgbench -n -f "$work/latency.sql" -R "$r" -T "$seconds" -c 4 -j 2 bench >/dev/null 2>&1
+        wait "$cpid" || true
+        sed -n 's/^count=\([0-9]*\) p50_ms=\([0-9.]*\) p90_ms=\([0-9.]*\) p99_ms=\([0-9.]*\) max_ms=\([0-9.]*\)/| '"$r"' | \1 | \2 | \3 | \4 | \5 |/p' "$work/lat.out"
+    done
+    echo
+fi
+
+if [ "$what" = all ] || [ "$what" = drain ]; then
+    echo "## Backlog drain ($drain_n events enqueued while the relay is stopped)"
+    echo
+    set_relay ''
+    per=$(( drain_n / 4 ))
+    for s in 1 2 3 4; do
+        psql -d bench -c "SELECT count(outbox.enqueue('bench.drain', jsonb_build_object('orderId', g, 'amount', 99.5), key => (g % 1000)::text)) FROM generate_series(1, $per) g" >/dev/null &
+    done
+    wait
+    before=$(for p in 0 1 2 3; do kcat -C -b "$bootstrap" -t bench.drain -p "$p" -o -1 -e -q -f '%o\n' 2>/dev/null | tail -1; done | awk '{s += $1 + 1} END {print s + 0}')
+    t0=$(date +%s%N)
+    set_relay bench
+    wait_drained
+    t1=$(date +%s%N)
+    after=$(for p in 0 1 2 3; do kcat -C -b "$bootstrap" -t bench.drain -p "$p" -o -1 -e -q -f '%o\n' 2>/dev/null | tail -1; done | awk '{s += $1 + 1} END {print s + 0}')
+    ms=$(( (t1 - t0) / 1000000 ))
+    echo "| events | messages added to the topic (high watermarks) | seconds (relay start to empty backlog) | events/s |"
+    echo "|---|---|---|---|"
+    echo "| $(( per * 4 )) | $(( after - before )) | $(awk -v m="$ms" 'BEGIN{printf "%.2f", m/1000}') | $(( per * 4 * 1000 / ms )) |"
+    echo
+fi
+
+if [ "$what" = all ] || [ "$what" = bloat ]; then
+    echo "## Storage under sustained load with an old snapshot held (${bloat_seconds}s at $rate ev/s, rotation_interval 10s)"
+    echo
+    psql -d postgres -c "ALTER SYSTEM SET outbox_kafka.rotation_interval = '10s'" -c "SELECT pg_reload_conf()" >/dev/null
+    cat >"$work/load.sql" <<'EOF'
+SELECT outbox.enqueue('bench.load', '{"orderId": 42, "amount": 99.5}'::jsonb, key => (random()*1000)::int::text);
+EOF
+    chown "$run_user" "$work/load.sql"
+    size_q="SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) || ' / ' || coalesce(sum(s.n_dead_tup), 0) FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relnamespace = 'outbox'::regnamespace AND c.relkind = 'r'"
+    # a long report query: REPEATABLE READ snapshot held for the whole run
+    psql -d bench -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM pg_class" \
+         -c "SELECT pg_sleep($bloat_seconds + 15)" -c "COMMIT" >/dev/null 2>&1 &
+    echo "| elapsed s | outbox tables: total size / dead tuples |"
+    echo "|---|---|"
+    echo "| 0 | $(psql -d bench -Atc "$size_q") |"
+    pgbench -n -f "$work/load.sql" -R "$rate" -T "$bloat_seconds" -c 4 -j 2 bench >/dev/null 2>&1 &
+    lpid=$!
+    step=$(( bloat_seconds / 4 ))
+    for i in 1 2 3 4; do
+        sleep "$step"
+        echo "| $(( i * step )) | $(psql -d bench -Atc "$size_q") |"
+    done
+    wait "$lpid" || true
+    echo
+fi
