@@ -342,6 +342,9 @@ ensure_producer(void)
 static void
 recreate_producer(const char *reason)
 {
+	OutboxChunk *chunk = relay.chunk;
+	int			i;
+
 	ereport(WARNING,
 			(errmsg("outbox_kafka worker for database \"%s\" recreates its Kafka producer after a fatal error",
 					relay.dbname),
@@ -349,6 +352,20 @@ recreate_producer(const char *reason)
 	outbox_slot_set_error(relay.slot, reason);
 	outbox_producer_destroy(relay.producer, 0);
 	relay.producer = NULL;
+
+	/* what was purged is produced again by the new producer, uncharged */
+	for (i = 0; i < chunk->nevents; i++)
+	{
+		OutboxEvent *event = &chunk->events[i];
+
+		if (event->delivery == OUTBOX_DELIVERY_FAILED ||
+			event->delivery == OUTBOX_DELIVERY_IN_FLIGHT)
+		{
+			event->delivery = OUTBOX_DELIVERY_NONE;
+			event->attempts = Max(event->attempts - 1, 0);
+		}
+	}
+	chunk->in_flight = 0;
 }
 
 /*
