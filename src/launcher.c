@@ -33,6 +33,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -47,6 +48,7 @@
 typedef struct LaunchedWorker
 {
 	Oid			dboid;
+	NameData	dbname;
 	BackgroundWorkerHandle *handle;
 } LaunchedWorker;
 
@@ -190,6 +192,7 @@ start_worker(Oid dboid, const char *dbname)
 	}
 	w = palloc(sizeof(LaunchedWorker));
 	w->dboid = dboid;
+	namestrcpy(&w->dbname, dbname);
 	w->handle = handle;
 	launched = lappend(launched, w);
 	MemoryContextSwitchTo(old);
@@ -216,8 +219,8 @@ stop_unlisted_workers(List *listed_oids)
 			continue;
 		TerminateBackgroundWorker(w->handle);
 		ereport(LOG,
-				(errmsg("outbox_kafka launcher stops the worker for database %u: no longer listed in \"outbox_kafka.databases\"",
-						w->dboid)));
+				(errmsg("outbox_kafka launcher stops the worker for database \"%s\": no longer listed in \"outbox_kafka.databases\"",
+						NameStr(w->dbname))));
 		launched = foreach_delete_current(launched, lc);
 		pfree(w->handle);
 		pfree(w);

@@ -22,6 +22,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
@@ -48,7 +49,10 @@ bool		outbox_loaded_at_startup = false;
 
 void		_PG_init(void);
 
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
 static bool check_databases(char **newval, void **extra, GucSource source);
+static void redact_secret_setting(ErrorData *edata);
 static bool check_producer_properties(char **newval, void **extra,
 									  GucSource source);
 static void define_settings(void);
@@ -156,6 +160,35 @@ outbox_database_listed(const char *dbname)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * redact_secret_setting: emit_log_hook.  PostgreSQL logs "parameter ...
+ * changed to ..." on every reload, and statements with their text; neither
+ * may show outbox_kafka.producer_properties, which usually holds
+ * credentials.  A message naming the setting is cut after the name, and
+ * the statement is not printed with it.
+ */
+static void
+redact_secret_setting(ErrorData *edata)
+{
+	static const char secret[] = "outbox_kafka.producer_properties";
+	const char *at;
+
+	if (edata->message != NULL && (at = strstr(edata->message, secret)) != NULL)
+	{
+		size_t		keep = (at - edata->message) + strlen(secret);
+
+		if (edata->message[keep] == '"')
+			keep++;
+		edata->message = psprintf("%.*s [value hidden]", (int) keep, edata->message);
+		edata->hide_stmt = true;
+	}
+	if (debug_query_string != NULL && strstr(debug_query_string, secret) != NULL)
+		edata->hide_stmt = true;
+
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
 }
 
 /*
@@ -275,6 +308,8 @@ _PG_init(void)
 		return;
 
 	outbox_loaded_at_startup = true;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = redact_secret_setting;
 	outbox_shmem_install_hooks();
 	outbox_register_launcher();
 }

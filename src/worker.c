@@ -87,6 +87,7 @@ static void record_progress_and_fetch(bool fetch);
 static void produce_pending(void);
 static void await_deliveries(int timeout_ms);
 static int	settle_failures(void);
+static void dead_letter(OutboxEvent *event);
 static void recreate_producer(const char *reason);
 static void run_maintenance(void);
 static void shutdown_relay(void);
@@ -253,12 +254,11 @@ enter_state(OutboxWorkerState state, int elevel, const char *detail)
 	if (detail != NULL)
 	{
 		ereport(elevel,
-				(errmsg("outbox_kafka worker for database \"%s\" is %s%s%s",
+				(errmsg("outbox_kafka worker for database \"%s\" is %s%s: %s",
 						relay.dbname ? relay.dbname : "?",
 						outbox_state_name(state),
 						changed ? "" : " (still)",
-						detail[0] ? ": " : ""),
-				 errdetail_internal("%s", detail)));
+						detail)));
 		if (elevel >= WARNING)
 			outbox_slot_set_error(relay.slot, detail);
 		relay.state_logged_at = now;
@@ -499,6 +499,20 @@ await_deliveries(int timeout_ms)
 }
 
 /*
+ * dead_letter: mark event for outbox.dead_letters and say so in the log;
+ * the row is written with the next progress record.
+ */
+static void
+dead_letter(OutboxEvent *event)
+{
+	event->delivery = OUTBOX_DELIVERY_DEAD;
+	ereport(WARNING,
+			(errmsg("outbox_kafka moves event %lld (topic \"%s\") to outbox.dead_letters: %s",
+					(long long) event->id, event->topic,
+					outbox_error_text(event->error))));
+}
+
+/*
  * settle_failures: decide about every FAILED event of the chunk: dead
  * letter (permanent error, or topic error beyond max_retry_time) or
  * produce again.  Returns how many events will be produced again.
@@ -528,14 +542,14 @@ settle_failures(void)
 		switch (cls)
 		{
 			case OUTBOX_ERROR_PERMANENT:
-				event->delivery = OUTBOX_DELIVERY_DEAD;
+				dead_letter(event);
 				break;
 			case OUTBOX_ERROR_TOPIC:
 				if (event->first_failure == 0)
 					event->first_failure = now;
 				if (TimestampDifferenceExceeds(event->first_failure, now,
 											   outbox_max_retry_time_s * 1000))
-					event->delivery = OUTBOX_DELIVERY_DEAD;
+					dead_letter(event);
 				else
 				{
 					event->delivery = OUTBOX_DELIVERY_NONE;
@@ -788,8 +802,13 @@ outbox_worker_main(Datum main_arg)
 	before_shmem_exit(release_slot, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(relay.dboid, InvalidOid, 0);
-	/* losing a bookkeeping commit only means publishing again */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * Progress is flushed locally before the next chunk is produced: a crash
+	 * then re-publishes at most what was in flight (G4).  Not waiting for
+	 * synchronous standbys keeps the loop fast; a failover may re-publish a
+	 * little more.
+	 */
+	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
 	/* the relay's statements are small: compiling them costs more than it saves */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 

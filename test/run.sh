@@ -30,7 +30,8 @@ chown -R "$test_user" "$work"
 
 echo "== tests (as $test_user)"
 status=0
-runuser -u "$test_user" -- make -C "$work" -s PG_CONFIG="$pg_config" installcheck || status=$?
+runuser -u "$test_user" -- make -C "$work" -s PG_CONFIG="$pg_config" installcheck 2>&1 |
+    tee "$work/installcheck.log" || status=$?
 
 if [ "$status" -ne 0 ]; then
     for f in "$work"/test/regression.diffs "$work"/test/output_iso/regression.diffs; do
@@ -42,4 +43,8 @@ if [ "$status" -ne 0 ]; then
     echo "== test suite FAILED"
     exit "$status"
 fi
+# one closing line for CI: pg_regress and isolation tests, plus TAP assertions
+sql_tests=$(sed -n 's/^ *All \([0-9]*\) tests passed.*/\1/p' "$work/installcheck.log" | awk '{s += $1} END {print s + 0}')
+tap_tests=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$work/installcheck.log")
 echo "== test suite passed"
+echo "$(( sql_tests + ${tap_tests:-0} )) passed, 0 failed"

@@ -1,0 +1,502 @@
+
+# Copyright (c) 2026, outbox_kafka developers
+
+=pod
+
+=head1 NAME
+
+OutboxKafkaTest - shared helpers of the outbox_kafka TAP tests
+
+=head1 SYNOPSIS
+
+  use FindBin;
+  use lib $FindBin::Bin;
+  use OutboxKafkaTest;
+
+  my $mock = start_mock(brokers => 1, topics => ['t.alpha:3']);
+  my $node = new_node('main', bootstrap => $mock->bootstrap);
+  $node->safe_psql('postgres', "SELECT outbox.enqueue('t.alpha', '{}'::jsonb)");
+  ok(wait_until_published($node, 'postgres', 1), 'published');
+  my @msgs = consume_all($mock->bootstrap, 't.alpha');
+
+=head1 DESCRIPTION
+
+Starts the mock Kafka cluster helper (test/mock_kafka/mock_kafka) in its own
+process, PostgreSQL nodes with outbox_kafka preloaded, reads topics back with
+kcat, and computes Kafka's murmur2 partitioning so tests can check that a key
+lands on the partition a Java client would choose.
+
+Every wait is bounded by $PostgreSQL::Test::Utils::timeout_default.
+
+=cut
+
+package OutboxKafkaTest;
+
+use strict;
+use warnings;
+
+use Carp;
+use Exporter 'import';
+use File::Basename;
+use File::Spec;
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+our @EXPORT = qw(
+  start_mock new_node consume_all consume_topics wait_until_published
+  outbox_status murmur2 partition_for run_sql_files_concurrently
+  by_outbox_id header_value poll_until
+);
+
+# test/t/ -> test/mock_kafka/mock_kafka
+my $here = File::Spec->rel2abs(dirname(__FILE__));
+our $MOCK_BIN = $ENV{MOCK_KAFKA}
+  // File::Spec->catfile($here, '..', 'mock_kafka', 'mock_kafka');
+our $KCAT = $ENV{KCAT} // 'kcat';
+
+my $mock_count = 0;
+
+=pod
+
+=head1 FUNCTIONS
+
+=over
+
+=item start_mock(brokers => N, topics => ['name:partitions', ...])
+
+Start the mock cluster and return an OutboxKafkaTest::Mock object with
+->bootstrap, ->command($line) (returns the reply line, "OK" or "ERR ...";
+command_ok dies unless the reply is OK) and ->stop.  Its stderr goes to
+tmp_check/log/mock_kafka_<n>.log.
+
+=cut
+
+sub start_mock
+{
+	my (%opts) = @_;
+
+	croak "mock_kafka helper not found at $MOCK_BIN (run make -C test/mock_kafka)"
+	  unless -x $MOCK_BIN;
+
+	my @cmd = ($MOCK_BIN);
+	push @cmd, '--brokers', $opts{brokers} if $opts{brokers};
+	push @cmd, '--topic', $_ for @{ $opts{topics} // [] };
+
+	$mock_count++;
+	my $errlog = "$PostgreSQL::Test::Utils::log_path/mock_kafka_$mock_count.log";
+	my $self = bless {
+		in => '',
+		out => '',
+		errlog => $errlog,
+		timer => IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default),
+	}, 'OutboxKafkaTest::Mock';
+
+	note "starting mock Kafka: @cmd";
+	$self->{h} = IPC::Run::start(\@cmd, '<', \$self->{in}, '>', \$self->{out},
+		'2>', $errlog, $self->{timer});
+
+	my $line = $self->_read_line;
+	croak "mock_kafka did not print its bootstrap address (got '"
+	  . ($line // '<nothing>') . "'); see $errlog"
+	  unless defined $line && $line =~ /^BOOTSTRAP=(\S+)$/;
+	$self->{bootstrap} = $1;
+	note "mock Kafka bootstrap: $self->{bootstrap}";
+	return $self;
+}
+
+=pod
+
+=item new_node($name, bootstrap => ..., databases => 'postgres', poll_interval => '1s', extra_conf => '...', create_extension_in => [...], init => {...}, start => 1)
+
+A PostgreSQL::Test::Cluster with outbox_kafka preloaded and configured
+(init => is passed to $node->init, e.g. { allows_streaming => 1 }).
+Databases in create_extension_in (default: those in databases) are created
+when missing and get CREATE EXTENSION outbox_kafka.  log_statement is off so
+that the server log shows the relay's own messages (and no settings values
+from ALTER SYSTEM statements); extra_conf can turn it back on.
+
+=cut
+
+sub new_node
+{
+	my ($name, %opts) = @_;
+	my $dbs = $opts{databases} // 'postgres';
+	my $bootstrap = $opts{bootstrap} // '';
+	my $poll = $opts{poll_interval} // '1s';
+	my $node = PostgreSQL::Test::Cluster->new($name);
+
+	$node->init(%{ $opts{init} // {} });
+	$node->append_conf(
+		'postgresql.conf', qq{
+shared_preload_libraries = 'outbox_kafka'
+outbox_kafka.databases = '$dbs'
+outbox_kafka.bootstrap_servers = '$bootstrap'
+outbox_kafka.poll_interval = '$poll'
+max_worker_processes = 16
+log_min_messages = info
+log_statement = none
+} . ($opts{extra_conf} // ''));
+
+	return $node if defined $opts{start} && !$opts{start};
+	$node->start;
+
+	my @ext = @{ $opts{create_extension_in} // [ split /\s*,\s*/, $dbs ] };
+	foreach my $db (@ext)
+	{
+		my $exists = $node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_database WHERE datname = '$db'");
+		$node->safe_psql('postgres', qq{CREATE DATABASE "$db"})
+		  unless $exists;
+		$node->safe_psql($db, 'CREATE EXTENSION outbox_kafka');
+	}
+	return $node;
+}
+
+=pod
+
+=item consume_all($bootstrap, $topic)
+
+Read a whole topic with kcat and return its messages, each a hash
+{topic, partition, offset, key, payload, headers => [[name, value], ...]}.
+Keys, payloads and header values are byte strings (undef for null).
+Within a partition the list is in offset order.
+
+=cut
+
+sub consume_all
+{
+	my ($bootstrap, $topic) = @_;
+	my ($out, $err) = ('', '');
+	my @cmd = (
+		$KCAT, '-C', '-b', $bootstrap, '-t', $topic, '-o', 'beginning',
+		'-e', '-q', '-J',
+		'-X', 'fetch.wait.max.ms=5',
+		'-X', 'topic.metadata.refresh.interval.ms=1000');
+
+	my $ok = IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	croak "kcat failed reading $topic: $err" unless $ok;
+
+	# kcat writes the raw bytes of keys, payloads and header values inside
+	# JSON strings; decoding without ->utf8 keeps them as byte strings.
+	my $json = JSON::PP->new->allow_nonref;
+	my @msgs;
+	foreach my $line (split /\n/, $out)
+	{
+		next if $line eq '';
+		my $m = $json->decode($line);
+		my @h = @{ $m->{headers} // [] };
+		my @pairs;
+		push @pairs, [ splice(@h, 0, 2) ] while @h;
+		push @msgs,
+		  {
+			topic => $m->{topic},
+			partition => $m->{partition},
+			offset => $m->{offset},
+			key => $m->{key},
+			payload => $m->{payload},
+			headers => \@pairs,
+		  };
+	}
+	@msgs = sort {
+		$a->{partition} <=> $b->{partition} or $a->{offset} <=> $b->{offset}
+	} @msgs;
+	return @msgs;
+}
+
+=pod
+
+=item consume_topics($bootstrap, @topics)
+
+consume_all for several topics, concatenated.
+
+=cut
+
+sub consume_topics
+{
+	my ($bootstrap, @topics) = @_;
+	return map { consume_all($bootstrap, $_) } @topics;
+}
+
+=pod
+
+=item header_value($msg, $name)
+
+The value of the first header called $name, or undef.
+
+=cut
+
+sub header_value
+{
+	my ($msg, $name) = @_;
+	foreach my $h (@{ $msg->{headers} })
+	{
+		return $h->[1] if $h->[0] eq $name;
+	}
+	return undef;
+}
+
+=pod
+
+=item by_outbox_id(@msgs)
+
+Hash: outbox-id header value => list of the messages carrying it.
+
+=cut
+
+sub by_outbox_id
+{
+	my %by;
+	foreach my $m (@_)
+	{
+		my $id = header_value($m, 'outbox-id');
+		push @{ $by{ $id // 'none' } }, $m;
+	}
+	return \%by;
+}
+
+=pod
+
+=item outbox_status($node, $dbname)
+
+The row of outbox.status as a hash (NULL columns are undef).
+
+=cut
+
+sub outbox_status
+{
+	my ($node, $dbname) = @_;
+	my $row = $node->safe_psql($dbname,
+		'SELECT row_to_json(s) FROM outbox.status s');
+	return JSON::PP->new->decode($row);
+}
+
+=pod
+
+=item wait_until_published($node, $dbname, $n)
+
+Wait until outbox.status shows nothing pending and at least $n events
+published by the current worker.  Returns true on success.
+
+=cut
+
+sub wait_until_published
+{
+	my ($node, $dbname, $n) = @_;
+	$n //= 1;
+	return $node->poll_query_until($dbname,
+		"SELECT pending_events = 0 AND events_published >= $n FROM outbox.status"
+	);
+}
+
+=pod
+
+=item poll_until($code, $timeout)
+
+Call $code every 50 ms until it returns true or $timeout seconds (default
+timeout_default) pass.  Returns the last value.
+
+=cut
+
+sub poll_until
+{
+	my ($code, $timeout) = @_;
+	$timeout //= $PostgreSQL::Test::Utils::timeout_default;
+	my $deadline = time() + $timeout;
+	while (1)
+	{
+		my $r = $code->();
+		return $r if $r;
+		return $r if time() > $deadline;
+		usleep(5_000);
+	}
+}
+
+=pod
+
+=item run_sql_files_concurrently($node, $dbname, @files)
+
+Run each SQL file in its own psql (ON_ERROR_STOP), all at the same time,
+and wait for all of them.  Dies if one fails.  Returns the stdout of each.
+
+=cut
+
+sub run_sql_files_concurrently
+{
+	my ($node, $dbname, @files) = @_;
+	my @runs;
+	my $timer = IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default);
+
+	foreach my $f (@files)
+	{
+		my $r = { out => '', err => '', file => $f };
+		$r->{h} = IPC::Run::start(
+			[
+				$node->installed_command('psql'),
+				'-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+				'-d', $node->connstr($dbname), '-f', $f
+			],
+			'<', \undef, '>', \$r->{out}, '2>', \$r->{err}, $timer);
+		push @runs, $r;
+	}
+	my @failed;
+	foreach my $r (@runs)
+	{
+		my $ok = eval { $r->{h}->finish };
+		push @failed, "$r->{file}: " . ($@ || $r->{err}) unless $ok;
+	}
+	croak "psql failed:\n" . join("\n", @failed) if @failed;
+	return map { $_->{out} } @runs;
+}
+
+=pod
+
+=item murmur2($bytes)
+
+Kafka's (Java client's) murmur2 hash of a byte string, as a signed 32-bit
+integer: seed 0x9747b28c, m 0x5bd1e995, r 24.
+
+=item partition_for($key, $partitions)
+
+The partition the Java client's default partitioner (and librdkafka's
+murmur2 / murmur2_random partitioners) choose for a non-null key.
+
+=back
+
+=cut
+
+sub murmur2
+{
+	my ($data) = @_;
+
+	# Perl integers are 64-bit: a product of two 32-bit values stays exact,
+	# and every step is masked back to 32 bits like Java's int arithmetic.
+
+	my $M32 = 0xffffffff;
+	my $m = 0x5bd1e995;
+	my $len = length($data);
+	my @b = unpack('C*', $data);
+	my $h = (0x9747b28c ^ $len) & $M32;
+	my $len4 = int($len / 4);
+
+	for my $i (0 .. $len4 - 1)
+	{
+		my $j = $i * 4;
+		my $k =
+		  ($b[$j] | ($b[ $j + 1 ] << 8) | ($b[ $j + 2 ] << 16) | ($b[ $j + 3 ] << 24))
+		  & $M32;
+		$k = ($k * $m) & $M32;
+		$k ^= ($k >> 24);
+		$k = ($k * $m) & $M32;
+		$h = ($h * $m) & $M32;
+		$h ^= $k;
+	}
+
+	my $rem = $len % 4;
+	my $base = $len & ~3;
+	if ($rem >= 3) { $h ^= ($b[ $base + 2 ] << 16); }
+	if ($rem >= 2) { $h ^= ($b[ $base + 1 ] << 8); }
+	if ($rem >= 1)
+	{
+		$h ^= $b[$base];
+		$h = ($h * $m) & $M32;
+	}
+
+	$h ^= ($h >> 13);
+	$h = ($h * $m) & $M32;
+	$h ^= ($h >> 15);
+	$h &= $M32;
+
+	return $h >= 2147483648 ? $h - 4294967296 : $h;
+}
+
+sub partition_for
+{
+	my ($key, $n) = @_;
+	return (murmur2($key) & 0x7fffffff) % $n;
+}
+
+
+package OutboxKafkaTest::Mock;
+
+use strict;
+use warnings;
+use Carp;
+use Test::More;
+
+sub bootstrap { return $_[0]->{bootstrap}; }
+
+sub _read_line
+{
+	my ($self) = @_;
+	$self->{timer}->start($PostgreSQL::Test::Utils::timeout_default);
+	while ($self->{out} !~ /\n/)
+	{
+		last if $self->{timer}->is_expired;
+		last unless $self->{h}->pumpable;
+		$self->{h}->pump;
+	}
+	return undef unless $self->{out} =~ s/^([^\n]*)\n//;
+	return $1;
+}
+
+=pod
+
+=head2 $mock->command($line)
+
+Send one command, return its one-line reply ("OK" or "ERR ...").
+
+=cut
+
+sub command
+{
+	my ($self, $line) = @_;
+	croak "mock_kafka is not running" unless $self->{h};
+	note "mock_kafka command: $line";
+	$self->{in} .= "$line\n";
+	my $reply = $self->_read_line;
+	croak "mock_kafka gave no reply to '$line' (see $self->{errlog})"
+	  unless defined $reply;
+	note "mock_kafka reply: $reply";
+	return $reply;
+}
+
+sub command_ok
+{
+	my ($self, $line) = @_;
+	my $reply = $self->command($line);
+	croak "mock_kafka: '$line' failed: $reply" unless $reply eq 'OK';
+	return $reply;
+}
+
+sub stop
+{
+	my ($self) = @_;
+	return unless $self->{h};
+	my $h = $self->{h};
+	eval {
+		$self->{in} .= "quit\n";
+		$self->{timer}->start(10);
+		$h->pump while $h->pumpable && !$self->{timer}->is_expired;
+	};
+	if ($h->pumpable || $self->{timer}->is_expired)
+	{
+		eval { $h->kill_kill(grace => 2) };
+	}
+	eval { $h->finish };
+	delete $self->{h};
+	return;
+}
+
+sub DESTROY
+{
+	my ($self) = @_;
+	local ($@, $?);
+	$self->stop if $self->{h};
+}
+
+1;
