@@ -192,11 +192,15 @@ CREATE FUNCTION outbox.open_batch(OUT tick pg_snapshot, OUT prev_tick pg_snapsho
 RETURNS record
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
 SET jit = off
 AS $$
 DECLARE
-    st   outbox.relay_state;
-    snap pg_snapshot;
+    st          outbox.relay_state;
+    snap        pg_snapshot;
+    lo          xid8;
+    hi          xid8;
+    in_progress xid8[];
 BEGIN
     SELECT * INTO st FROM outbox.relay_state FOR UPDATE;
     IF st.cur_tick IS NOT NULL THEN
@@ -210,13 +214,20 @@ BEGIN
     END IF;
 
     snap := pg_current_snapshot();
-    SELECT min(e.id), max(e.id), count(*)
+    lo := pg_snapshot_xmax(st.prev_tick);
+    hi := pg_snapshot_xmax(snap);
+    in_progress := ARRAY(SELECT pg_snapshot_xip(st.prev_tick));
+    -- two index range probes on txid: transactions that started after the
+    -- last tick, and those that were in progress at the last tick
+    SELECT min(b.id), max(b.id), count(*)
       INTO first_id, last_id, events
-      FROM outbox.event e
-     WHERE ((e.txid >= pg_snapshot_xmax(st.prev_tick)
-             AND e.txid < pg_snapshot_xmax(snap))
-            OR e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(st.prev_tick))))
-       AND pg_visible_in_snapshot(e.txid, snap);
+      FROM (SELECT e.id FROM outbox.event e
+             WHERE e.txid >= lo AND e.txid < hi
+               AND pg_visible_in_snapshot(e.txid, snap)
+            UNION ALL
+            SELECT e.id FROM outbox.event e
+             WHERE e.txid = ANY (in_progress)
+               AND pg_visible_in_snapshot(e.txid, snap)) b;
 
     IF events = 0 THEN
         -- nothing new became visible: the tick completes at once

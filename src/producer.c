@@ -415,6 +415,19 @@ outbox_producer_poll(OutboxProducer *producer, int timeout_ms)
 }
 
 /*
+ * outbox_producer_flush: send what is queued at once (regardless of
+ * linger.ms) and serve delivery reports until nothing is outstanding or
+ * timeout_ms passes.  Used to await a chunk: its messages are all queued
+ * before, so they still travel in as few requests as possible.
+ */
+void
+outbox_producer_flush(OutboxProducer *producer, int timeout_ms)
+{
+	rd_kafka_flush(producer->rk, timeout_ms);
+	emit_logs(producer);
+}
+
+/*
  * outbox_producer_take_fatal: true (with the reason) if the producer hit a
  * fatal error and must be recreated.
  */

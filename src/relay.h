@@ -92,6 +92,7 @@ extern void outbox_producer_destroy(OutboxProducer *producer, int flush_ms);
 extern int	outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 								 OutboxEvent *event);
 extern void outbox_producer_poll(OutboxProducer *producer, int timeout_ms);
+extern void outbox_producer_flush(OutboxProducer *producer, int timeout_ms);
 extern bool outbox_producer_take_fatal(OutboxProducer *producer,
 									   char *errbuf, size_t errbuf_size);
 extern bool outbox_producer_brokers_down(OutboxProducer *producer);

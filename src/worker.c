@@ -24,6 +24,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlogdefs.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -69,6 +70,8 @@ typedef struct RelayWorker
 	OutboxWorkerState state;
 	TimestampTz state_logged_at;
 	bool		extension_ready;	/* extension seen installed */
+	XLogRecPtr	unflushed_progress; /* end of a progress commit not yet
+									 * known to be on disk */
 } RelayWorker;
 
 static RelayWorker relay;
@@ -85,6 +88,7 @@ static long publish_chunk(void);
 static void read_ahead(void);
 static void record_progress_and_fetch(bool fetch);
 static void produce_pending(void);
+static void flush_progress(void);
 static void await_deliveries(int timeout_ms);
 static int	settle_failures(void);
 static void dead_letter(OutboxEvent *event);
@@ -417,6 +421,8 @@ record_progress_and_fetch(bool fetch)
 
 	if (!replaced)
 		chunk->recorded = recorded;
+	if (recorded > 0)
+		relay.unflushed_progress = XactLastCommitEnd;
 	if (relay.slot != NULL)
 	{
 		if (published > 0)
@@ -429,6 +435,20 @@ record_progress_and_fetch(bool fetch)
 		if (dead > 0)
 			pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered, dead);
 	}
+}
+
+/*
+ * flush_progress: make the last progress commit durable.  Called right
+ * after the next chunk was handed to the producer (the flush overlaps its
+ * round trip) and before the worker sleeps.
+ */
+static void
+flush_progress(void)
+{
+	if (relay.unflushed_progress == InvalidXLogRecPtr)
+		return;
+	XLogFlush(relay.unflushed_progress);
+	relay.unflushed_progress = InvalidXLogRecPtr;
 }
 
 /*
@@ -479,7 +499,14 @@ await_deliveries(int timeout_ms)
 		if (relay.slot != NULL &&
 			pg_atomic_exchange_u32(&relay.slot->inject_fatal, 0) != 0)
 			outbox_producer_inject_fatal(relay.producer);
-		outbox_producer_poll(relay.producer, DELIVERY_POLL_MS);
+		/*
+		 * A partial chunk means no backlog: send it at once, ignoring
+		 * linger.ms.  A full chunk leaves librdkafka free to batch.
+		 */
+		if (relay.chunk->nevents < outbox_batch_size)
+			outbox_producer_flush(relay.producer, DELIVERY_POLL_MS);
+		else
+			outbox_producer_poll(relay.producer, DELIVERY_POLL_MS);
 
 		if (outbox_producer_take_fatal(relay.producer, reason, sizeof(reason)))
 		{
@@ -626,6 +653,7 @@ publish_chunk(void)
 	record_progress_and_fetch(true);
 	if (relay.chunk->nevents == 0)
 	{
+		flush_progress();
 		enter_state(OUTBOX_STATE_IDLE, DEBUG1, NULL);
 		return outbox_poll_interval_ms;
 	}
@@ -635,6 +663,7 @@ publish_chunk(void)
 		enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
 
 	produce_pending();
+	flush_progress();
 	read_ahead();
 	await_deliveries(-1);
 	if (relay.producer == NULL || ShutdownRequestPending)
@@ -657,6 +686,7 @@ publish_chunk(void)
 
 	/* keep what succeeded, back off, then produce the rest again */
 	record_progress_and_fetch(false);
+	flush_progress();
 	relay.backoff_ms = relay.backoff_ms == 0 ? BACKOFF_MIN_MS :
 		Min(relay.backoff_ms * 2, BACKOFF_MAX_MS);
 	relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -743,6 +773,7 @@ shutdown_relay(void)
 		await_deliveries(outbox_shutdown_timeout_ms);
 		if (relay.chunk->nevents > 0 && !RecoveryInProgress())
 			record_progress_and_fetch(false);
+		flush_progress();
 		outbox_producer_destroy(relay.producer, 0);
 		relay.producer = NULL;
 	}
@@ -803,14 +834,15 @@ outbox_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(relay.dboid, InvalidOid, 0);
 	/*
-	 * Progress is flushed locally before the next chunk is produced: a crash
-	 * then re-publishes at most what was in flight (G4).  Not waiting for
-	 * synchronous standbys keeps the loop fast; a failover may re-publish a
-	 * little more.
+	 * Progress commits do not wait for the disk; flush_progress() flushes
+	 * them while the next chunk is on its way to Kafka, and before sleeping.
+	 * A crash then re-publishes no more than what was in flight (G4).
 	 */
-	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* the relay's statements are small: compiling them costs more than it saves */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* ...and their plans do not depend on the values: plan them once */
+	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_SUSET, PGC_S_OVERRIDE);
 
 	relay.chunks[0].cxt = AllocSetContextCreate(TopMemoryContext,
 												"outbox_kafka chunk",
