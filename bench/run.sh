@@ -23,9 +23,7 @@ bloat_seconds=${BENCH_BLOAT_SECONDS:-120}
 source "$here/test/install_deps.sh"
 
 install_deps
-make -C "$here" -s PG_CONFIG="$pgbin/pg_config"
-make -C "$here" -s PG_CONFIG="$pgbin/pg_config" install
-make -C "$here/test/mock_kafka" -s
+build_and_install "$here"
 
 work=$(mktemp -d /tmp/outbox_kafka_bench.XXXXXX)
 chown "$run_user" "$work"

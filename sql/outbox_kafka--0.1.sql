@@ -482,15 +482,18 @@ CREATE FUNCTION outbox.storage_status(
 RETURNS record
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
 SET jit = off
 AS $$
 DECLARE
-    cap      constant bigint := 10000;
-    st       outbox.relay_state;
-    horizon  pg_snapshot;
-    after_n  bigint;
-    oldest_a timestamptz;
-    oldest_b timestamptz;
+    cap         constant bigint := 10000;
+    st          outbox.relay_state;
+    horizon     pg_snapshot;
+    lo          xid8;
+    in_progress xid8[];
+    after_n     bigint;
+    oldest_a    timestamptz;
+    oldest_b    timestamptz;
 BEGIN
     SELECT * INTO st FROM outbox.relay_state;
     SELECT r.current_table, r.rotated_at INTO current_table, last_rotation_at
@@ -498,21 +501,20 @@ BEGIN
     SELECT count(*) INTO dead_letters FROM outbox.dead_letters;
     last_tick_at := st.prev_tick_at;
 
-    -- events after the open batch (or after the last tick if none is open)
+    -- events after the open batch (or after the last tick if none is open):
+    -- transactions that started after that tick, and those in progress then
     horizon := coalesce(st.cur_tick, st.prev_tick);
+    lo := pg_snapshot_xmax(horizon);
+    in_progress := ARRAY(SELECT pg_snapshot_xip(horizon));
     SELECT count(*) INTO after_n FROM (
-        SELECT 1 FROM outbox.event e
-         WHERE (e.txid >= pg_snapshot_xmax(horizon)
-                OR e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(horizon))))
-           AND NOT pg_visible_in_snapshot(e.txid, horizon)
+        SELECT 1 FROM outbox.event e WHERE e.txid >= lo
+        UNION ALL
+        SELECT 1 FROM outbox.event e WHERE e.txid = ANY (in_progress)
          LIMIT cap + 1) s;
-    SELECT min(e.created_at) INTO oldest_a FROM (
-        SELECT e.created_at FROM outbox.event e
-         WHERE e.txid >= pg_snapshot_xmax(horizon)
-         ORDER BY e.txid LIMIT 1) e;
+    SELECT e.created_at INTO oldest_a FROM outbox.event e
+     WHERE e.txid >= lo ORDER BY e.txid LIMIT 1;
     SELECT min(e.created_at) INTO oldest_b FROM outbox.event e
-     WHERE e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(horizon)))
-       AND NOT pg_visible_in_snapshot(e.txid, horizon);
+     WHERE e.txid = ANY (in_progress);
     oldest_pending_at := least(oldest_a, oldest_b);
 
     pending_events_exact := after_n <= cap;

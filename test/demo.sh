@@ -19,9 +19,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "installing what is missing and building"
 install_deps
-make -C "$here" -s PG_CONFIG="$pgbin/pg_config"
-make -C "$here" -s PG_CONFIG="$pgbin/pg_config" install
-make -C "$here/test/mock_kafka" -s
+build_and_install "$here"
 
 work=$(mktemp -d /tmp/outbox_kafka_demo.XXXXXX)
 chown "$run_user" "$work"

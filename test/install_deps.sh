@@ -1,6 +1,7 @@
-# test/install_deps.sh: sourced by test/run.sh and the demo; installs the
-# Debian packages outbox_kafka needs for building, testing and the demo,
-# when they are missing.  Needs root (or does nothing but check).
+# test/install_deps.sh: sourced by test/run.sh, test/demo.sh and bench/run.sh.
+# install_deps installs the Debian packages outbox_kafka needs for building,
+# testing and the demo when they are missing (needs root, or only checks);
+# build_and_install builds and installs the extension and the mock broker.
 
 outbox_packages=(
     make gcc
@@ -29,4 +30,13 @@ install_deps() {
     if command -v pg_lsclusters >/dev/null && pg_lsclusters -h | grep -q '^15 *main .*online'; then
         pg_ctlcluster 15 main stop || true
     fi
+}
+
+# build_and_install TOP: build and install the extension found in TOP, and
+# build the mock Kafka broker helper.
+build_and_install() {
+    local top=$1 pg_config=/usr/lib/postgresql/15/bin/pg_config
+    make -C "$top" -s PG_CONFIG="$pg_config"
+    make -C "$top" -s PG_CONFIG="$pg_config" install
+    make -C "$top/test/mock_kafka" -s
 }

@@ -17,9 +17,7 @@ install_deps
 pg_config=/usr/lib/postgresql/15/bin/pg_config
 echo "== build and install"
 make -C "$here" -s PG_CONFIG="$pg_config" clean >/dev/null
-make -C "$here" -s PG_CONFIG="$pg_config"
-make -C "$here" -s PG_CONFIG="$pg_config" install
-make -C "$here/test/mock_kafka" -s
+build_and_install "$here"
 
 # A private copy the test user owns: pg_regress and the TAP tests write
 # their temporary instances and results next to the tests.

@@ -6,18 +6,7 @@ CREATE EXTENSION outbox_kafka;
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 
-CREATE FUNCTION pg_temp.sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text; msg text; det text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                            det = PG_EXCEPTION_DETAIL;
-    RETURN st || ': ' || msg || coalesce(' DETAIL: ' || nullif(det, ''), '');
-END
-$$;
+\i test/sql/include/sqlstate_of.sql
 
 -- The captured events, the envelope parsed without its volatile "ts".
 CREATE FUNCTION pg_temp.captured(after_id bigint DEFAULT 0)

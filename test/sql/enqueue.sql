@@ -5,19 +5,7 @@
 CREATE EXTENSION outbox_kafka;
 \set SHOW_CONTEXT never
 
--- Runs a statement and reports its SQLSTATE, message and detail.
-CREATE FUNCTION pg_temp.sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text; msg text; det text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                            det = PG_EXCEPTION_DETAIL;
-    RETURN st || ': ' || msg || coalesce(' DETAIL: ' || nullif(det, ''), '');
-END
-$$;
+\i test/sql/include/sqlstate_of.sql
 
 -- Every stored event, readable.
 CREATE FUNCTION pg_temp.events()

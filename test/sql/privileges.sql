@@ -5,18 +5,7 @@
 CREATE EXTENSION outbox_kafka;
 \set SHOW_CONTEXT never
 
-CREATE FUNCTION pg_temp.sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text; msg text; det text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                            det = PG_EXCEPTION_DETAIL;
-    RETURN st || ': ' || msg || coalesce(' DETAIL: ' || nullif(det, ''), '');
-END
-$$;
+\i test/sql/include/sqlstate_of.sql
 
 -- Every way a role might touch the outbox directly.
 CREATE FUNCTION pg_temp.table_attempts()
