@@ -482,6 +482,7 @@ CREATE FUNCTION outbox.storage_status(
 RETURNS record
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_bitmapscan = off
 SET enable_seqscan = off
 SET jit = off
 AS $$
