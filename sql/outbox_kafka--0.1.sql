@@ -425,6 +425,20 @@ BEGIN
         END IF;
     END IF;
     current_table := coalesce(rotated_to, rot.current_table);
+
+    -- relay_state is updated by every batch; while an old snapshot elsewhere
+    -- keeps its dead row versions alive it grows, so once it has grown past
+    -- 512 kB it is rewritten: TRUNCATE does not wait for old snapshots.
+    IF pg_relation_size('outbox.relay_state') > 512 * 1024 THEN
+        BEGIN
+            LOCK TABLE outbox.relay_state IN ACCESS EXCLUSIVE MODE NOWAIT;
+            SELECT * INTO st FROM outbox.relay_state;
+            TRUNCATE outbox.relay_state;
+            INSERT INTO outbox.relay_state SELECT (st).*;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;               -- in use right now; try again next time
+        END;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION outbox.maintain(boolean) IS
