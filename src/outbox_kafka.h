@@ -58,7 +58,6 @@ typedef enum OutboxWorkerState
 	OUTBOX_STATE_BROKER_UNREACHABLE,
 	OUTBOX_STATE_MISCONFIGURED,
 	OUTBOX_STATE_WAITING_FOR_EXTENSION,
-	OUTBOX_STATE_WAITING_FOR_DATABASE,
 	OUTBOX_STATE_STANDBY
 } OutboxWorkerState;
 
@@ -93,8 +92,6 @@ typedef struct OutboxWorkerSlot
 typedef struct OutboxShared
 {
 	LWLock	   *lock;			/* protects slot assignment */
-	pid_t		launcher_pid;
-	Latch	   *launcher_latch;
 	int			nslots;
 	OutboxWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } OutboxShared;

@@ -168,8 +168,6 @@ outbox_state_name(OutboxWorkerState state)
 			return "misconfigured";
 		case OUTBOX_STATE_WAITING_FOR_EXTENSION:
 			return "waiting_for_extension";
-		case OUTBOX_STATE_WAITING_FOR_DATABASE:
-			return "waiting_for_database";
 		case OUTBOX_STATE_STANDBY:
 			return "standby";
 	}
