@@ -57,3 +57,7 @@ isolation-specs:
 	rm -rf test/output_iso/specs
 	mkdir -p test/output_iso
 	cp -r test/specs test/output_iso/specs
+
+# PGXS does not track header dependencies: rebuild everything when a shared
+# header changes (a changed shared-memory layout must never be half-built).
+$(filter src/%.o,$(OBJS)): src/outbox_kafka.h src/relay.h

@@ -40,27 +40,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$here/test/mock_kafka/mock_kafka" --brokers 1 --topic bench.latency:4 --topic bench.drain:4 \
-    --topic bench.load:4 --control-fifo "$work/mock.fifo" >"$work/mock.out" 2>&1 &
-mock_pid=$!
-for _ in $(seq 100); do grep -q '^BOOTSTRAP=' "$work/mock.out" 2>/dev/null && break; sleep 0.1; done
-bootstrap=$(sed -n 's/^BOOTSTRAP=//p' "$work/mock.out")
-
-port=$(( 20000 + RANDOM % 20000 ))
-runuser -u "$run_user" -- "$pgbin/initdb" -D "$work/data" -A trust -U postgres >/dev/null
-cat >>"$work/data/postgresql.conf" <<EOF
-listen_addresses = ''
-port = $port
-unix_socket_directories = '$work'
-shared_preload_libraries = 'outbox_kafka'
-outbox_kafka.databases = 'bench'
-outbox_kafka.bootstrap_servers = '$bootstrap'
-outbox_kafka.producer_properties = '${BENCH_PRODUCER_PROPERTIES:-}'
+start_mock_broker "$work" --brokers 1 --topic bench.latency:4 --topic bench.drain:4 --topic bench.load:4
+start_throwaway_server "$work" bench "$bootstrap" "outbox_kafka.producer_properties = '${BENCH_PRODUCER_PROPERTIES:-}'
 shared_buffers = '512MB'
 max_wal_size = '4GB'
-${BENCH_EXTRA_CONF:-}
-EOF
-runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
+${BENCH_EXTRA_CONF:-}"
 psql() { runuser -u "$run_user" -- "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres "$@"; }
 pgbench() { runuser -u "$run_user" -- "$pgbin/pgbench" -h "$work" -p "$port" -U postgres "$@"; }
 set_relay() {   # set_relay 'bench' | ''  -- start or stop the relay, wait for it

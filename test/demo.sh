@@ -38,30 +38,12 @@ if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     step "using the Kafka cluster at $bootstrap"
 else
     step "starting the local mock Kafka broker"
-    "$here/test/mock_kafka/mock_kafka" --brokers 1 --topic orders.changes:3 \
-        --topic order.created:3 --control-fifo "$work/mock.fifo" >"$work/mock.out" 2>&1 &
-    mock_pid=$!
-    for _ in $(seq 100); do
-        grep -q '^BOOTSTRAP=' "$work/mock.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    bootstrap=$(sed -n 's/^BOOTSTRAP=//p' "$work/mock.out")
-    [ -n "$bootstrap" ] || { echo "mock broker did not start"; cat "$work/mock.out"; exit 1; }
+    start_mock_broker "$work" --brokers 1 --topic orders.changes:3 --topic order.created:3
     echo "mock broker at $bootstrap"
 fi
 
 step "starting a throwaway PostgreSQL server with outbox_kafka preloaded"
-port=$(( 20000 + RANDOM % 20000 ))
-runuser -u "$run_user" -- "$pgbin/initdb" -D "$work/data" -A trust -U postgres >/dev/null
-cat >>"$work/data/postgresql.conf" <<EOF
-listen_addresses = ''
-port = $port
-unix_socket_directories = '$work'
-shared_preload_libraries = 'outbox_kafka'
-outbox_kafka.databases = 'shop'
-outbox_kafka.bootstrap_servers = '$bootstrap'
-EOF
-runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
+start_throwaway_server "$work" shop "$bootstrap"
 psql() { runuser -u "$run_user" -- "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres "$@"; }
 psql -d postgres -c "CREATE DATABASE shop"
 

@@ -40,3 +40,38 @@ build_and_install() {
     make -C "$top" -s PG_CONFIG="$pg_config" install
     make -C "$top/test/mock_kafka" -s
 }
+
+# start_mock_broker DIR ARGS...: start the mock Kafka broker in the
+# background (commands through the FIFO DIR/mock.fifo); sets mock_pid and
+# bootstrap.
+start_mock_broker() {
+    local dir=$1
+    shift
+    "$here/test/mock_kafka/mock_kafka" "$@" --control-fifo "$dir/mock.fifo" >"$dir/mock.out" 2>&1 &
+    mock_pid=$!
+    for _ in $(seq 100); do
+        grep -q '^BOOTSTRAP=' "$dir/mock.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    bootstrap=$(sed -n 's/^BOOTSTRAP=//p' "$dir/mock.out")
+    [ -n "$bootstrap" ] || { echo "mock broker did not start"; cat "$dir/mock.out"; return 1; }
+}
+
+# start_throwaway_server DIR DATABASES BOOTSTRAP [EXTRA_CONF]: a new cluster
+# in DIR/data, owned by $run_user, with outbox_kafka preloaded and listening
+# only on a socket in DIR; sets port.
+start_throwaway_server() {
+    local dir=$1 dbs=$2 servers=$3 extra=${4:-} pgbin=/usr/lib/postgresql/15/bin
+    port=$(( 20000 + RANDOM % 20000 ))
+    runuser -u "$run_user" -- "$pgbin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+port = $port
+unix_socket_directories = '$dir'
+shared_preload_libraries = 'outbox_kafka'
+outbox_kafka.databases = '$dbs'
+outbox_kafka.bootstrap_servers = '$servers'
+$extra
+CONF
+    runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+}

@@ -18,17 +18,11 @@ use OutboxKafkaTest;
 my $mock = OutboxKafkaTest::start_mock(brokers => 1, topics => ['sb.events:2']);
 my $bootstrap = $mock->bootstrap;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'outbox_kafka'
-outbox_kafka.databases = 'postgres'
-outbox_kafka.bootstrap_servers = '$bootstrap'
-outbox_kafka.poll_interval = '200ms'
-});
-$primary->start;
-$primary->safe_psql('postgres', 'CREATE EXTENSION outbox_kafka');
+my $primary = OutboxKafkaTest::new_node(
+	'primary',
+	bootstrap => $bootstrap,
+	poll_interval => '200ms',
+	init => { allows_streaming => 1 });
 
 # published by the primary before the standby exists
 $primary->safe_psql('postgres',
