@@ -70,6 +70,7 @@ typedef struct RelayWorker
 	OutboxWorkerState state;
 	TimestampTz state_logged_at;
 	bool		extension_ready;	/* extension seen installed */
+	bool		stopping;		/* in shutdown_relay() */
 	XLogRecPtr	unflushed_progress; /* end of a progress commit not yet
 									 * known to be on disk */
 } RelayWorker;
@@ -768,6 +769,7 @@ relay_step(void)
 static void
 shutdown_relay(void)
 {
+	relay.stopping = true;
 	if (relay.producer != NULL)
 	{
 		await_deliveries(outbox_shutdown_timeout_ms);
@@ -784,29 +786,42 @@ shutdown_relay(void)
 
 /*
  * recover_from_error: after an ERROR escaped a step: report it, abort the
- * transaction, and leave the loop ready for another try after a back-off.
- * The chunk and the producer survive; nothing acknowledged is lost.
+ * transaction, forget the chunks and leave the loop ready for another try
+ * after a back-off.  Nothing is lost: unrecorded events are read again.
  */
 static void
 recover_from_error(void)
 {
 	ErrorData  *edata;
-	MemoryContext old;
 
+	/* the callbacks of the failed step point into frames that are gone */
+	error_context_stack = NULL;
 	HOLD_INTERRUPTS();
 	/* copy the error before the transaction's memory goes away */
-	old = MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContextSwitchTo(TopMemoryContext);
 	edata = CopyErrorData();
-	MemoryContextSwitchTo(old);
 	EmitErrorReport();
 	AbortCurrentTransaction();
+	MemoryContextSwitchTo(TopMemoryContext);
 	FlushErrorState();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	RESUME_INTERRUPTS();
 
 	outbox_slot_set_error(relay.slot, edata->message ? edata->message : "unknown error");
 	relay.extension_ready = false;
-	/* what was read ahead is read again once the cause is gone */
+
+	/*
+	 * Start over from what storage has recorded: the chunks may belong to
+	 * an extension that was dropped meanwhile.  Events of the chunk that
+	 * were delivered but not recorded are published again (at least once).
+	 * The chunk's memory may be freed only when nothing of it is in flight.
+	 */
+	if (relay.producer != NULL && relay.chunk->in_flight > 0)
+	{
+		outbox_producer_destroy(relay.producer, 0);
+		relay.producer = NULL;
+	}
+	outbox_chunk_reset(relay.chunk);
 	outbox_chunk_reset(relay.ahead);
 	FreeErrorData(edata);
 	relay.backoff_ms = relay.backoff_ms == 0 ? 1000 : Min(relay.backoff_ms * 2, BACKOFF_MAX_MS);
@@ -841,7 +856,13 @@ outbox_worker_main(Datum main_arg)
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* the relay's statements are small: compiling them costs more than it saves */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	/* ...and their plans do not depend on the values: plan them once */
+
+	/*
+	 * In a lock conflict with DDL on the outbox (DROP EXTENSION, say), be
+	 * the one that finds the deadlock and gives way: the relay just retries.
+	 */
+	SetConfigOption("deadlock_timeout", "50ms", PGC_SUSET, PGC_S_OVERRIDE);
+	/* the relay's plans do not depend on the values: plan them once */
 	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_SUSET, PGC_S_OVERRIDE);
 
 	relay.chunks[0].cxt = AllocSetContextCreate(TopMemoryContext,
@@ -864,7 +885,12 @@ outbox_worker_main(Datum main_arg)
 			(errmsg("outbox_kafka worker started for database \"%s\"", relay.dbname)));
 
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+	{
 		recover_from_error();
+		/* an error while stopping: nothing left to save, just go */
+		if (relay.stopping)
+			proc_exit(1);
+	}
 	PG_exception_stack = &local_sigjmp_buf;
 
 	while (!ShutdownRequestPending)
