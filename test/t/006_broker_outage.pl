@@ -67,6 +67,7 @@ ok(wait_until_published($node, 'postgres', 10), 'warm-up published');
 my $worker_pid = outbox_status($node, 'postgres')->{worker_pid};
 
 # --- a short outage -------------------------------------------------------------------
+my $outage_log_start = -s $node->logfile;
 $mock->command_ok('broker_down 1');
 my @p1 = enqueue_events(1, 200);
 ok( $node->poll_query_until(
@@ -89,6 +90,12 @@ ok( $node->poll_query_until(
 	),
 	'after the broker returns everything is published and the state recovers');
 check_delivered('short outage', @p1);
+my $outage_log = substr(slurp_file($node->logfile), $outage_log_start);
+my $state_lines = () = $outage_log =~ /outbox_kafka worker for database "postgres" is /g;
+cmp_ok($state_lines, '<=', 6,
+	"no log flood: $state_lines state line(s) for the whole outage");
+like($outage_log, qr/(WARNING|LOG):  librdkafka: \w+: /,
+	'librdkafka log lines reach the server log, from the worker');
 is(outbox_status($node, 'postgres')->{dead_letters}, 0, 'still no dead letters');
 
 # --- an outage longer than message.timeout.ms -------------------------------------------
