@@ -59,7 +59,6 @@ static void start_worker(Oid dboid, const char *dbname);
 static bool worker_running(Oid dboid);
 static void stop_unlisted_workers(List *listed_oids);
 static void reconcile_workers(void);
-static bool name_in_list(List *names, const char *name);
 static Oid	lookup_database(const char *name);
 
 /*
@@ -110,22 +109,6 @@ outbox_register_launcher(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "outbox_kafka launcher");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "outbox_kafka launcher");
 	RegisterBackgroundWorker(&worker);
-}
-
-/*
- * name_in_list: is name one of the C strings in names?
- */
-static bool
-name_in_list(List *names, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, names)
-	{
-		if (strcmp((char *) lfirst(lc), name) == 0)
-			return true;
-	}
-	return false;
 }
 
 /*
@@ -258,7 +241,7 @@ reconcile_workers(void)
 
 		if (!OidIsValid(dboid))
 		{
-			if (!name_in_list(reported_missing, name))
+			if (!outbox_name_in_list(reported_missing, name))
 				ereport(WARNING,
 						(errcode(ERRCODE_UNDEFINED_DATABASE),
 						 errmsg("database \"%s\" listed in \"outbox_kafka.databases\" does not exist", name),

@@ -151,12 +151,20 @@ outbox_database_list(void)
 bool
 outbox_database_listed(const char *dbname)
 {
-	List	   *names = outbox_database_list();
+	return outbox_name_in_list(outbox_database_list(), dbname);
+}
+
+/*
+ * outbox_name_in_list: is name one of the C strings in names?
+ */
+bool
+outbox_name_in_list(List *names, const char *name)
+{
 	ListCell   *lc;
 
 	foreach(lc, names)
 	{
-		if (strcmp((char *) lfirst(lc), dbname) == 0)
+		if (strcmp((char *) lfirst(lc), name) == 0)
 			return true;
 	}
 	return false;

@@ -110,6 +110,7 @@ extern int	outbox_shutdown_timeout_ms;
 extern bool outbox_loaded_at_startup;
 extern List *outbox_database_list(void);
 extern bool outbox_database_listed(const char *dbname);
+extern bool outbox_name_in_list(List *names, const char *name);
 
 /* shmem.c */
 extern OutboxShared *OutboxShmem;

@@ -87,6 +87,8 @@ static bool ensure_producer(void);
 static long relay_step(void);
 static long publish_chunk(void);
 static void read_ahead(void);
+static void begin_step(const char *activity);
+static void end_step(void);
 static void record_progress_and_fetch(bool fetch);
 static void produce_pending(void);
 static void flush_progress(void);
@@ -374,6 +376,30 @@ recreate_producer(const char *reason)
 }
 
 /*
+ * begin_step: open the transaction (with a snapshot) of one unit of the
+ * relay's work, shown as activity in pg_stat_activity.
+ */
+static void
+begin_step(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/*
+ * end_step: commit the transaction opened by begin_step().
+ */
+static void
+end_step(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * record_progress_and_fetch: in one transaction, record the resolved head
  * of the current chunk and (if fetch) load the next chunk.  Counters are
  * bumped only after the commit.
@@ -388,10 +414,7 @@ record_progress_and_fetch(bool fetch)
 	uint64		dead = 0;
 	int			i;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "outbox_kafka: record progress and fetch events");
+	begin_step("outbox_kafka: record progress and fetch events");
 
 	recorded = outbox_storage_finish_chunk(chunk);
 	for (i = chunk->recorded; i < recorded; i++)
@@ -416,9 +439,7 @@ record_progress_and_fetch(bool fetch)
 			outbox_storage_fetch_chunk(chunk, outbox_batch_size, 0);
 	}
 
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	end_step();
 
 	if (!replaced)
 		chunk->recorded = recorded;
@@ -630,15 +651,10 @@ read_ahead(void)
 		relay.backoff_ms != 0)
 		return;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "outbox_kafka: read ahead");
+	begin_step("outbox_kafka: read ahead");
 	outbox_storage_fetch_chunk(relay.ahead, outbox_batch_size,
 							   chunk->events[chunk->nevents - 1].id);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	end_step();
 }
 
 /*
@@ -709,14 +725,9 @@ run_maintenance(void)
 		return;
 	relay.next_maintenance = TimestampTzPlusMilliseconds(now, MAINTENANCE_INTERVAL_MS);
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "outbox_kafka: storage maintenance");
+	begin_step("outbox_kafka: storage maintenance");
 	current = outbox_storage_maintain();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	end_step();
 
 	/* tell enqueuers which table takes new rows, sparing them a lookup */
 	if (relay.slot != NULL)
