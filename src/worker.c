@@ -71,6 +71,7 @@ typedef struct RelayWorker
 	TimestampTz state_logged_at;
 	bool		extension_ready;	/* extension seen installed */
 	bool		stopping;		/* in shutdown_relay() */
+	MemoryContext loop_cxt;		/* reset at every pass of the loop */
 	XLogRecPtr	unflushed_progress; /* end of a progress commit not yet
 									 * known to be on disk */
 } RelayWorker;
@@ -396,6 +397,8 @@ end_step(void)
 {
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* commit leaves TopMemoryContext current; keep loop garbage short-lived */
+	MemoryContextSwitchTo(relay.loop_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -754,6 +757,7 @@ relay_step(void)
 		StartTransactionCommand();
 		relay.extension_ready = outbox_storage_extension_ready();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(relay.loop_cxt);
 	}
 	if (!relay.extension_ready)
 	{
@@ -882,6 +886,9 @@ outbox_worker_main(Datum main_arg)
 	relay.chunks[1].cxt = AllocSetContextCreate(TopMemoryContext,
 												"outbox_kafka chunk read ahead",
 												ALLOCSET_DEFAULT_SIZES);
+	relay.loop_cxt = AllocSetContextCreate(TopMemoryContext,
+										   "outbox_kafka worker loop",
+										   ALLOCSET_DEFAULT_SIZES);
 	relay.chunk = &relay.chunks[0];
 	relay.ahead = &relay.chunks[1];
 	relay.producer_settings = current_producer_settings();
@@ -908,6 +915,9 @@ outbox_worker_main(Datum main_arg)
 	{
 		long		wait_ms;
 
+		/* error texts, details and the like of the last pass go away here */
+		MemoryContextSwitchTo(relay.loop_cxt);
+		MemoryContextReset(relay.loop_cxt);
 		CHECK_FOR_INTERRUPTS();
 		process_reload();
 		wait_ms = relay_step();
