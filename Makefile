@@ -12,6 +12,7 @@ OBJS = \
 	src/launcher.o \
 	src/module.o \
 	src/producer.o \
+	src/producer_config.o \
 	src/relay_storage.o \
 	src/shmem.o \
 	src/status.o \
@@ -60,4 +61,4 @@ isolation-specs:
 
 # PGXS does not track header dependencies: rebuild everything when a shared
 # header changes (a changed shared-memory layout must never be half-built).
-$(filter src/%.o,$(OBJS)): src/outbox_kafka.h src/relay.h
+$(filter src/%.o,$(OBJS)): src/outbox_kafka.h src/relay.h src/producer_config.h

@@ -43,6 +43,9 @@ int			outbox_max_retry_time_s = 600;
 int			outbox_rotation_interval_s = 60;
 int			outbox_retention_s = 0;
 int			outbox_shutdown_timeout_ms = 5000;
+int			outbox_max_batch_bytes_kb = 16384;
+int			outbox_stall_timeout_ms = 1000;
+bool		outbox_wait_for_standbys = false;
 
 /* True when _PG_init ran while shared_preload_libraries was processed. */
 bool		outbox_loaded_at_startup = false;
@@ -295,6 +298,33 @@ define_settings(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox_kafka.max_batch_bytes",
+							"Most payload, key and header bytes the relay holds in one chunk of events.",
+							"Bounds the relay's memory whatever the size of the events; a single larger event is still read, alone.",
+							&outbox_max_batch_bytes_kb,
+							16384, 64, MAX_KILOBYTES / 4,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox_kafka.stall_timeout",
+							"How long events of a topic may wait for acknowledgement before the topic is held aside.",
+							"Events of a held topic wait, in order, in outbox.held_events while other topics keep flowing.",
+							&outbox_stall_timeout_ms,
+							1000, 10, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("outbox_kafka.wait_for_standbys",
+							 "Publish only events whose commit the synchronous standbys have confirmed.",
+							 "Uses synchronous_standby_names; a failover then never leaves Kafka holding an event the new primary lacks.",
+							 &outbox_wait_for_standbys,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("outbox_kafka");
 }

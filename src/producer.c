@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "relay.h"
+#include "producer_config.h"
 
 /* Log lines kept between two polls; more are counted as dropped. */
 #define LOG_RING_SIZE	64
@@ -60,10 +61,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg,
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 				   const char *buf);
-static bool set_property(rd_kafka_conf_t *conf, const char *name,
-						 const char *value, char *errbuf, size_t errbuf_size);
-static bool apply_producer_properties(rd_kafka_conf_t *conf, char *errbuf,
-									  size_t errbuf_size);
 static rd_kafka_headers_t *build_headers(OutboxEvent *event);
 static void emit_logs(OutboxProducer *producer);
 
@@ -174,73 +171,6 @@ emit_logs(OutboxProducer *producer)
 }
 
 /*
- * set_property: rd_kafka_conf_set with an error message that names the
- * property but never echoes its value (it may be a password).
- */
-static bool
-set_property(rd_kafka_conf_t *conf, const char *name, const char *value,
-			 char *errbuf, size_t errbuf_size)
-{
-	char		rderr[256];
-	rd_kafka_conf_res_t res;
-
-	res = rd_kafka_conf_set(conf, name, value, rderr, sizeof(rderr));
-	if (res == RD_KAFKA_CONF_OK)
-		return true;
-	if (res == RD_KAFKA_CONF_UNKNOWN)
-		snprintf(errbuf, errbuf_size, "unknown producer property \"%s\"", name);
-	else
-		snprintf(errbuf, errbuf_size, "invalid value for producer property \"%s\"", name);
-	return false;
-}
-
-/*
- * apply_producer_properties: apply outbox_kafka.producer_properties
- * ("key=value;key=value") on top of the defaults.
- */
-static bool
-apply_producer_properties(rd_kafka_conf_t *conf, char *errbuf,
-						  size_t errbuf_size)
-{
-	char	   *copy;
-	char	   *entry;
-	char	   *save = NULL;
-	bool		ok = true;
-
-	if (outbox_producer_properties == NULL || *outbox_producer_properties == '\0')
-		return true;
-
-	copy = pstrdup(outbox_producer_properties);
-	for (entry = strtok_r(copy, ";", &save); entry != NULL && ok;
-		 entry = strtok_r(NULL, ";", &save))
-	{
-		char	   *eq = strchr(entry, '=');
-		char	   *name = entry;
-		char	   *value;
-		char	   *end;
-
-		if (eq == NULL)
-		{
-			/* the check hook allows only blank entries without '=' */
-			continue;
-		}
-		*eq = '\0';
-		value = eq + 1;
-		while (*name == ' ' || *name == '\t')
-			name++;
-		for (end = eq - 1; end >= name && (*end == ' ' || *end == '\t'); end--)
-			*end = '\0';
-		while (*value == ' ' || *value == '\t')
-			value++;
-		for (end = value + strlen(value) - 1; end >= value && (*end == ' ' || *end == '\t'); end--)
-			*end = '\0';
-		ok = set_property(conf, name, value, errbuf, errbuf_size);
-	}
-	pfree(copy);
-	return ok;
-}
-
-/*
  * outbox_producer_create: a new producer configured from the settings.
  * Returns NULL with a message in errbuf when the configuration is wrong.
  * Must run in the worker process, never in the postmaster.
@@ -249,30 +179,15 @@ OutboxProducer *
 outbox_producer_create(const char *client_id, char *errbuf, size_t errbuf_size)
 {
 	OutboxProducer *producer;
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf;
 	char		rderr[512];
-	const char *defaults[][2] = {
-		{"enable.idempotence", "true"},
-		{"acks", "all"},
-		{"partitioner", "murmur2_random"},
-		{"linger.ms", "1"},
-		{"socket.nagle.disable", "true"},
-	};
-	int			i;
+
+	conf = outbox_producer_config_build(client_id, errbuf, errbuf_size);
+	if (conf == NULL)
+		return NULL;
 
 	producer = MemoryContextAllocZero(TopMemoryContext, sizeof(OutboxProducer));
 	pthread_mutex_init(&producer->log_lock, NULL);
-
-	if (!set_property(conf, "bootstrap.servers", outbox_bootstrap_servers, errbuf, errbuf_size) ||
-		!set_property(conf, "client.id", client_id, errbuf, errbuf_size) ||
-		!set_property(conf, "log.queue", "true", errbuf, errbuf_size))
-		goto fail;
-	for (i = 0; i < lengthof(defaults); i++)
-		if (!set_property(conf, defaults[i][0], defaults[i][1], errbuf, errbuf_size))
-			goto fail;
-	if (!apply_producer_properties(conf, errbuf, errbuf_size))
-		goto fail;
-
 	rd_kafka_conf_set_opaque(conf, producer);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
@@ -282,17 +197,14 @@ outbox_producer_create(const char *client_id, char *errbuf, size_t errbuf_size)
 	if (producer->rk == NULL)
 	{
 		snprintf(errbuf, errbuf_size, "could not create Kafka producer: %s", rderr);
-		goto fail;
+		rd_kafka_conf_destroy(conf);
+		pthread_mutex_destroy(&producer->log_lock);
+		pfree(producer);
+		return NULL;
 	}
 	/* conf now belongs to rk; route its log lines to the main queue */
 	rd_kafka_set_log_queue(producer->rk, NULL);
 	return producer;
-
-fail:
-	rd_kafka_conf_destroy(conf);
-	pthread_mutex_destroy(&producer->log_lock);
-	pfree(producer);
-	return NULL;
 }
 
 /*

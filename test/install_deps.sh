@@ -35,7 +35,7 @@ install_deps() {
 # build_and_install TOP: build and install the extension found in TOP, and
 # build the mock Kafka broker helper.
 build_and_install() {
-    local top=$1 pg_config=/usr/lib/postgresql/15/bin/pg_config
+    local top=$1 pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
     make -C "$top" -s PG_CONFIG="$pg_config"
     make -C "$top" -s PG_CONFIG="$pg_config" install
     make -C "$top/test/mock_kafka" -s
@@ -61,7 +61,8 @@ start_mock_broker() {
 # in DIR/data, owned by $run_user, with outbox_kafka preloaded and listening
 # only on a socket in DIR; sets port.
 start_throwaway_server() {
-    local dir=$1 dbs=$2 servers=$3 extra=${4:-} pgbin=/usr/lib/postgresql/15/bin
+    local dir=$1 dbs=$2 servers=$3 extra=${4:-} pgbin
+    pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
     port=$(( 20000 + RANDOM % 20000 ))
     runuser -u "$run_user" -- "$pgbin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
     cat >>"$dir/data/postgresql.conf" <<CONF

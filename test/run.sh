@@ -14,7 +14,9 @@ source "$here/test/install_deps.sh"
 
 install_deps
 
-pg_config=/usr/lib/postgresql/15/bin/pg_config
+# PG_CONFIG picks the PostgreSQL to build and test against (default: 15)
+pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG=$pg_config
 echo "== build and install"
 make -C "$here" -s PG_CONFIG="$pg_config" clean >/dev/null
 build_and_install "$here"
@@ -28,7 +30,13 @@ chown -R "$test_user" "$work"
 
 echo "== tests (as $test_user)"
 status=0
-runuser -u "$test_user" -- make -C "$work" -s PG_CONFIG="$pg_config" installcheck 2>&1 |
+# OUTBOX_TESTS="test/t/001_publish.pl ..." runs only those TAP files (for
+# developers; CI and the README run everything)
+only=()
+if [ -n "${OUTBOX_TESTS:-}" ]; then
+    only=(REGRESS= ISOLATION= "PROVE_TESTS=$OUTBOX_TESTS")
+fi
+runuser -u "$test_user" -- make -C "$work" -s PG_CONFIG="$pg_config" "${only[@]}" installcheck 2>&1 |
     tee "$work/installcheck.log" || status=$?
 
 if [ "$status" -ne 0 ]; then
