@@ -156,6 +156,33 @@ static const ErrorAlias error_aliases[] = {
 };
 
 
+/* Kafka protocol ApiKey names accepted by the request error commands */
+typedef struct ApiKeyName
+{
+	const char *name;
+	int16_t		key;
+} ApiKeyName;
+
+static const ApiKeyName apikey_names[] = {
+	{"Produce", 0},
+	{"Fetch", 1},
+	{"ListOffsets", 2},
+	{"Metadata", 3},
+	{"OffsetCommit", 8},
+	{"OffsetFetch", 9},
+	{"FindCoordinator", 10},
+	{"JoinGroup", 11},
+	{"Heartbeat", 12},
+	{"LeaveGroup", 13},
+	{"SyncGroup", 14},
+	{"ApiVersions", 18},
+	{"InitProducerId", 22},
+	{"AddPartitionsToTxn", 24},
+	{"EndTxn", 26},
+	{NULL, 0}
+};
+
+
 /* ----------------------------------------------------------------------
  * TCP_NODELAY shim
  * ----------------------------------------------------------------------
@@ -279,7 +306,9 @@ usage(FILE *out)
 			"one line, OK or ERR <reason>.  Commands: ping, quit,\n"
 			"broker_down ID, broker_up ID, rtt ID MS, leader TOPIC PART ID,\n"
 			"create_topic NAME PARTITIONS, produce_errors COUNT ERR...,\n"
-			"clear_produce_errors.\n",
+			"clear_produce_errors, request_errors APIKEY ERR...,\n"
+			"clear_request_errors APIKEY, broker_request_errors ID APIKEY ERR[@MS]...,\n"
+			"topic_error TOPIC ERR.\n",
 			MOCK_AUTO_PARTITIONS, MOCK_AUTO_PARTITIONS);
 }
 
@@ -392,6 +421,33 @@ parse_error_code(const char *s, rd_kafka_resp_err_t *out)
 				*out = descs[i].code;
 				return true;
 			}
+		}
+	}
+	return false;
+}
+
+/*
+ * parse_apikey
+ *		Translate a Kafka protocol ApiKey, by number (0..32767) or by name
+ *		(Produce, Metadata, InitProducerId, ..., case-insensitive).
+ */
+static bool
+parse_apikey(const char *s, int16_t *out)
+{
+	long		v;
+	int			i;
+
+	if (parse_long(s, 0, INT16_MAX, &v))
+	{
+		*out = (int16_t) v;
+		return true;
+	}
+	for (i = 0; apikey_names[i].name != NULL; i++)
+	{
+		if (strcasecmp(s, apikey_names[i].name) == 0)
+		{
+			*out = apikey_names[i].key;
+			return true;
 		}
 	}
 	return false;
@@ -660,6 +716,172 @@ cmd_clear_produce_errors(int argc, char **argv, char *errbuf, size_t errlen)
 }
 
 /*
+ * cmd_request_errors
+ *		"request_errors APIKEY ERR...": fail the next requests of one API.
+ *
+ * Each listed error is consumed by one request of type APIKEY (sent to any
+ * broker), in order: "request_errors InitProducerId PRODUCER_FENCED" makes
+ * the next InitProducerId request fail with PRODUCER_FENCED (for an
+ * idempotent librdkafka 2.0.2 producer a fatal error).  NONE (0) lets one
+ * request through.
+ */
+static bool
+cmd_request_errors(int argc, char **argv, char *errbuf, size_t errlen)
+{
+	int16_t		apikey;
+	int			nerrs = argc - 2;
+	rd_kafka_resp_err_t codes[MAX_ARGS];
+	int			i;
+
+	if (!parse_apikey(argv[1], &apikey))
+	{
+		snprintf(errbuf, errlen, "unknown ApiKey \"%s\"", argv[1]);
+		return false;
+	}
+	for (i = 0; i < nerrs; i++)
+	{
+		if (!parse_error_code(argv[2 + i], &codes[i]))
+		{
+			snprintf(errbuf, errlen, "unknown error \"%s\"", argv[2 + i]);
+			return false;
+		}
+	}
+	rd_kafka_mock_push_request_errors_array(mcluster, apikey,
+											(size_t) nerrs, codes);
+	return true;
+}
+
+/*
+ * cmd_clear_request_errors
+ *		"clear_request_errors APIKEY": drop the unused cluster-wide errors
+ *		pushed for one API.
+ */
+static bool
+cmd_clear_request_errors(int argc, char **argv, char *errbuf, size_t errlen)
+{
+	int16_t		apikey;
+
+	(void) argc;
+	if (!parse_apikey(argv[1], &apikey))
+	{
+		snprintf(errbuf, errlen, "unknown ApiKey \"%s\"", argv[1]);
+		return false;
+	}
+	rd_kafka_mock_clear_request_errors(mcluster, apikey);
+	return true;
+}
+
+/*
+ * cmd_broker_request_errors
+ *		"broker_request_errors ID APIKEY ERR[@MS]...": fail (or delay) the
+ *		next requests of one API on one broker only.
+ *
+ * Each ERR@MS entry is consumed by one request of type APIKEY that broker
+ * ID receives: the response carries ERR (NONE for success) and is sent MS
+ * milliseconds late.  Broker errors take precedence over the cluster-wide
+ * ones.  Since only the partitions led by that broker are affected, this
+ * is how a single topic (all of whose partitions one broker leads) gets
+ * Produce errors while the others do not.
+ */
+static bool
+cmd_broker_request_errors(int argc, char **argv, char *errbuf, size_t errlen)
+{
+	int32_t		id;
+	int16_t		apikey;
+	int			i;
+
+	if (!parse_broker_id(argv[1], &id, errbuf, errlen))
+		return false;
+	if (id < 1)
+	{
+		snprintf(errbuf, errlen, "broker_request_errors needs one broker id");
+		return false;
+	}
+	if (!parse_apikey(argv[2], &apikey))
+	{
+		snprintf(errbuf, errlen, "unknown ApiKey \"%s\"", argv[2]);
+		return false;
+	}
+	/* validate everything before pushing anything */
+	for (i = 3; i < argc; i++)
+	{
+		char		tok[128];
+		char	   *at;
+		rd_kafka_resp_err_t code;
+		long		ms = 0;
+
+		snprintf(tok, sizeof(tok), "%s", argv[i]);
+		at = strchr(tok, '@');
+		if (at != NULL)
+		{
+			*at = '\0';
+			if (!parse_long(at + 1, 0, 3600 * 1000, &ms))
+			{
+				snprintf(errbuf, errlen, "invalid delay in \"%s\"", argv[i]);
+				return false;
+			}
+		}
+		if (!parse_error_code(tok, &code))
+		{
+			snprintf(errbuf, errlen, "unknown error \"%s\"", tok);
+			return false;
+		}
+	}
+	for (i = 3; i < argc; i++)
+	{
+		char		tok[128];
+		char	   *at;
+		rd_kafka_resp_err_t code;
+		rd_kafka_resp_err_t err;
+		long		ms = 0;
+
+		snprintf(tok, sizeof(tok), "%s", argv[i]);
+		at = strchr(tok, '@');
+		if (at != NULL)
+		{
+			*at = '\0';
+			(void) parse_long(at + 1, 0, 3600 * 1000, &ms);
+		}
+		(void) parse_error_code(tok, &code);
+		err = rd_kafka_mock_broker_push_request_error_rtts(mcluster, id,
+														   apikey, 1,
+														   code, (int) ms);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			format_kafka_error(err, errbuf, errlen);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * cmd_topic_error
+ *		"topic_error TOPIC ERR": make Metadata responses report ERR for
+ *		TOPIC (NONE clears it).
+ *
+ * librdkafka 2.0.2's mock only uses this in Metadata (and
+ * AddPartitionsToTxn) responses: a client then treats the topic as
+ * unavailable (e.g. TOPIC_AUTHORIZATION_FAILED fails its messages,
+ * UNKNOWN_TOPIC_OR_PART makes them wait); Produce requests that still
+ * reach the broker are accepted.
+ */
+static bool
+cmd_topic_error(int argc, char **argv, char *errbuf, size_t errlen)
+{
+	rd_kafka_resp_err_t code;
+
+	(void) argc;
+	if (!parse_error_code(argv[2], &code))
+	{
+		snprintf(errbuf, errlen, "unknown error \"%s\"", argv[2]);
+		return false;
+	}
+	rd_kafka_mock_topic_set_error(mcluster, argv[1], code);
+	return true;
+}
+
+/*
  * cmd_quit
  *		"quit": acknowledged here; the caller then shuts down.
  */
@@ -686,6 +908,13 @@ static const Command commands[] = {
 	"produce_errors <count> <ERRNAME|code>..."},
 	{"clear_produce_errors", 0, 0, cmd_clear_produce_errors,
 	"clear_produce_errors"},
+	{"request_errors", 2, -1, cmd_request_errors,
+	"request_errors <apikey|name> <ERRNAME|code>..."},
+	{"clear_request_errors", 1, 1, cmd_clear_request_errors,
+	"clear_request_errors <apikey|name>"},
+	{"broker_request_errors", 3, -1, cmd_broker_request_errors,
+	"broker_request_errors <broker_id> <apikey|name> <ERRNAME|code>[@ms]..."},
+	{"topic_error", 2, 2, cmd_topic_error, "topic_error <topic> <ERRNAME|code>"},
 	{NULL, 0, 0, NULL, NULL}
 };
 

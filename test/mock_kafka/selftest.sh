@@ -118,6 +118,13 @@ send "create_topic t2 2"; check "create_topic duplicate" "${REPLY_LINE%% *}" "ER
 send "produce_errors 2 MESSAGE_TOO_LARGE 10"; check "produce_errors" "$REPLY_LINE" "OK"
 send "clear_produce_errors"; check "clear_produce_errors" "$REPLY_LINE" "OK"
 send "produce_errors 1 NO_SUCH_ERROR"; check "produce_errors bad name" "${REPLY_LINE%% *}" "ERR"
+send "request_errors InitProducerId PRODUCER_FENCED 47"; check "request_errors" "$REPLY_LINE" "OK"
+send "clear_request_errors 22"; check "clear_request_errors" "$REPLY_LINE" "OK"
+send "request_errors NoSuchApi 1"; check "request_errors bad apikey" "${REPLY_LINE%% *}" "ERR"
+send "broker_request_errors 1 Produce NOT_LEADER_FOR_PARTITION@10 NONE@20"; check "broker_request_errors" "$REPLY_LINE" "OK"
+send "broker_request_errors 7 Produce NONE"; check "broker_request_errors unknown broker" "${REPLY_LINE%% *}" "ERR"
+send "topic_error t1 TOPIC_AUTHORIZATION_FAILED"; check "topic_error" "$REPLY_LINE" "OK"
+send "topic_error t1 NONE"; check "topic_error cleared" "$REPLY_LINE" "OK"
 send "frobnicate"; check "unknown command" "${REPLY_LINE%% *}" "ERR"
 send "quit"; check "quit" "$REPLY_LINE" "OK"
 
