@@ -1,0 +1,571 @@
+
+# Copyright (c) 2026, outbox_kafka developers
+
+=pod
+
+=head1 NAME
+
+RealKafka - Apache Kafka brokers (KRaft) for the outbox_kafka TAP tests
+
+=head1 SYNOPSIS
+
+  use FindBin;
+  use lib $FindBin::Bin;
+  use OutboxKafkaTest;
+  use RealKafka;
+
+  my $kafka = RealKafka->start(topics => ['r.alpha:3']);
+  my $node = new_node('main', bootstrap => $kafka->bootstrap);
+  ...
+  my @msgs = $kafka->consume('r.alpha');
+  $kafka->stop;
+
+=head1 DESCRIPTION
+
+Runs one combined broker+controller, or a cluster of several, from the jars
+test/kafka/kafka.sh fetched from Maven Central (once, into a cache outside
+the checkout), on free 127.0.0.1 ports, with the settings of
+test/kafka/broker.properties (auto.create.topics.enable=false).  Storage is
+formatted here, readiness is a poll of metadata requests (kcat -L) and topics
+and ACLs are made with test/kafka/kafka_admin (librdkafka's Admin API), so
+that no Kafka CLI tool needs a JVM of its own.
+
+Security: security => 'PLAINTEXT' (default), 'SASL_SCRAM' (SCRAM-SHA-512 on
+the client listener, users from scram_users, StandardAuthorizer with ACLs,
+User:admin super user) or 'SSL' (ssl_keystore => a PEM file with the
+broker's private key and certificate).  With SASL_SCRAM and SSL the brokers
+have a second, PLAINTEXT listener (->admin_bootstrap) for the test's own
+reads and admin requests and for replication; the relay only ever gets
+->bootstrap.
+
+Node logs are tmp_check/log/kafka_<n>_node<i>.log (the broker's log4j file
+is <dir>/node<i>/server.log; both are kept).
+
+=cut
+
+package RealKafka;
+
+use strict;
+use warnings;
+
+use Carp;
+use File::Basename;
+use File::Path qw(make_path);
+use File::Spec;
+use IO::Socket::INET;
+use IPC::Run;
+use OutboxKafkaTest ();
+use JSON::PP;
+use POSIX ();
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+my $here = File::Spec->rel2abs(dirname(__FILE__));
+our $KAFKA_DIR = File::Spec->catdir($here, '..', 'kafka');
+our $KAFKA_SH = File::Spec->catfile($KAFKA_DIR, 'kafka.sh');
+our $ADMIN = File::Spec->catfile($KAFKA_DIR, 'kafka_admin');
+our $KCAT = $ENV{KCAT} // 'kcat';
+
+my $count = 0;
+
+# A TCP port on 127.0.0.1 that nothing listens on now (and that this
+# process did not hand out before).
+my %handed_out;
+
+sub free_port
+{
+	for (1 .. 100)
+	{
+		my $s = IO::Socket::INET->new(
+			LocalAddr => '127.0.0.1',
+			LocalPort => 0,
+			Listen => 1,
+			ReuseAddr => 0) or croak "no free port: $!";
+		my $p = $s->sockport;
+		close $s;
+		next if $handed_out{$p}++;
+		return $p;
+	}
+	croak "no free port";
+}
+
+# run a command, die with its output unless it succeeds; returns stdout
+sub run_ok
+{
+	my ($cmd, %o) = @_;
+	my ($out, $err) = ('', '');
+	my $in = $o{stdin} // undef;
+	my $ok = IPC::Run::run($cmd, '<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($o{timeout} // $PostgreSQL::Test::Utils::timeout_default));
+	croak "@$cmd failed: $err$out" unless $ok;
+	return $out;
+}
+
+=pod
+
+=head1 METHODS
+
+=over
+
+=item RealKafka->start(nodes => 1, topics => ['name:partitions', ...], replication => nodes, min_insync => 1 or 2, security => 'PLAINTEXT'|'SASL_SCRAM'|'SSL', scram_users => {name => password}, ssl_keystore => file)
+
+Format and start the brokers, wait until every one answers metadata
+requests and create the topics (replication factor defaults to the number of
+nodes, at most 3).  Returns the cluster object.
+
+=cut
+
+sub start
+{
+	my ($class, %o) = @_;
+	$count++;
+	my $self = bless {
+		n => $o{nodes} // 1,
+		security => $o{security} // 'PLAINTEXT',
+		scram_users => $o{scram_users} // {},
+		ssl_keystore => $o{ssl_keystore},
+		min_insync => $o{min_insync} // (($o{nodes} // 1) >= 3 ? 2 : 1),
+		dir => "${PostgreSQL::Test::Utils::tmp_check}/kafka_$count",
+		id => $count,
+		nodes => [],
+	}, $class;
+	$self->{replication} = $o{replication} // ($self->{n} >= 3 ? 3 : $self->{n});
+	croak "security must be PLAINTEXT, SASL_SCRAM or SSL"
+	  unless $self->{security} =~ /^(PLAINTEXT|SASL_SCRAM|SSL)$/;
+
+	my $t0 = time();
+	$self->{libs} = (split /\n/, run_ok([ 'bash', $KAFKA_SH, 'fetch' ], timeout => 600))[-1];
+	my $t_fetch = time();
+
+	# build the admin client when the tree was not built by test/run.sh
+	run_ok([ 'make', '-s', '-C', $KAFKA_DIR, 'kafka_admin' ]) unless -x $ADMIN;
+
+	my $secure = $self->{security} ne 'PLAINTEXT';
+	for my $i (1 .. $self->{n})
+	{
+		my $node = {
+			i => $i,
+			dir => "$self->{dir}/node$i",
+			port => free_port(),
+			cport => free_port(),
+		};
+		$node->{iport} = $secure ? free_port() : $node->{port};
+		push @{ $self->{nodes} }, $node;
+	}
+	$self->{bootstrap} = join ',', map { "127.0.0.1:$_->{port}" } @{ $self->{nodes} };
+	$self->{admin_bootstrap} = join ',', map { "127.0.0.1:$_->{iport}" } @{ $self->{nodes} };
+
+	my $voters = join ',', map { "$_->{i}\@127.0.0.1:$_->{cport}" } @{ $self->{nodes} };
+	my $common = slurp_file("$KAFKA_DIR/broker.properties");
+	my $rf_internal = $self->{n} >= 3 ? 3 : 1;
+	my $isr_internal = $self->{n} >= 3 ? 2 : 1;
+	foreach my $node (@{ $self->{nodes} })
+	{
+		make_path($node->{dir});
+		my $p = $common . qq{
+process.roles=broker,controller
+node.id=$node->{i}
+controller.quorum.voters=$voters
+controller.listener.names=CONTROLLER
+log.dirs=$node->{dir}/data
+default.replication.factor=$self->{replication}
+min.insync.replicas=$self->{min_insync}
+offsets.topic.replication.factor=$rf_internal
+transaction.state.log.replication.factor=$rf_internal
+transaction.state.log.min.isr=$isr_internal
+share.coordinator.state.topic.replication.factor=$rf_internal
+share.coordinator.state.topic.min.isr=$isr_internal
+};
+		if (!$secure)
+		{
+			$p .= qq{listeners=PLAINTEXT://127.0.0.1:$node->{port},CONTROLLER://127.0.0.1:$node->{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:$node->{port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+};
+		}
+		else
+		{
+			my $proto = $self->{security} eq 'SSL' ? 'SSL' : 'SASL_PLAINTEXT';
+			$p .= qq{listeners=CLIENT://127.0.0.1:$node->{port},INTERNAL://127.0.0.1:$node->{iport},CONTROLLER://127.0.0.1:$node->{cport}
+advertised.listeners=CLIENT://127.0.0.1:$node->{port},INTERNAL://127.0.0.1:$node->{iport}
+listener.security.protocol.map=CLIENT:$proto,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=INTERNAL
+};
+		}
+		if ($self->{security} eq 'SASL_SCRAM')
+		{
+			# clients authenticate with SCRAM-SHA-512 on CLIENT; the
+			# authorizer checks their ACLs.  The PLAINTEXT listeners
+			# (replication, controller, the test's admin) are ANONYMOUS.
+			$p .= q{sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.client.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+};
+		}
+		if ($self->{security} eq 'SSL')
+		{
+			$self->_write_ssl_props($node, \$p);
+		}
+		open my $fh, '>', "$node->{dir}/server.properties" or die $!;
+		print $fh $p;
+		close $fh;
+	}
+
+	# format every node's storage (one JVM each, in parallel), with the
+	# SCRAM credentials in the bootstrap metadata
+	my $cid = cluster_id();
+	my @scram = map { ('--add-scram', "SCRAM-SHA-512=[name=$_,password=$self->{scram_users}{$_}]") }
+	  sort keys %{ $self->{scram_users} };
+	my @fmt;
+	foreach my $node (@{ $self->{nodes} })
+	{
+		my $h = IPC::Run::start([ 'bash', $KAFKA_SH, 'format', $node->{dir}, $cid, @scram ],
+			'<', \undef, '>&', "$node->{dir}/format.out",
+			IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+		push @fmt, [ $node, $h ];
+	}
+	foreach (@fmt)
+	{
+		my ($node, $h) = @$_;
+		$h->finish or croak "formatting $node->{dir} failed: " . slurp_file("$node->{dir}/format.out");
+	}
+	my $t_format = time();
+
+	$self->start_node($_->{i}, wait => 0) foreach @{ $self->{nodes} };
+	$self->wait_brokers($self->{n});
+	my $t_ready = time();
+	note sprintf("kafka_%d: %d node(s) %s at %s: fetch check %.1f s, format %.1f s, start %.1f s",
+		$count, $self->{n}, $self->{security}, $self->{bootstrap},
+		$t_fetch - $t0, $t_format - $t_fetch, $t_ready - $t_format);
+	$self->{startup_seconds} = $t_ready - $t0;
+
+	foreach my $t (@{ $o{topics} // [] })
+	{
+		my ($name, $parts) = split /:/, $t;
+		$self->create_topic($name, $parts // 1);
+	}
+	return $self;
+}
+
+sub _write_ssl_props
+{
+	my ($self, $node, $p) = @_;
+	croak "security SSL needs ssl_keystore (a PEM file: key and certificate)"
+	  unless $self->{ssl_keystore};
+	$$p .= qq{listener.name.client.ssl.keystore.type=PEM
+listener.name.client.ssl.keystore.location=$self->{ssl_keystore}
+listener.name.client.ssl.client.auth=none
+};
+	return;
+}
+
+=pod
+
+=item $kafka->bootstrap, $kafka->admin_bootstrap
+
+The client listeners (the relay's), and the PLAINTEXT listeners the test
+uses to read back and administer (the same with security PLAINTEXT).
+
+=cut
+
+sub bootstrap { return $_[0]->{bootstrap}; }
+sub admin_bootstrap { return $_[0]->{admin_bootstrap}; }
+sub startup_seconds { return $_[0]->{startup_seconds}; }
+sub libs { return $_[0]->{libs}; }
+
+sub cluster_id
+{
+	open my $fh, '<:raw', '/dev/urandom' or die $!;
+	read($fh, my $b, 16) == 16 or die;
+	close $fh;
+	require MIME::Base64;
+	my $s = MIME::Base64::encode_base64($b, '');
+	$s =~ tr{+/}{-_};
+	$s =~ s/=+$//;
+	return $s;
+}
+
+=pod
+
+=item $kafka->start_node($i, wait => 1)
+
+Start node $i (1-based) again after stop_node; waits until the cluster
+lists all nodes that are meant to run unless wait => 0.
+
+=cut
+
+sub start_node
+{
+	my ($self, $i, %o) = @_;
+	my $node = $self->{nodes}[ $i - 1 ];
+	croak "node $i is running" if $node->{pid};
+	my $log = "$PostgreSQL::Test::Utils::log_path/kafka_$self->{id}_node$i.log";
+	my $pid = fork();
+	croak "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', $log or POSIX::_exit(1);
+		open STDERR, '>&', \*STDOUT;
+		exec('bash', $KAFKA_SH, 'run', $node->{dir}) or POSIX::_exit(127);
+	}
+	$node->{pid} = $pid;
+	note "kafka_$self->{id} node $i started, pid $pid";
+	$self->wait_brokers(scalar grep { $_->{pid} } @{ $self->{nodes} })
+	  unless defined $o{wait} && !$o{wait};
+	return;
+}
+
+=pod
+
+=item $kafka->stop_node($i, $signal)
+
+Stop node $i with TERM (graceful, controlled shutdown; default) or KILL,
+and reap it.  Returns the seconds it took.
+
+=cut
+
+sub stop_node
+{
+	my ($self, $i, $sig) = @_;
+	$sig //= 'TERM';
+	my $node = $self->{nodes}[ $i - 1 ];
+	return 0 unless $node->{pid};
+	my $t0 = time();
+	kill $sig, $node->{pid};
+	my $deadline = time() + 60;
+	while (waitpid($node->{pid}, POSIX::WNOHANG()) == 0)
+	{
+		if (time() > $deadline)
+		{
+			kill 'KILL', $node->{pid};
+			waitpid($node->{pid}, 0);
+			last;
+		}
+		usleep(20_000);
+	}
+	delete $node->{pid};
+	my $dt = time() - $t0;
+	note sprintf("kafka_%d node %d stopped (%s) in %.1f s", $self->{id}, $i, $sig, $dt);
+	return $dt;
+}
+
+sub node_pid { return $_[0]->{nodes}[ $_[1] - 1 ]{pid}; }
+
+=pod
+
+=item $kafka->metadata
+
+The cluster's metadata (kcat -L -J through the admin listeners), decoded.
+
+=cut
+
+sub metadata
+{
+	my ($self) = @_;
+	my ($out, $err) = ('', '');
+	my $addrs = join ',', map { "127.0.0.1:$_->{iport}" } grep { $_->{pid} } @{ $self->{nodes} };
+	return undef unless $addrs;
+	IPC::Run::run([ $KCAT, '-L', '-J', '-b', $addrs, '-m', '2' ],
+		'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(10)) or return undef;
+	return eval { JSON::PP->new->decode($out) };
+}
+
+=pod
+
+=item $kafka->wait_brokers($n)
+
+Poll metadata until $n brokers are listed (alive and unfenced).
+
+=cut
+
+sub wait_brokers
+{
+	my ($self, $n) = @_;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (time() < $deadline)
+	{
+		foreach my $node (@{ $self->{nodes} })
+		{
+			next unless $node->{pid};
+			if (waitpid($node->{pid}, POSIX::WNOHANG()) != 0)
+			{
+				delete $node->{pid};
+				croak "kafka_$self->{id} node $node->{i} exited; see $node->{dir}/server.log";
+			}
+		}
+		my $md = $self->metadata;
+		return 1 if $md && @{ $md->{brokers} // [] } == $n;
+		usleep(100_000);
+	}
+	croak "kafka_$self->{id}: $n brokers not up within the timeout";
+}
+
+=pod
+
+=item $kafka->topic_metadata($topic)
+
+List of {partition, leader, replicas => [...], isrs => [...]} of a topic, or
+undef if the cluster does not know it.
+
+=cut
+
+sub topic_metadata
+{
+	my ($self, $topic) = @_;
+	my $md = $self->metadata or return undef;
+	foreach my $t (@{ $md->{topics} // [] })
+	{
+		next unless $t->{topic} eq $topic;
+		return undef if $t->{error};
+		return [
+			map {
+				{
+					partition => $_->{partition},
+					leader => $_->{leader},
+					replicas => [ map { $_->{id} } @{ $_->{replicas} // [] } ],
+					isrs => [ map { $_->{id} } @{ $_->{isrs} // [] } ],
+				}
+			} sort { $a->{partition} <=> $b->{partition} } @{ $t->{partitions} }
+		];
+	}
+	return undef;
+}
+
+=pod
+
+=item $kafka->wait_in_sync($topic)
+
+Poll until every partition of $topic has all its replicas in sync.
+
+=cut
+
+sub wait_in_sync
+{
+	my ($self, $topic) = @_;
+	return OutboxKafkaTest::poll_until(
+		sub {
+			my $parts = $self->topic_metadata($topic) or return 0;
+			foreach my $p (@$parts)
+			{
+				return 0 if $p->{leader} < 0 || @{ $p->{isrs} } < @{ $p->{replicas} };
+			}
+			return 1;
+		});
+}
+
+=pod
+
+=item $kafka->admin(@args)
+
+Run test/kafka/kafka_admin against the admin listeners, e.g.
+->admin('create-topic', 't', 3, 3) or ->admin('allow', 'User:relay', 'Write', 't').
+
+=item $kafka->create_topic($name, $partitions, $replication, @configs)
+
+=cut
+
+sub admin
+{
+	my ($self, @args) = @_;
+	note "kafka_admin @args";
+	return run_ok([ $ADMIN, '-b', $self->{admin_bootstrap}, @args ]);
+}
+
+sub create_topic
+{
+	my ($self, $name, $parts, $rf, @configs) = @_;
+	$self->admin('create-topic', $name, $parts // 1, $rf // $self->{replication}, @configs);
+	# the topic is known to every broker before the test goes on
+	OutboxKafkaTest::poll_until(sub { $self->topic_metadata($name) })
+	  or croak "topic $name did not appear in the metadata";
+	return;
+}
+
+=pod
+
+=item $kafka->consume($topic)
+
+Read a whole topic through the admin listeners with kcat; same shape as
+OutboxKafkaTest::consume_all (sorted by partition, then offset).
+
+=cut
+
+sub consume
+{
+	my ($self, $topic) = @_;
+	local $OutboxKafkaTest::KCAT = $KCAT;
+	return OutboxKafkaTest::consume_all($self->{admin_bootstrap}, $topic);
+}
+
+=pod
+
+=item $kafka->java_produce_keys($topic, @keys)
+
+Produce one message per key (value = the key) with Kafka's own Java console
+producer (the Java client's default partitioner), and return a hash
+key => partition as the broker stored them.
+
+=cut
+
+sub java_produce_keys
+{
+	my ($self, $topic, @keys) = @_;
+	my $input = join '', map { "$_\t$_\n" } @keys;
+	run_ok(
+		[
+			'java', '-Xmx128m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC',
+			"-Dlog4j2.configurationFile=file:$KAFKA_DIR/log4j2.properties",
+			"-Dkafka.logs.dir=$self->{dir}",
+			'-cp', "$self->{libs}/*", 'org.apache.kafka.tools.ConsoleProducer',
+			'--bootstrap-server', $self->{admin_bootstrap}, '--topic', $topic,
+			'--property', 'parse.key=true', '--property', "key.separator=\t"
+		],
+		stdin => $input);
+	my %part;
+	foreach my $m ($self->consume($topic))
+	{
+		$part{ $m->{key} } = $m->{partition};
+	}
+	return \%part;
+}
+
+=pod
+
+=item $kafka->stop
+
+Stop every node (graceful) and forget them.
+
+=back
+
+=cut
+
+sub stop
+{
+	my ($self) = @_;
+	foreach my $node (@{ $self->{nodes} })
+	{
+		$self->stop_node($node->{i}, 'TERM') if $node->{pid};
+	}
+	return;
+}
+
+sub DESTROY
+{
+	my ($self) = @_;
+	local ($@, $?);
+	foreach my $node (@{ $self->{nodes} // [] })
+	{
+		next unless $node->{pid};
+		kill 'KILL', $node->{pid};
+		waitpid($node->{pid}, 0);
+		delete $node->{pid};
+	}
+}
+
+1;
