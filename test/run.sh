@@ -50,7 +50,8 @@ if [ "$status" -ne 0 ]; then
     exit "$status"
 fi
 # one closing line for CI: pg_regress and isolation tests, plus TAP assertions
-sql_tests=$(sed -n 's/^ *All \([0-9]*\) tests passed.*/\1/p' "$work/installcheck.log" | awk '{s += $1} END {print s + 0}')
+# (pg_regress prints "All N tests passed." up to PG 15, "# All N ..." since 16)
+sql_tests=$(sed -n 's/^[# ]*All \([0-9]*\) tests passed.*/\1/p' "$work/installcheck.log" | awk '{s += $1} END {print s + 0}')
 tap_tests=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$work/installcheck.log")
 echo "== test suite passed"
 echo "$(( sql_tests + ${tap_tests:-0} )) passed, 0 failed"
