@@ -9,6 +9,7 @@
  * Trigger arguments: the topic, then one or more key columns.  The payload
  * is a JSON envelope {"op", "schema", "table", "before", "after", "ts"};
  * the key is the key column's text, or a JSON array for several columns.
+ * An update that changes the key also publishes a delete for the old key.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -42,6 +43,10 @@ static void append_row(StringInfo buf, HeapTuple tuple, TupleDesc tupdesc);
 static void append_json_value(StringInfo buf, HeapTuple tuple,
 							  TupleDesc tupdesc, int attnum);
 static text *build_key(TriggerData *trigdata, HeapTuple tuple);
+static bool keys_equal(text *a, text *b);
+static void capture_event(TriggerData *trigdata, const char *topic,
+						  const char *op, text *key, HeapTuple before,
+						  HeapTuple after, const char *ts);
 
 /*
  * check_trigger_usage: ERROR unless we run as an AFTER ... FOR EACH ROW
@@ -187,21 +192,70 @@ build_key(TriggerData *trigdata, HeapTuple tuple)
 }
 
 /*
+ * keys_equal: are two keys from build_key the same Kafka key (same bytes,
+ * or both NULL)?
+ */
+static bool
+keys_equal(text *a, text *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/*
+ * capture_event: build the envelope of one row change and insert it as an
+ * event keyed by key.  before and after may be NULL; ts is the capture
+ * time, already rendered.  The envelope is published in UTF-8.
+ */
+static void
+capture_event(TriggerData *trigdata, const char *topic, const char *op,
+			  text *key, HeapTuple before, HeapTuple after, const char *ts)
+{
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	bytea	   *payload;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	appendStringInfo(&buf, "\"op\":\"%s\",\"schema\":", op);
+	escape_json(&buf, get_namespace_name(RelationGetNamespace(trigdata->tg_relation)));
+	appendStringInfoString(&buf, ",\"table\":");
+	escape_json(&buf, RelationGetRelationName(trigdata->tg_relation));
+	appendStringInfoString(&buf, ",\"before\":");
+	append_row(&buf, before, tupdesc);
+	appendStringInfoString(&buf, ",\"after\":");
+	append_row(&buf, after, tupdesc);
+	appendStringInfo(&buf, ",\"ts\":\"%s\"}", ts);
+
+	payload = outbox_payload_to_utf8((bytea *) cstring_to_text_with_len(buf.data,
+																		 buf.len));
+	outbox_validate_event_size(payload, key, 0);
+	outbox_insert_event(topic, key, payload, OUTBOX_PAYLOAD_JSON, NULL);
+}
+
+/*
  * outbox_capture: the trigger function.  Inserts one event per row change
  * into the outbox, in the changing transaction.
+ *
+ * An UPDATE that changes the key publishes two events: first a delete
+ * envelope (op "d", before the old row, after null) keyed by the old key,
+ * exactly what a DELETE of the old row would publish, then the update
+ * envelope keyed by the new key.  A consumer that keeps the latest value
+ * per key (or a compacted topic) thus forgets the old key instead of
+ * keeping a row that no longer exists under it.  An old key that is NULL
+ * gets no delete: a message without a key replaces nothing.
  */
 Datum
 outbox_capture(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata;
-	TupleDesc	tupdesc;
 	HeapTuple	before = NULL;
 	HeapTuple	after = NULL;
 	const char *op;
 	const char *topic;
 	text	   *key;
-	bytea	   *payload;
-	StringInfoData buf;
 	char		ts[MAXDATELEN + 1];
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -214,7 +268,6 @@ outbox_capture(PG_FUNCTION_ARGS)
 
 	topic = trigdata->tg_trigger->tgargs[0];
 	outbox_validate_topic(topic);
-	tupdesc = RelationGetDescr(trigdata->tg_relation);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
@@ -234,24 +287,18 @@ outbox_capture(PG_FUNCTION_ARGS)
 	}
 
 	key = build_key(trigdata, after ? after : before);
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	appendStringInfo(&buf, "\"op\":\"%s\",\"schema\":", op);
-	escape_json(&buf, get_namespace_name(RelationGetNamespace(trigdata->tg_relation)));
-	appendStringInfoString(&buf, ",\"table\":");
-	escape_json(&buf, RelationGetRelationName(trigdata->tg_relation));
-	appendStringInfoString(&buf, ",\"before\":");
-	append_row(&buf, before, tupdesc);
-	appendStringInfoString(&buf, ",\"after\":");
-	append_row(&buf, after, tupdesc);
 	JsonEncodeDateTime(ts, TimestampTzGetDatum(GetCurrentTimestamp()),
 					   TIMESTAMPTZOID, NULL);
-	appendStringInfo(&buf, ",\"ts\":\"%s\"}", ts);
 
-	payload = (bytea *) cstring_to_text_with_len(buf.data, buf.len);
-	outbox_validate_event_size(payload, key, 0);
-	outbox_insert_event(topic, key, payload, OUTBOX_PAYLOAD_JSON, NULL);
+	if (before != NULL && after != NULL)
+	{
+		text	   *old_key = build_key(trigdata, before);
+
+		/* a NULL key names no record to replace: nothing to delete */
+		if (old_key != NULL && !keys_equal(old_key, key))
+			capture_event(trigdata, topic, "d", old_key, before, NULL, ts);
+	}
+	capture_event(trigdata, topic, op, key, before, after, ts);
 
 	return PointerGetDatum(NULL);
 }

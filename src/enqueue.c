@@ -26,6 +26,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -57,6 +58,9 @@ static void outbox_xact_callback(XactEvent event, void *arg);
 static int	current_event_table(void);
 static Oid	outbox_owner(void);
 static SPIPlanPtr insert_plan(int table_no);
+static bool is_ascii(const char *s, int len);
+static void utf8_error_context(void *arg);
+static int	utf8_length(const char *s, int len, const char *what);
 static Size validate_headers(Jsonb *headers);
 static Datum enqueue_common(FunctionCallInfo fcinfo, bytea *payload,
 							char payload_kind);
@@ -100,9 +104,111 @@ outbox_validate_topic(const char *topic)
 }
 
 /*
+ * is_ascii: are all len bytes of s 7-bit ASCII?
+ */
+static bool
+is_ascii(const char *s, int len)
+{
+	int			i;
+
+	for (i = 0; i < len; i++)
+	{
+		if (IS_HIGHBIT_SET(s[i]))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * utf8_error_context: names the part of the event that could not be
+ * converted to UTF-8 (arg is a string like "payload" or "key").
+ */
+static void
+utf8_error_context(void *arg)
+{
+	errcontext("converting the %s of an outbox event to UTF8", (const char *) arg);
+}
+
+/*
+ * outbox_to_utf8: s (len bytes in the database encoding) in UTF-8, and its
+ * length in *out_len.  Returns s itself when nothing needs converting (a
+ * UTF-8 database, or pure ASCII), otherwise a palloc'd copy.  ERROR when s
+ * has no UTF-8 form (22P05) or is not valid in the database encoding or,
+ * in a SQL_ASCII database, is not valid UTF-8 (22021); what ("payload",
+ * "key", ...) names the part in the error context.
+ *
+ * Kafka consumers read keys, headers and JSON as UTF-8 (the relay labels
+ * JSON payloads application/json), so this runs at enqueue: the caller's
+ * transaction fails instead of a consumer receiving other bytes.
+ */
+const char *
+outbox_to_utf8(const char *s, int len, int *out_len, const char *what)
+{
+	ErrorContextCallback errcallback;
+	const char *converted;
+
+	*out_len = len;
+	if (GetDatabaseEncoding() == PG_UTF8 || len == 0)
+		return s;
+	/* ASCII is the same in every encoding: nothing to convert */
+	if (is_ascii(s, len))
+		return s;
+
+	errcallback.callback = utf8_error_context;
+	errcallback.arg = unconstify(char *, what);
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	converted = pg_server_to_any(s, len, PG_UTF8);
+
+	error_context_stack = errcallback.previous;
+
+	if (converted != s)
+		*out_len = strlen(converted);
+	return converted;
+}
+
+/*
+ * outbox_payload_to_utf8: payload (JSON or text in the database encoding)
+ * as UTF-8, the form the relay publishes as is.  Returns payload itself
+ * when nothing needs converting.  ERROR as outbox_to_utf8.
+ */
+bytea *
+outbox_payload_to_utf8(bytea *payload)
+{
+	const char *converted;
+	int			len;
+	bytea	   *result;
+
+	converted = outbox_to_utf8(VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload),
+							   &len, "payload");
+	if (converted == VARDATA_ANY(payload))
+		return payload;
+	result = (bytea *) palloc(VARHDRSZ + len);
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), converted, len);
+	return result;
+}
+
+/*
+ * utf8_length: length in bytes of s (len bytes in the database encoding)
+ * once converted to UTF-8.  ERROR as outbox_to_utf8.
+ */
+static int
+utf8_length(const char *s, int len, const char *what)
+{
+	int			out_len;
+
+	(void) outbox_to_utf8(s, len, &out_len, what);
+	return out_len;
+}
+
+/*
  * validate_headers: ERROR unless headers is a JSON object whose values are
  * strings or null and whose names do not use the reserved "outbox-"
- * prefix.  Returns the bytes the headers add to a Kafka message.
+ * prefix, and unless every name and value has a UTF-8 form.  Returns the
+ * bytes the headers add to a Kafka record: UTF-8 names and values, each
+ * with its length varint, as librdkafka counts them.
  */
 static Size
 validate_headers(Jsonb *headers)
@@ -112,6 +218,7 @@ validate_headers(Jsonb *headers)
 	JsonbIteratorToken r;
 	Size		bytes = 0;
 	char	   *name = NULL;
+	int			name_len = 0;
 
 	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
 		ereport(ERROR,
@@ -132,13 +239,19 @@ validate_headers(Jsonb *headers)
 						 errmsg("header name \"%s\" is reserved", name),
 						 errdetail("Header names starting with \"%s\" are set by the relay.",
 								   OUTBOX_RESERVED_HEADER_PREFIX)));
-			bytes += v.val.string.len;
+			name_len = utf8_length(v.val.string.val, v.val.string.len,
+								   "header name");
 		}
 		else if (r == WJB_VALUE)
 		{
 			if (v.type == jbvString)
-				bytes += v.val.string.len;
-			else if (v.type != jbvNull)
+				bytes += OUTBOX_HEADER_WIRE_BYTES((Size) name_len,
+												  (Size) utf8_length(v.val.string.val,
+																	 v.val.string.len,
+																	 "header value"));
+			else if (v.type == jbvNull)
+				bytes += OUTBOX_HEADER_WIRE_BYTES((Size) name_len, 0);
+			else
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("value of header \"%s\" must be a string or null",
@@ -150,26 +263,38 @@ validate_headers(Jsonb *headers)
 }
 
 /*
- * outbox_validate_event_size: ERROR when payload, key and headers together
- * exceed outbox_kafka.max_message_bytes.  Either datum may be NULL.
+ * outbox_validate_event_size: ERROR when the Kafka record the relay will
+ * make of this event could exceed outbox_kafka.max_message_bytes.  payload
+ * must already be in UTF-8 (outbox_payload_to_utf8); key is in the
+ * database encoding and measured in UTF-8 (ERROR if it has no UTF-8 form);
+ * header_bytes is what validate_headers returned.  Either datum may be
+ * NULL.
+ *
+ * The record's size is counted as librdkafka and the broker count it: the
+ * key and the value, the caller's headers with their framing, the headers
+ * the relay adds in their longest form, and the record and record batch
+ * framing (OUTBOX_MESSAGE_OVERHEAD_BYTES).  So an event accepted here is
+ * never refused for size by a producer and broker whose message.max.bytes
+ * is at least outbox_kafka.max_message_bytes.
  */
 void
 outbox_validate_event_size(bytea *payload, text *key, Size header_bytes)
 {
-	Size		total = header_bytes;
+	Size		total = header_bytes + OUTBOX_MESSAGE_OVERHEAD_BYTES;
 
 	if (payload != NULL)
 		total += VARSIZE_ANY_EXHDR(payload);
 	if (key != NULL)
-		total += VARSIZE_ANY_EXHDR(key);
+		total += utf8_length(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), "key");
 
 	if (total > (Size) outbox_max_message_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("event is too large: %zu bytes", total),
-				 errdetail("Payload, key and headers together may take at most %d bytes (\"outbox_kafka.max_message_bytes\").",
+				 errdetail("Payload, key and headers plus %d bytes for the relay's headers and the record's framing may take at most %d bytes (\"outbox_kafka.max_message_bytes\").",
+						   OUTBOX_MESSAGE_OVERHEAD_BYTES,
 						   outbox_max_message_bytes),
-				 errhint("Store large documents elsewhere and publish a reference, or raise \"outbox_kafka.max_message_bytes\" together with the broker's limit.")));
+				 errhint("Store large documents elsewhere and publish a reference, or raise \"outbox_kafka.max_message_bytes\" together with the producer's and the broker's \"message.max.bytes\".")));
 }
 
 /*
@@ -387,7 +512,8 @@ enqueue_common(FunctionCallInfo fcinfo, bytea *payload, char payload_kind)
 
 /*
  * outbox.enqueue(topic text, payload jsonb, key text, headers jsonb)
- * The JSON text is stored; the relay adds content-type: application/json.
+ * The JSON text is stored in UTF-8; the relay adds content-type:
+ * application/json.
  */
 Datum
 outbox_enqueue_jsonb(PG_FUNCTION_ARGS)
@@ -404,19 +530,23 @@ outbox_enqueue_jsonb(PG_FUNCTION_ARGS)
 		appendStringInfoSpaces(&buf, VARHDRSZ);
 		JsonbToCString(&buf, &jb->root, VARSIZE(jb));
 		SET_VARSIZE(buf.data, buf.len);
-		payload = (bytea *) buf.data;
+		payload = outbox_payload_to_utf8((bytea *) buf.data);
 	}
 	return enqueue_common(fcinfo, payload, OUTBOX_PAYLOAD_JSON);
 }
 
 /*
  * outbox.enqueue(topic text, payload text, key text, headers jsonb)
- * text and bytea share their representation, so no conversion is needed.
+ * text and bytea share their representation; the text is stored (and
+ * published) in UTF-8 whatever the database encoding.
  */
 Datum
 outbox_enqueue_text(PG_FUNCTION_ARGS)
 {
-	bytea	   *payload = PG_ARGISNULL(1) ? NULL : (bytea *) PG_GETARG_TEXT_PP(1);
+	bytea	   *payload = NULL;
+
+	if (!PG_ARGISNULL(1))
+		payload = outbox_payload_to_utf8((bytea *) PG_GETARG_TEXT_PP(1));
 
 	return enqueue_common(fcinfo, payload, OUTBOX_PAYLOAD_TEXT);
 }

@@ -36,6 +36,50 @@
 /* Header names starting with this prefix are reserved for the relay. */
 #define OUTBOX_RESERVED_HEADER_PREFIX "outbox-"
 
+/*
+ * Bytes a Kafka record header takes on the wire besides its name and value:
+ * the name and value lengths as zig-zag varints (record format v2), sized
+ * as librdkafka 2.0.2 counts them (rd_kafka_header_add()).
+ */
+#define OUTBOX_VARINT_BYTES(n) \
+	((n) < 64 ? 1 : (n) < 8192 ? 2 : (n) < 1048576 ? 3 : (n) < 134217728 ? 4 : 5)
+#define OUTBOX_HEADER_WIRE_BYTES(name_len, value_len) \
+	(OUTBOX_VARINT_BYTES(name_len) + (name_len) + \
+	 OUTBOX_VARINT_BYTES(value_len) + (value_len))
+
+/*
+ * Worst case of the headers the relay adds to every message (producer.c),
+ * framing included: outbox-id (an int8 in decimal, at most 20 characters),
+ * outbox-created-at (ISO 8601 with zone; 32 characters today, 48 allowed
+ * for years past 9999 and offsets with seconds), content-type:
+ * application/json, and outbox-requeued-from (an int8) for re-queued dead
+ * letters.  Every header the relay adds must be counted here, so that an
+ * event outbox.enqueue accepts is never refused for size later.
+ */
+#define OUTBOX_RELAY_HEADER_BYTES \
+	(OUTBOX_HEADER_WIRE_BYTES(9, 20) +		/* outbox-id */ \
+	 OUTBOX_HEADER_WIRE_BYTES(17, 48) +	/* outbox-created-at */ \
+	 OUTBOX_HEADER_WIRE_BYTES(12, 16) +	/* content-type */ \
+	 OUTBOX_HEADER_WIRE_BYTES(20, 20))	/* outbox-requeued-from */
+
+/*
+ * Framing of one record around its key, value and headers.  librdkafka
+ * refuses a message when RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD (36: length,
+ * attributes, timestamp and offset deltas, key and value lengths, header
+ * count, all as maximal varints) plus key, value and serialized headers
+ * exceeds message.max.bytes (rdkafka_msg.c, rd_kafka_msg_new0); the broker
+ * checks a whole record batch, whose v2 header adds 61 bytes
+ * (RD_KAFKAP_MSGSET_V2_SIZE) when the record travels alone.
+ */
+#define OUTBOX_RECORD_OVERHEAD_BYTES	(36 + 61)
+
+/*
+ * What outbox_kafka.max_message_bytes is compared with besides the key,
+ * the value and the caller's headers (with their framing).
+ */
+#define OUTBOX_MESSAGE_OVERHEAD_BYTES \
+	(OUTBOX_RELAY_HEADER_BYTES + OUTBOX_RECORD_OVERHEAD_BYTES)
+
 /* Payload kinds stored in outbox.event.payload_kind. */
 #define OUTBOX_PAYLOAD_JSON		'j'
 #define OUTBOX_PAYLOAD_TEXT		't'
@@ -132,5 +176,8 @@ extern int64 outbox_insert_event(const char *topic, text *key,
 								 bytea *payload, char payload_kind,
 								 Jsonb *headers);
 extern void outbox_register_xact_callback(void);
+extern const char *outbox_to_utf8(const char *s, int len, int *out_len,
+								  const char *what);
+extern bytea *outbox_payload_to_utf8(bytea *payload);
 
 #endif							/* OUTBOX_KAFKA_H */

@@ -101,26 +101,43 @@ SELECT outbox.enqueue('hdr', 'y'::text, NULL, NULL) IS NOT NULL AS ok;
 SELECT count(*) FILTER (WHERE headers IS NULL) AS without_headers FROM outbox.event WHERE topic = 'hdr';
 
 ------------------------------------------------------------------------
--- Size: payload + key + headers <= outbox_kafka.max_message_bytes
--- (default 1000000; reloadable only, so a session cannot change it)
+-- Size: the Kafka record must fit outbox_kafka.max_message_bytes
+-- (default 1000000; reloadable only, so a session cannot change it):
+-- payload + key + each header's name and value with a length varint each
+-- + 267 bytes for the headers the relay adds (at their longest) and the
+-- record and batch framing
 ------------------------------------------------------------------------
 SHOW outbox_kafka.max_message_bytes;
 SET outbox_kafka.max_message_bytes = 100;
 SELECT pg_temp.sqlstate_of('SET outbox_kafka.max_message_bytes = 100');
-SELECT outbox.enqueue('big', repeat('x', 1000000)::text) IS NOT NULL AS exactly_at_limit_ok;
-SELECT outbox.enqueue('big', repeat('x', 999999)::text, 'kk');
-SELECT outbox.enqueue('big', repeat('x', 999999)::text, 'k') IS NOT NULL AS with_key_at_limit_ok;
-SELECT outbox.enqueue('big', convert_to(repeat('x', 999990), 'UTF8'), NULL, '{"h": "123456789"}') IS NOT NULL AS with_headers_at_limit_ok;
-SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('big', convert_to(repeat('x', 999990), 'UTF8'), NULL, '{"h": "1234567890"}')$$) AS header_value_over;
-SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('big', convert_to(repeat('x', 999990), 'UTF8'), NULL, '{"hh": "123456789"}')$$) AS header_name_over;
-SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('big', repeat('x', 1000001)::text)$$) AS text_over;
-SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('big', convert_to(repeat('x', 1000001), 'UTF8'))$$) AS bytea_over;
+\set limit 1000000
+\set overhead 267
+SELECT outbox.enqueue('big', repeat('x', :limit - :overhead)::text) IS NOT NULL AS exactly_at_limit_ok;
+SELECT outbox.enqueue('big', repeat('x', :limit - :overhead - 1)::text, 'kk');
+SELECT outbox.enqueue('big', repeat('x', :limit - :overhead - 1)::text, 'k') IS NOT NULL AS with_key_at_limit_ok;
+-- {"h": "123456789"}: 1 + 1 + 1 + 9 bytes
+SELECT outbox.enqueue('big', convert_to(repeat('x', :limit - :overhead - 12), 'UTF8'), NULL, '{"h": "123456789"}') IS NOT NULL AS with_headers_at_limit_ok;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('big', convert_to(repeat('x', %s), 'UTF8'), NULL, '{"h": "1234567890"}')$$, :limit - :overhead - 12)) AS header_value_over;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('big', convert_to(repeat('x', %s), 'UTF8'), NULL, '{"hh": "123456789"}')$$, :limit - :overhead - 12)) AS header_name_over;
+-- a null header value still takes its name and two length bytes
+SELECT outbox.enqueue('big', convert_to(repeat('x', :limit - :overhead - 3), 'UTF8'), NULL, '{"h": null}') IS NOT NULL AS null_header_at_limit_ok;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('big', convert_to(repeat('x', %s), 'UTF8'), NULL, '{"h": null}')$$, :limit - :overhead - 2)) AS null_header_over;
+-- a header value of 64 bytes or more has a two-byte length
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('big', convert_to(repeat('x', %s), 'UTF8'), NULL, jsonb_build_object('h', repeat('v', 64)))$$, :limit - :overhead - 67)) AS long_header_over;
+SELECT outbox.enqueue('big', convert_to(repeat('x', :limit - :overhead - 68), 'UTF8'), NULL, jsonb_build_object('h', repeat('v', 64))) IS NOT NULL AS long_header_at_limit_ok;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('big', repeat('x', %s)::text)$$, :limit - :overhead + 1)) AS text_over;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('big', convert_to(repeat('x', %s), 'UTF8'))$$, :limit - :overhead + 1)) AS bytea_over;
 -- JSON: the size is that of the stored JSON text ({"a": "xx..."} = 9 + n bytes)
-SELECT outbox.enqueue('big', jsonb_build_object('a', repeat('x', 999991))) IS NOT NULL AS json_at_limit_ok;
-SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('big', jsonb_build_object('a', repeat('x', 999992)))$$) AS json_over;
+SELECT outbox.enqueue('big', jsonb_build_object('a', repeat('x', :limit - :overhead - 9))) IS NOT NULL AS json_at_limit_ok;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('big', jsonb_build_object('a', repeat('x', %s)))$$, :limit - :overhead - 8)) AS json_over;
+-- multi-byte characters count in bytes
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('big', repeat('é', %s)::text)$$, (:limit - :overhead) / 2 + 1)) AS multibyte_over;
+SELECT outbox.enqueue('big', repeat('é', (:limit - :overhead) / 2)::text) IS NOT NULL AS multibyte_ok;
 -- a huge key alone is too large as well, also for a tombstone
 SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('big', NULL::text, repeat('k', 1000001))$$) AS key_over;
-SELECT id, key IS NULL AS no_key, octet_length(payload) AS payload_bytes,
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('big', NULL::text, repeat('k', %s))$$, :limit - :overhead + 1)) AS tombstone_key_over;
+SELECT outbox.enqueue('big', NULL::text, repeat('k', :limit - :overhead)) IS NOT NULL AS tombstone_key_at_limit_ok;
+SELECT id, key IS NULL AS no_key, octet_length(key) AS key_bytes, octet_length(payload) AS payload_bytes,
        pg_column_size(headers) IS NOT NULL AS has_headers
   FROM outbox.event WHERE topic = 'big' ORDER BY id;
 
@@ -165,3 +182,64 @@ SELECT pg_temp.sqlstate_of($$SET TRANSACTION READ ONLY; SELECT outbox.enqueue('t
 SELECT outbox.enqueue('tx', 'last'::text) > :rolled_back_id AS id_after_rollback_is_larger;
 
 DROP EXTENSION outbox_kafka;
+
+------------------------------------------------------------------------
+-- A database that is not UTF-8: JSON and text payloads are stored (and
+-- so published) in UTF-8, sizes count UTF-8 bytes, and keys and headers
+-- must have a UTF-8 form
+------------------------------------------------------------------------
+CREATE DATABASE outbox_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+CREATE DATABASE outbox_win1252 ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+CREATE DATABASE outbox_sql_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+\c outbox_latin1
+SET client_encoding = 'UTF8';
+CREATE EXTENSION outbox_kafka;
+\i test/sql/include/sqlstate_of.sql
+SELECT outbox.enqueue('enc', '{"name": "Zoë", "city": "Zürich"}'::jsonb, 'clé', '{"x-ville": "Besançon"}') AS json_id,
+       outbox.enqueue('enc', 'crème brûlée'::text, 'k') AS text_id,
+       outbox.enqueue('enc', '\xe9ff00'::bytea) AS bytea_id,
+       outbox.enqueue('enc', 'plain ascii'::text) AS ascii_id;
+-- payloads hold UTF-8 (é is c3a9, ü c3bc); bytea is kept as is; key and
+-- headers stay text and jsonb in the database encoding
+SELECT id, payload_kind, encode(payload, 'hex') AS payload_hex, key,
+       encode(convert_to(key, 'UTF8'), 'hex') AS key_utf8_hex, headers
+  FROM outbox.event ORDER BY id;
+SELECT convert_from(payload, 'UTF8') AS payload_as_utf8 FROM outbox.event WHERE payload_kind <> 'b' ORDER BY id;
+-- sizes count the UTF-8 bytes: é takes two
+SELECT outbox.enqueue('enc', repeat('é', (1000000 - 267) / 2)::text) IS NOT NULL AS at_limit_ok;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('enc', repeat('é', %s)::text)$$, (1000000 - 267) / 2 + 1)) AS text_over;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('enc', repeat('x', %s)::text, 'é')$$, 1000000 - 267 - 1)) AS key_over;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('enc', repeat('x', %s)::text, NULL, '{"h": "é"}')$$, 1000000 - 267 - 4)) AS header_over;
+SELECT outbox.enqueue('enc', repeat('x', 1000000 - 267 - 5)::text, NULL, '{"h": "é"}') IS NOT NULL AS header_at_limit_ok;
+DROP EXTENSION outbox_kafka;
+
+-- WIN1252 has bytes with no Unicode character: refused with 22P05, naming
+-- the part of the event
+\c outbox_win1252
+CREATE EXTENSION outbox_kafka;
+\i test/sql/include/sqlstate_of.sql
+SELECT outbox.enqueue('enc', convert_from('\x80'::bytea, 'WIN1252'), 'k') IS NOT NULL AS euro_sign_ok;
+SELECT encode(payload, 'hex') AS euro_sign_utf8 FROM outbox.event;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('enc', E'a\x81b'::text)$$) AS text_payload;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('enc', jsonb_build_object('a', E'\x81'))$$) AS json_payload;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('enc', 'x'::text, E'\x81')$$) AS key;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('enc', 'x'::text, NULL, jsonb_build_object(E'\x81', 'v'))$$) AS header_name;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('enc', 'x'::text, NULL, jsonb_build_object('h', E'\x81'))$$) AS header_value;
+SELECT outbox.enqueue('enc', 'x'::text, NULL, jsonb_build_object('h', E'\x81'));
+SELECT count(*) AS stored FROM outbox.event;
+DROP EXTENSION outbox_kafka;
+
+-- SQL_ASCII: the bytes must already be UTF-8
+\c outbox_sql_ascii
+CREATE EXTENSION outbox_kafka;
+\i test/sql/include/sqlstate_of.sql
+SELECT outbox.enqueue('enc', E'caf\xc3\xa9'::text, E'cl\xc3\xa9') IS NOT NULL AS utf8_ok;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('enc', E'caf\xe9'::text)$$) AS latin1_text;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('enc', 'x'::text, E'cl\xe9')$$) AS latin1_key;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('enc', '\xe9'::bytea)$$) AS bytea_is_bytes;
+SELECT encode(payload, 'hex'), encode(key::bytea, 'hex') AS key_hex FROM outbox.event ORDER BY id;
+DROP EXTENSION outbox_kafka;
+\c contrib_regression
+DROP DATABASE outbox_latin1;
+DROP DATABASE outbox_win1252;
+DROP DATABASE outbox_sql_ascii;
