@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# test/versions.sh: run the whole outbox_kafka test suite (pg_regress,
+# isolation, TAP) against other PostgreSQL major versions, each built once
+# from its source package.
+#
+# Usage, as root on Debian 12:
+#
+#   bash test/versions.sh [--build-only] [MAJOR ...]      (default: 16 17 18)
+#
+# For each MAJOR, once: fetch the source package postgresql-MAJOR with
+# `apt-get source` through a private apt configuration (its own
+# sources.list, state and cache under $OUTBOX_PG_CACHE/apt-*; the machine's
+# apt configuration is never read for sources nor changed), configure it with
+# --enable-tap-tests, build it under `nice -n 19` with `make -j2`, and install
+# it to $OUTBOX_PG_CACHE/postgresql-MAJOR.  Then run
+#   PG_CONFIG=$OUTBOX_PG_CACHE/postgresql-MAJOR/bin/pg_config bash test/run.sh
+# and print one result line per version.  Delete $OUTBOX_PG_CACHE/postgresql-MAJOR to
+# rebuild it (e.g. after a new point release).
+#
+# Where the sources come from:
+#   - Debian: trixie, trixie-updates, trixie-security (postgresql-17),
+#     forky and sid (postgresql-18).  apt picks the newest version on offer.
+#   - postgresql-16 is in no current Debian suite (trixie shipped with 17;
+#     sid dropped 16 in 2024).  When Debian has no postgresql-MAJOR, the
+#     package comes from Ubuntu 24.04 LTS (noble-security, noble-updates),
+#     which maintains Debian's postgresql-16 packaging with current point
+#     releases; its signatures are checked with ubuntu-archive-keyring taken
+#     from Debian bookworm-backports (unpacked into the cache, not installed).
+#
+# Not run by CI: each build takes about 10 minutes on 2 cores.
+#
+# Environment: OUTBOX_PG_CACHE (default /var/cache/outbox_kafka),
+# OUTBOX_PG_CONFIGURE (extra configure options, e.g. --enable-cassert; they
+# only apply to a version not built yet), plus whatever test/run.sh takes.
+set -euo pipefail
+shopt -s inherit_errexit
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cache=${OUTBOX_PG_CACHE:-/var/cache/outbox_kafka}
+build_only=0
+if [ "${1:-}" = "--build-only" ]; then
+    build_only=1
+    shift
+fi
+majors=("$@")
+[ ${#majors[@]} -gt 0 ] || majors=(16 17 18)
+
+debian_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+debian_suites=(trixie trixie-updates forky sid)
+debian_security_suites=(trixie-security)
+ubuntu_suites=(noble noble-updates noble-security)
+
+# What building PostgreSQL from source needs, from Debian.
+build_packages=(
+    make gcc dpkg-dev xz-utils bison flex perl pkg-config
+    libreadline-dev zlib1g-dev libssl-dev libicu-dev libipc-run-perl
+)
+
+# need_packages PKG...: apt-get install the ones that are missing.
+need_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "== installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
+# apt_root NAME SOURCES_LINE...: create (or refresh) a private apt
+# configuration in $cache/apt-NAME with these sources.list lines, run
+# apt-get update there, and print the path of its apt.conf.  Only the
+# machine's network settings (proxy, release-file date checks) are copied.
+apt_root() {
+    local name=$1 root=$cache/apt-$1
+    shift
+    mkdir -p "$root"/etc/apt.conf.d "$root"/etc/sources.list.d "$root"/etc/preferences.d \
+        "$root"/etc/trusted.gpg.d "$root"/state/lists/partial "$root"/cache/archives/partial
+    : >"$root/status"
+    printf '%s\n' "$@" >"$root/etc/sources.list"
+    {
+        echo "Dir::Etc \"$root/etc\";"
+        echo "Dir::Etc::Parts \"$root/etc/apt.conf.d\";"
+        echo "Dir::Etc::SourceList \"$root/etc/sources.list\";"
+        echo "Dir::Etc::SourceParts \"$root/etc/sources.list.d\";"
+        echo "Dir::Etc::PreferencesParts \"$root/etc/preferences.d\";"
+        echo "Dir::State \"$root/state\";"
+        echo "Dir::State::status \"$root/status\";"
+        echo "Dir::Cache \"$root/cache\";"
+        echo 'APT::Sandbox::User "root";'
+        echo 'Acquire::Languages "none";'
+        apt-config dump | grep -E '^Acquire::(https?::Proxy|Check-Valid-Until|Check-Date|Retries)' || true
+    } >"$root/apt.conf"
+    APT_CONFIG=$root/apt.conf apt-get update -qq >&2
+    echo "$root/apt.conf"
+}
+
+# debian_apt: the private apt configuration naming Debian's newer suites.
+debian_apt() {
+    local lines=() s
+    for s in "${debian_suites[@]}"; do
+        lines+=("deb-src [signed-by=$debian_keyring] http://deb.debian.org/debian $s main")
+    done
+    for s in "${debian_security_suites[@]}"; do
+        lines+=("deb-src [signed-by=$debian_keyring] http://deb.debian.org/debian-security $s main")
+    done
+    # binary index for ubuntu-archive-keyring only
+    lines+=("deb [signed-by=$debian_keyring] http://deb.debian.org/debian bookworm-backports main")
+    apt_root debian "${lines[@]}"
+}
+
+# ubuntu_apt DEBIAN_APT_CONF: the private apt configuration naming Ubuntu
+# 24.04's suites, trusted through ubuntu-archive-keyring from Debian.
+ubuntu_apt() {
+    local debian_conf=$1 keydir=$cache/apt-ubuntu/keyring lines=() s
+    if [ ! -s "$keydir/usr/share/keyrings/ubuntu-archive-keyring.gpg" ]; then
+        rm -rf "$keydir.tmp" && mkdir -p "$keydir.tmp"
+        (cd "$keydir.tmp" && APT_CONFIG=$debian_conf apt-get download -qq ubuntu-archive-keyring >&2)
+        dpkg-deb -x "$keydir.tmp"/ubuntu-archive-keyring_*.deb "$keydir.tmp/x"
+        rm -rf "$keydir" && mv "$keydir.tmp/x" "$keydir" && rm -rf "$keydir.tmp"
+    fi
+    for s in "${ubuntu_suites[@]}"; do
+        lines+=("deb-src [signed-by=$keydir/usr/share/keyrings/ubuntu-archive-keyring.gpg] http://archive.ubuntu.com/ubuntu $s main")
+    done
+    apt_root ubuntu "${lines[@]}"
+}
+
+# has_source APT_CONF PACKAGE: true if that apt configuration offers it.
+has_source() {
+    APT_CONFIG=$1 apt-cache showsrc --only-source "$2" 2>/dev/null | grep -q '^Package:'
+}
+
+# build_pg MAJOR: fetch, configure, build and install PostgreSQL MAJOR into
+# $cache/postgresql-MAJOR unless that is already done.
+build_pg() {
+    # The prefix must contain "postgres": otherwise Debian's
+    # 50-per-version-dirs.patch sets pkglibdir to /usr/lib/postgresql/MAJOR/lib,
+    # outside the prefix, and `make install` would write into the system.
+    local major=$1 prefix=$cache/postgresql-$1 conf dl src log dsc
+    if [ -x "$prefix/bin/pg_config" ] && [ -f "$prefix/.outbox_kafka_built" ]; then
+        echo "== PostgreSQL $major: cached in $prefix ($(cat "$prefix/.outbox_kafka_built"))"
+        return 0
+    fi
+    [ -n "${debian_conf:-}" ] || debian_conf=$(debian_apt)
+    conf=$debian_conf
+    if ! has_source "$conf" "postgresql-$major"; then
+        echo "== postgresql-$major is in no Debian suite named here; using Ubuntu 24.04's source package"
+        [ -n "${ubuntu_conf:-}" ] || ubuntu_conf=$(ubuntu_apt "$debian_conf")
+        conf=$ubuntu_conf
+        has_source "$conf" "postgresql-$major" \
+            || { echo "no source package postgresql-$major found" >&2; return 1; }
+    fi
+
+    dl=$cache/src-$major
+    rm -rf "$dl" && mkdir -p "$dl"
+    (cd "$dl" && APT_CONFIG=$conf apt-get source -qq --download-only --only-source "postgresql-$major")
+    dsc=$(ls "$dl"/postgresql-"$major"_*.dsc)
+    src=$dl/src
+    dpkg-source --no-check -x "$dsc" "$src" >/dev/null  # hashes checked by apt against the signed index
+    echo "== PostgreSQL $major: building $(basename "$dsc" .dsc) into $prefix (log: $dl/build.log)"
+
+    log=$dl/build.log
+    rm -rf "$prefix"
+    # Debian's own configure options for the libraries our tests touch;
+    # nothing else (no LLVM, PL languages, LDAP ...) is needed here.
+    (
+        cd "$src"
+        # shellcheck disable=SC2086
+        nice -n 19 ./configure --prefix="$prefix" --enable-tap-tests --enable-debug \
+            --with-openssl --with-icu --with-readline --with-zlib \
+            ${OUTBOX_PG_CONFIGURE:-} >"$log" 2>&1
+        nice -n 19 make -j2 -s >>"$log" 2>&1
+        nice -n 19 make -s install >>"$log" 2>&1
+        case $("$prefix/bin/pg_config" --pkglibdir) in
+            "$prefix"/*) ;;
+            *) echo "pkglibdir outside $prefix" >>"$log"; exit 1 ;;
+        esac
+    ) || { echo "build of PostgreSQL $major failed; last lines of $log:" >&2; tail -n 40 "$log" >&2; return 1; }
+    chmod -R a+rX "$prefix"
+    echo "$(basename "$dsc" .dsc) ${OUTBOX_PG_CONFIGURE:-}" >"$prefix/.outbox_kafka_built"
+    rm -rf "$src"   # keep the downloaded package and the log, not the build tree
+}
+
+# counts LOG: "pg_regress isolation TAP" as passed/total from a test/run.sh log.
+counts() {
+    local log=$1 sql tap
+    # pg_regress prints "All N tests passed." (15) or "# All N tests passed."
+    # (16+), or "N of M tests failed."; regress runs first, then isolation.
+    sql=$(sed -n -e 's/^[# ]*All \([0-9]*\) tests passed.*/\1\/\1/p' \
+        -e 's/^[# ]*\([0-9]*\) of \([0-9]*\) tests failed.*/-\/\2/p' "$log" | tr '\n' ' ')
+    tap=$(sed -n 's/^Files=\([0-9]*\), Tests=\([0-9]*\),.*/\2 in \1 files/p' "$log")
+    echo "pg_regress ${sql%% *} | isolation $(echo "$sql" | awk '{print $2}') | TAP ${tap:-none}"
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run as root: builds into $cache and tests as an unprivileged user" >&2
+    exit 1
+fi
+need_packages "${build_packages[@]}"
+mkdir -p "$cache"
+
+for major in "${majors[@]}"; do
+    build_pg "$major"
+done
+[ "$build_only" -eq 1 ] && exit 0
+
+commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
+mkdir -p "$cache/logs"
+results=()
+failed=0
+for major in "${majors[@]}"; do
+    log=$cache/logs/pg-$major-$(date +%Y%m%d-%H%M%S).log
+    pgc=$cache/postgresql-$major/bin/pg_config
+    echo "== PostgreSQL $("$pgc" --version | awk '{print $2}'): whole suite (log: $log)"
+    status=0
+    PG_CONFIG=$pgc bash "$here/test/run.sh" >"$log" 2>&1 || status=$?
+    if [ "$status" -eq 0 ]; then verdict=PASS; else verdict=FAIL; failed=1; tail -n 60 "$log"; fi
+    results+=("$("$pgc" --version | awk '{print $2}') | $verdict | $(counts "$log") | commit $commit | $(date -u +%Y-%m-%d)")
+done
+
+echo "== results"
+printf '%s\n' "${results[@]}"
+exit "$failed"
