@@ -779,6 +779,40 @@ sub latencies
 
 =pod
 
+=item $fs->commit_latencies(topic => $t, from => $epoch, to => $epoch)
+
+Like latencies(), but over every event committed in [from, to) (fs_log),
+delivered or not: an event not delivered yet counts with the time it has
+waited so far, so a stream that stopped flowing cannot look fast.
+
+=cut
+
+sub commit_latencies
+{
+	my ($self, %o) = @_;
+	$self->_read_consumer;
+	my $now = time();
+	my %first;
+	foreach my $m (@{ $self->{msgs} })
+	{
+		next if $m->{rb} || !defined $m->{k};
+		$first{"$m->{k}/$m->{q}"} //= $m->{recv};
+	}
+	my $c = $self->_committed;
+	my @lat;
+	foreach my $kq (keys %$c)
+	{
+		my $ev = $c->{$kq};
+		next if defined $o{topic} && $ev->{topic} ne $o{topic};
+		next if defined $o{from} && $ev->{t} < $o{from};
+		next if defined $o{to} && $ev->{t} >= $o{to};
+		push @lat, ($first{$kq} // $now) - $ev->{t};
+	}
+	return @lat;
+}
+
+=pod
+
 =item percentile($p, @values)
 
 The $p quantile (0..1, nearest rank) of @values; 0 for none.

@@ -1,0 +1,56 @@
+
+# Copyright (c) 2026, outbox_kafka developers
+
+# Fault suite: permanent errors on some Produce requests (INVALID_RECORD,
+# as a broker refusing a batch) under a steady stream (G1, G6).  Only the
+# events of the failed requests are dead-lettered, every other event is
+# delivered in per-key order (a dead-lettered event leaves a gap in its
+# key), and outbox.requeue_dead_letters() publishes the dead letters.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib $FindBin::Bin;
+
+use FaultStream;
+use OutboxKafkaTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my @topics = ('fs.perm.a', 'fs.perm.b');
+my $mock = start_mock(topics => [ map { "$_:3" } @topics ]);
+my $node = new_node('permanent', bootstrap => $mock->bootstrap, poll_interval => '200ms');
+
+my $fs = FaultStream->new(node => $node, mock => $mock, topics => \@topics);
+$fs->start;
+ok($fs->grow(300), 'the stream flows');
+$mock->command_ok('produce_errors 3 INVALID_RECORD');
+ok( $fs->wait_for(
+		sub {
+			$node->safe_psql('postgres', 'SELECT count(*) FROM outbox.dead_letters') > 0;
+		},
+		30),
+	'events of the refused requests are dead-lettered');
+ok($fs->grow(300, 30), 'the stream keeps flowing');
+$fs->stop;
+my $r = $fs->verify(dead_letters => 1, name => 'permanent errors');
+note 'figures: ' . FaultStream::figures($r);
+my $dl = $node->safe_psql('postgres', 'SELECT count(*) FROM outbox.dead_letters');
+ok($dl > 0 && $dl == $r->{dead_lettered},
+	"only the events not delivered are dead-lettered ($dl dead letters, $r->{dead_lettered} events undelivered)");
+like($node->safe_psql('postgres', 'SELECT string_agg(DISTINCT error, \'; \') FROM outbox.dead_letters'),
+	qr/INVALID_RECORD|invalid record|corrupt/i, 'dead letters carry the broker error');
+
+my $n = $node->safe_psql('postgres', 'SELECT outbox.requeue_dead_letters()');
+is($n, $dl, "requeue_dead_letters() re-enqueued $n events");
+my $r2 = $fs->verify(requeued => 1, name => 'after requeue');
+is($r2->{requeued}, $dl, 'every requeued event delivered under a new outbox-id');
+note 'figures after requeue: ' . FaultStream::figures($r2);
+
+$fs->shutdown;
+$node->stop;
+$mock->stop;
+done_testing();
