@@ -9,10 +9,13 @@ OBJS = \
 	$(WIN32RES) \
 	src/capture.o \
 	src/enqueue.o \
+	src/error_class.o \
+	src/held_lane.o \
 	src/launcher.o \
 	src/module.o \
 	src/producer.o \
 	src/producer_config.o \
+	src/publish.o \
 	src/relay_storage.o \
 	src/shmem.o \
 	src/status.o \
@@ -61,4 +64,4 @@ isolation-specs:
 
 # PGXS does not track header dependencies: rebuild everything when a shared
 # header changes (a changed shared-memory layout must never be half-built).
-$(filter src/%.o,$(OBJS)): src/outbox_kafka.h src/relay.h src/producer_config.h
+$(filter src/%.o,$(OBJS)): src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h

@@ -166,13 +166,6 @@ RETURNS bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'outbox_requeue_event';
 
--- Fault injection for tests: the relay's producer raises a fatal error the
--- next time it has messages in flight, like an idempotence failure would.
-CREATE FUNCTION outbox._inject_producer_fatal_error()
-RETURNS boolean
-LANGUAGE C VOLATILE PARALLEL UNSAFE
-AS 'MODULE_PATHNAME', 'outbox_inject_producer_fatal_error';
-
 CREATE FUNCTION outbox._is_preloaded()
 RETURNS boolean
 LANGUAGE C STABLE PARALLEL SAFE

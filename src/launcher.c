@@ -32,6 +32,8 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/guc.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -209,15 +211,28 @@ stop_unlisted_workers(List *listed_oids)
 		pfree(w);
 	}
 
+	/*
+	 * A relay of an unlisted database that this launcher did not start (it
+	 * was restarted meanwhile): signal it only while holding the slot lock,
+	 * under which a live worker cannot release its slot, and only if the
+	 * pid still belongs to a backend of that database, never to a process
+	 * that reused the pid of a worker that died without releasing it.
+	 */
+	LWLockAcquire(OutboxShmem->lock, LW_SHARED);
 	for (i = 0; i < OutboxShmem->nslots; i++)
 	{
 		OutboxWorkerSlot *slot = &OutboxShmem->slots[i];
 		pid_t		pid = slot->pid;
+		PGPROC	   *proc;
 
-		if (pid != 0 && OidIsValid(slot->dboid) &&
-			!list_member_oid(listed_oids, slot->dboid))
+		if (pid == 0 || !OidIsValid(slot->dboid) ||
+			list_member_oid(listed_oids, slot->dboid))
+			continue;
+		proc = BackendPidGetProc(pid);
+		if (proc != NULL && proc->databaseId == slot->dboid)
 			kill(pid, SIGTERM);
 	}
+	LWLockRelease(OutboxShmem->lock);
 }
 
 /*

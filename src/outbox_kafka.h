@@ -129,8 +129,6 @@ typedef struct OutboxWorkerSlot
 	pg_atomic_uint64 events_failed;
 	pg_atomic_uint32 current_table;	/* event table taking new rows, plus
 										 * one; 0 while unknown */
-	pg_atomic_uint32 inject_fatal;	/* test hook: raise a fatal producer
-									 * error at the next chance */
 } OutboxWorkerSlot;
 
 typedef struct OutboxShared
@@ -144,6 +142,8 @@ typedef struct OutboxShared
 extern char *outbox_databases;
 extern char *outbox_bootstrap_servers;
 extern char *outbox_producer_properties;
+extern char *outbox_producer_properties_file;
+extern bool outbox_allow_unsafe_producer_properties;
 extern int	outbox_batch_size;
 extern int	outbox_poll_interval_ms;
 extern int	outbox_max_message_bytes;
@@ -166,6 +166,7 @@ extern OutboxWorkerSlot *outbox_find_slot(Oid dboid);
 extern const char *outbox_state_name(OutboxWorkerState state);
 extern void outbox_slot_set_state(OutboxWorkerSlot *slot, OutboxWorkerState state);
 extern void outbox_slot_set_error(OutboxWorkerSlot *slot, const char *message);
+extern void outbox_slot_clear_error(OutboxWorkerSlot *slot);
 extern void outbox_wake_worker(Oid dboid);
 
 /* enqueue.c */
@@ -179,5 +180,6 @@ extern void outbox_register_xact_callback(void);
 extern const char *outbox_to_utf8(const char *s, int len, int *out_len,
 								  const char *what);
 extern bytea *outbox_payload_to_utf8(bytea *payload);
+extern Jsonb *outbox_headers_to_utf8(Jsonb *headers);
 
 #endif							/* OUTBOX_KAFKA_H */

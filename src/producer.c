@@ -19,7 +19,9 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -47,9 +49,14 @@ typedef struct LogLine
 struct OutboxProducer
 {
 	rd_kafka_t *rk;
-	OutboxChunk *chunk;			/* chunk whose events are in flight */
+	int			wake_fds[2];	/* librdkafka writes to [1] when its main
+								 * queue gets something to serve */
 	bool		fatal;			/* error_cb saw RD_KAFKA_RESP_ERR__FATAL */
 	bool		brokers_down;	/* all brokers down since last delivery */
+	uint64		acks;			/* messages acknowledged so far */
+	int			last_error;		/* last error_cb code, 0 if none since the
+								 * last acknowledgement */
+	char		last_error_text[256];
 	pthread_mutex_t log_lock;	/* log_cb might run on another thread */
 	int			nlogs;
 	int			dropped_logs;
@@ -62,6 +69,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 				   const char *buf);
 static rd_kafka_headers_t *build_headers(OutboxEvent *event);
+static void enable_wake_fd(OutboxProducer *producer);
 static void emit_logs(OutboxProducer *producer);
 
 /*
@@ -80,14 +88,15 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	{
 		event->delivery = OUTBOX_DELIVERY_ACKED;
 		producer->brokers_down = false;
+		producer->last_error = 0;
+		producer->acks++;
 	}
 	else
 	{
 		event->delivery = OUTBOX_DELIVERY_FAILED;
 		event->error = msg->err;
 	}
-	if (producer->chunk != NULL)
-		producer->chunk->in_flight--;
+	event->chunk->in_flight--;
 }
 
 /*
@@ -103,6 +112,9 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		producer->fatal = true;
 	else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
 		producer->brokers_down = true;
+	producer->last_error = err;
+	strlcpy(producer->last_error_text, reason ? reason : "",
+			sizeof(producer->last_error_text));
 }
 
 /*
@@ -204,7 +216,34 @@ outbox_producer_create(const char *client_id, char *errbuf, size_t errbuf_size)
 	}
 	/* conf now belongs to rk; route its log lines to the main queue */
 	rd_kafka_set_log_queue(producer->rk, NULL);
+	enable_wake_fd(producer);
 	return producer;
+}
+
+/*
+ * enable_wake_fd: have librdkafka write a byte to a pipe whenever its main
+ * queue (delivery reports, errors, log lines) gets something, so the
+ * worker can sleep on the pipe and its latch together instead of polling.
+ * Without the pipe (pipe() failed) the worker falls back to short sleeps.
+ */
+static void
+enable_wake_fd(OutboxProducer *producer)
+{
+	rd_kafka_queue_t *mainq;
+
+	producer->wake_fds[0] = producer->wake_fds[1] = -1;
+	if (pipe(producer->wake_fds) != 0)
+	{
+		producer->wake_fds[0] = producer->wake_fds[1] = -1;
+		return;
+	}
+	(void) fcntl(producer->wake_fds[0], F_SETFL, O_NONBLOCK);
+	(void) fcntl(producer->wake_fds[1], F_SETFL, O_NONBLOCK);
+	(void) fcntl(producer->wake_fds[0], F_SETFD, FD_CLOEXEC);
+	(void) fcntl(producer->wake_fds[1], F_SETFD, FD_CLOEXEC);
+	mainq = rd_kafka_queue_get_main(producer->rk);
+	rd_kafka_queue_io_event_enable(mainq, producer->wake_fds[1], "w", 1);
+	rd_kafka_queue_destroy(mainq);
 }
 
 /*
@@ -226,6 +265,11 @@ outbox_producer_destroy(OutboxProducer *producer, int flush_ms)
 	rd_kafka_poll(producer->rk, 0);
 	emit_logs(producer);
 	rd_kafka_destroy_flags(producer->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (producer->wake_fds[0] >= 0)
+	{
+		close(producer->wake_fds[0]);
+		close(producer->wake_fds[1]);
+	}
 	pthread_mutex_destroy(&producer->log_lock);
 	pfree(producer);
 }
@@ -290,7 +334,7 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 	rd_kafka_headers_t *hdrs = build_headers(event);
 	rd_kafka_resp_err_t err;
 
-	producer->chunk = chunk;
+	event->chunk = chunk;
 	event->delivery = OUTBOX_DELIVERY_IN_FLIGHT;
 	event->attempts++;
 	chunk->in_flight++;
@@ -316,27 +360,74 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 }
 
 /*
- * outbox_producer_poll: serve delivery reports, errors and log lines for
- * up to timeout_ms (returns as soon as something was served).
+ * outbox_producer_serve: serve everything librdkafka has queued for the
+ * worker (delivery reports, errors, log lines) without waiting, and write
+ * the log lines to the server log.  Call it on every pass of the loop, busy
+ * or idle: a fatal error or a log line must never sit in the queue.
  */
 void
-outbox_producer_poll(OutboxProducer *producer, int timeout_ms)
+outbox_producer_serve(OutboxProducer *producer)
 {
-	rd_kafka_poll(producer->rk, timeout_ms);
+	char		drain[64];
+
+	/* empty the pipe first: whatever arrives after this wakes us again */
+	if (producer->wake_fds[0] >= 0)
+		while (read(producer->wake_fds[0], drain, sizeof(drain)) > 0)
+			;
+	while (rd_kafka_poll(producer->rk, 0) > 0)
+		;
 	emit_logs(producer);
 }
 
 /*
- * outbox_producer_flush: send what is queued at once (regardless of
- * linger.ms) and serve delivery reports until nothing is outstanding or
- * timeout_ms passes.  Used to await a chunk: its messages are all queued
- * before, so they still travel in as few requests as possible.
+ * outbox_producer_wake_fd: the file descriptor that becomes readable when
+ * there is something to serve, or -1 if there is none (then poll often).
  */
-void
-outbox_producer_flush(OutboxProducer *producer, int timeout_ms)
+int
+outbox_producer_wake_fd(OutboxProducer *producer)
 {
-	rd_kafka_flush(producer->rk, timeout_ms);
-	emit_logs(producer);
+	return producer->wake_fds[0];
+}
+
+/*
+ * outbox_producer_acks: how many messages this producer has had
+ * acknowledged; progress of the cluster as a whole.
+ */
+uint64
+outbox_producer_acks(OutboxProducer *producer)
+{
+	return producer->acks;
+}
+
+/*
+ * outbox_producer_last_error: the last error librdkafka reported outside a
+ * delivery report (authentication, TLS, brokers down...) since the last
+ * acknowledgement, with its text in errbuf; 0 if none.
+ */
+int
+outbox_producer_last_error(OutboxProducer *producer, char *errbuf,
+						   size_t errbuf_size)
+{
+	if (producer->last_error != 0)
+		strlcpy(errbuf, producer->last_error_text, errbuf_size);
+	return producer->last_error;
+}
+
+/*
+ * outbox_producer_cluster_answers: does the cluster answer a metadata
+ * request within timeout_ms?  Tells a stalled topic from a cluster that
+ * is down.  Blocks the worker for at most timeout_ms.
+ */
+bool
+outbox_producer_cluster_answers(OutboxProducer *producer, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_metadata(producer->rk, 0, NULL, &md, timeout_ms);
+	if (md != NULL)
+		rd_kafka_metadata_destroy(md);
+	return err == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /*
@@ -364,50 +455,6 @@ outbox_producer_brokers_down(OutboxProducer *producer)
 }
 
 /*
- * outbox_producer_inject_fatal: make librdkafka raise a fatal error, as a
- * real idempotence failure would (used by the fault-injection tests).
- */
-void
-outbox_producer_inject_fatal(OutboxProducer *producer)
-{
-	rd_kafka_test_fatal_error(producer->rk,
-							  RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-							  "fatal error injected by outbox._inject_producer_fatal_error()");
-}
-
-/*
- * outbox_classify_error: how the relay treats a message that failed with
- * error.  Unknown errors are transient: retrying never loses an event.
- */
-OutboxErrorClass
-outbox_classify_error(int error)
-{
-	switch (error)
-	{
-		case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-		case RD_KAFKA_RESP_ERR_INVALID_MSG:
-		case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
-		case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-		case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-		case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-		case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
-		case RD_KAFKA_RESP_ERR__BAD_MSG:
-		case RD_KAFKA_RESP_ERR__INVALID_ARG:
-			return OUTBOX_ERROR_PERMANENT;
-		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-		case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
-		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-		case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-		case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-			return OUTBOX_ERROR_TOPIC;
-		case RD_KAFKA_RESP_ERR__FATAL:
-			return OUTBOX_ERROR_FATAL;
-		default:
-			return OUTBOX_ERROR_TRANSIENT;
-	}
-}
-
-/*
  * outbox_error_text: "description (NAME)" for a librdkafka error code.
  * The result is a static or palloc'd string.
  */
@@ -415,6 +462,16 @@ const char *
 outbox_error_text(int error)
 {
 	return psprintf("%s (%s)", rd_kafka_err2str(error), rd_kafka_err2name(error));
+}
+
+/*
+ * outbox_error_is_fatal: the producer refused a message because it is in
+ * a fatal state: it must be recreated.
+ */
+bool
+outbox_error_is_fatal(int error)
+{
+	return error == RD_KAFKA_RESP_ERR__FATAL;
 }
 
 /*

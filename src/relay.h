@@ -19,6 +19,10 @@
 
 #include "outbox_kafka.h"
 
+#include "access/xlogdefs.h"
+
+#include "error_class.h"
+
 /* What became of one event handed to the producer. */
 typedef enum OutboxDelivery
 {
@@ -29,17 +33,9 @@ typedef enum OutboxDelivery
 	OUTBOX_DELIVERY_DEAD		/* to be moved to outbox.dead_letters */
 } OutboxDelivery;
 
-/* How an error of one message is handled. */
-typedef enum OutboxErrorClass
-{
-	OUTBOX_ERROR_TRANSIENT,		/* cluster trouble: retry, charge nobody */
-	OUTBOX_ERROR_TOPIC,			/* topic unknown or not authorised: retry
-								 * until outbox_kafka.max_retry_time */
-	OUTBOX_ERROR_PERMANENT,		/* this message can never be delivered */
-	OUTBOX_ERROR_FATAL			/* the producer is unusable: recreate it */
-} OutboxErrorClass;
+typedef struct OutboxChunk OutboxChunk;
 
-/* One event of the chunk being published, and its delivery state. */
+/* One event of a chunk being published, and its delivery state. */
 typedef struct OutboxEvent
 {
 	int64		id;
@@ -52,21 +48,33 @@ typedef struct OutboxEvent
 	Jsonb	   *headers;		/* NULL if none */
 	TimestampTz created_at;
 
+	OutboxChunk *chunk;			/* the chunk this event belongs to */
 	OutboxDelivery delivery;
+	bool		held;			/* its topic is held: the event goes (or
+								 * went) to outbox.held_event */
 	int			error;			/* librdkafka error code of the last failure */
 	int			attempts;		/* times produced */
-	TimestampTz first_failure;	/* when it first failed for topic reasons */
 } OutboxEvent;
 
-/* The chunk being published; lives in its own memory context. */
-typedef struct OutboxChunk
+/*
+ * A chunk of events read in id order, from the open batch (or, for the
+ * held lane, from one held topic's queue).  Its memory context holds the
+ * events and their data, which librdkafka reads without copying: it is
+ * freed only when nothing of it is in flight.
+ */
+struct OutboxChunk
 {
 	MemoryContext cxt;
 	OutboxEvent *events;
 	int			nevents;
 	int			in_flight;		/* produced, awaiting delivery reports */
-	int			recorded;		/* head of events already acked in storage */
-} OutboxChunk;
+	int			recorded;		/* head of events already recorded */
+	TimestampTz produced_at;	/* when events were last handed over */
+	uint64		acks_at_produce;	/* producer's acks then */
+	XLogRecPtr	durable_lsn;	/* publish only once WAL is flushed (and,
+								 * if asked, confirmed by standbys) to here */
+	char	   *lane_topic;		/* held lane: the topic it serves */
+};
 
 typedef struct OutboxProducer OutboxProducer;
 
@@ -79,11 +87,37 @@ extern PGDLLEXPORT void outbox_worker_main(Datum main_arg);
 
 /* relay_storage.c: the SQL relay API, called through kept SPI plans */
 extern bool outbox_storage_extension_ready(void);
+extern OutboxChunk *outbox_chunk_create(void);
 extern void outbox_chunk_reset(OutboxChunk *chunk);
+extern void outbox_chunk_free(OutboxChunk *chunk);
 extern void outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
-									   int64 after_id);
-extern int	outbox_storage_finish_chunk(OutboxChunk *chunk);
+									   int64 max_bytes, int64 after_id);
+/* the reason (and its class, through cls) why topic is held */
+typedef const char *(*OutboxHeldReasonFn) (const char *topic, const char **cls);
+extern bool outbox_event_resolved(OutboxEvent *event);
+extern int	outbox_storage_finish_chunk(OutboxChunk *chunk,
+										OutboxHeldReasonFn reason_fn);
 extern int	outbox_storage_maintain(void);
+/* one row of outbox.held_topic, as outbox_storage_held_topics() returns it */
+typedef struct OutboxHeldTopicRow
+{
+	char	   *topic;
+	TimestampTz held_since;
+	char	   *reason;
+	char	   *error_class;
+} OutboxHeldTopicRow;
+
+extern List *outbox_storage_held_topics(void);
+extern void outbox_storage_fetch_held(OutboxChunk *chunk, const char *topic,
+									  int max_events, int64 max_bytes);
+extern bool outbox_storage_release_held(const char *topic, List *ids,
+										bool release_topic);
+extern void outbox_storage_note_held_attempt(const char *topic,
+											 const char *reason,
+											 const char *error_class);
+extern int64 outbox_storage_dead_letter_held(const char *topic,
+											 const char *error, int attempts,
+											 List *ids);
 
 /* producer.c */
 extern OutboxProducer *outbox_producer_create(const char *client_id,
@@ -91,14 +125,18 @@ extern OutboxProducer *outbox_producer_create(const char *client_id,
 extern void outbox_producer_destroy(OutboxProducer *producer, int flush_ms);
 extern int	outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 								 OutboxEvent *event);
-extern void outbox_producer_poll(OutboxProducer *producer, int timeout_ms);
-extern void outbox_producer_flush(OutboxProducer *producer, int timeout_ms);
+extern void outbox_producer_serve(OutboxProducer *producer);
+extern int	outbox_producer_wake_fd(OutboxProducer *producer);
+extern uint64 outbox_producer_acks(OutboxProducer *producer);
+extern int	outbox_producer_last_error(OutboxProducer *producer, char *errbuf,
+									   size_t errbuf_size);
+extern bool outbox_producer_cluster_answers(OutboxProducer *producer,
+											int timeout_ms);
 extern bool outbox_producer_take_fatal(OutboxProducer *producer,
 									   char *errbuf, size_t errbuf_size);
 extern bool outbox_producer_brokers_down(OutboxProducer *producer);
-extern void outbox_producer_inject_fatal(OutboxProducer *producer);
-extern OutboxErrorClass outbox_classify_error(int error);
 extern bool outbox_error_is_queue_full(int error);
+extern bool outbox_error_is_fatal(int error);
 extern const char *outbox_error_text(int error);
 
 #endif							/* OUTBOX_RELAY_H */

@@ -24,6 +24,7 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -36,10 +37,20 @@ static SPIPlanPtr next_plan = NULL;
 static SPIPlanPtr ack_plan = NULL;
 static SPIPlanPtr dead_letter_plan = NULL;
 static SPIPlanPtr maintain_plan = NULL;
+static SPIPlanPtr hold_plan = NULL;
+static SPIPlanPtr held_topics_plan = NULL;
+static SPIPlanPtr held_events_plan = NULL;
+static SPIPlanPtr release_plan = NULL;
+static SPIPlanPtr note_attempt_plan = NULL;
+static SPIPlanPtr dead_letter_held_plan = NULL;
 
 static SPIPlanPtr keep_plan(SPIPlanPtr *plan, const char *sql, int nargs,
 							Oid *argtypes);
 static void copy_event(OutboxEvent *event, HeapTuple tuple, TupleDesc desc);
+static void copy_events(OutboxChunk *chunk);
+static Datum id_array(List *ids);
+static void record_held(OutboxChunk *chunk, int from, int upto,
+						OutboxHeldReasonFn reason_fn);
 
 /*
  * keep_plan: prepare sql once per process and keep the plan.  The plan
@@ -109,6 +120,55 @@ copy_event(OutboxEvent *event, HeapTuple tuple, TupleDesc desc)
 }
 
 /*
+ * copy_events: copy the rows of SPI_tuptable (id, topic, key, payload,
+ * payload_kind, headers, created_at) into chunk's memory, replacing its
+ * events.  SPI must be connected.
+ */
+static void
+copy_events(OutboxChunk *chunk)
+{
+	MemoryContext old = MemoryContextSwitchTo(chunk->cxt);
+	uint64		i;
+
+	chunk->events = palloc(sizeof(OutboxEvent) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		copy_event(&chunk->events[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		chunk->events[i].chunk = chunk;
+	}
+	chunk->nevents = (int) SPI_processed;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * outbox_chunk_create: a new, empty chunk with a memory context of its own
+ * under TopMemoryContext.
+ */
+OutboxChunk *
+outbox_chunk_create(void)
+{
+	OutboxChunk *chunk = MemoryContextAllocZero(TopMemoryContext,
+												sizeof(OutboxChunk));
+
+	chunk->cxt = AllocSetContextCreate(TopMemoryContext,
+									   "outbox_kafka chunk",
+									   ALLOCSET_DEFAULT_SIZES);
+	return chunk;
+}
+
+/*
+ * outbox_chunk_free: free chunk and everything in it.  Nothing of it may be
+ * in flight.
+ */
+void
+outbox_chunk_free(OutboxChunk *chunk)
+{
+	Assert(chunk->in_flight == 0);
+	MemoryContextDelete(chunk->cxt);
+	pfree(chunk);
+}
+
+/*
  * outbox_chunk_reset: empty chunk and free its events.  Nothing of it may
  * be in flight.
  */
@@ -120,24 +180,27 @@ outbox_chunk_reset(OutboxChunk *chunk)
 	chunk->nevents = 0;
 	chunk->in_flight = 0;
 	chunk->recorded = 0;
+	chunk->produced_at = 0;
+	chunk->durable_lsn = InvalidXLogRecPtr;
+	chunk->lane_topic = NULL;
 }
 
 /*
- * outbox_storage_fetch_chunk: load the next max_events events (id order)
- * of the open batch into chunk, replacing what chunk held.  With after_id
+ * outbox_storage_fetch_chunk: load the next events (id order) of the open
+ * batch into chunk, replacing what chunk held: at most max_events events
+ * and, beyond the first, at most max_bytes of payload, key and headers.  With after_id
  * 0 the batch is opened first if none is open and reading starts at the
  * batch cursor; otherwise (reading ahead) only events after after_id of an
  * already open batch are read.  chunk->nevents is 0 when there is nothing.
  */
 void
-outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events, int64 after_id)
+outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
+						   int64 max_bytes, int64 after_id)
 {
-	Oid			argtypes[2] = {INT4OID, INT8OID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			argtypes[3] = {INT4OID, INT8OID, INT8OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	bool		isnull;
-	MemoryContext old;
-	uint64		i;
 
 	outbox_chunk_reset(chunk);
 
@@ -163,33 +226,104 @@ outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events, int64 after_id)
 
 	values[0] = Int32GetDatum(max_events);
 	values[1] = Int64GetDatum(after_id);
+	values[2] = Int64GetDatum(max_bytes);
 	if (SPI_execute_plan(keep_plan(&next_plan,
 								   "SELECT id, topic, key, payload, payload_kind, headers, created_at"
-								   " FROM outbox.next_events($1, $2)",
-								   2, argtypes),
+								   " FROM outbox.next_events($1, $2, $3)",
+								   3, argtypes),
 						 values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "outbox.next_events() failed");
-
-	old = MemoryContextSwitchTo(chunk->cxt);
-	chunk->events = palloc(sizeof(OutboxEvent) * Max(SPI_processed, 1));
-	for (i = 0; i < SPI_processed; i++)
-		copy_event(&chunk->events[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-	chunk->nevents = (int) SPI_processed;
-	MemoryContextSwitchTo(old);
-
+	copy_events(chunk);
 	SPI_finish();
 }
 
 /*
+ * outbox_event_resolved: may the batch cursor move past event?  Yes once
+ * it is acknowledged, to be dead-lettered, or held aside with its topic.
+ */
+bool
+outbox_event_resolved(OutboxEvent *event)
+{
+	return event->delivery == OUTBOX_DELIVERY_ACKED ||
+		event->delivery == OUTBOX_DELIVERY_DEAD || event->held;
+}
+
+/*
+ * id_array: a bigint[] datum of the int64 ids in ids (a List of pointers
+ * to int64), in the current memory context.
+ */
+static Datum
+id_array(List *ids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(ids), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, ids)
+		elems[n++] = Int64GetDatum(*(int64 *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * record_held: move the held, unacknowledged events of chunk->events[from
+ * .. upto) to the held queues of their topics, one call per topic, with
+ * the reason reason_fn gives.  SPI must be connected.
+ */
+static void
+record_held(OutboxChunk *chunk, int from, int upto, OutboxHeldReasonFn reason_fn)
+{
+	Oid			types[4] = {INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID};
+	bool	   *done = palloc0(sizeof(bool) * (upto - from + 1));
+	int			i;
+
+	for (i = from; i < upto; i++)
+	{
+		OutboxEvent *first = &chunk->events[i];
+		List	   *ids = NIL;
+		const char *cls = NULL;
+		const char *reason;
+		Datum		values[4];
+		int			j;
+
+		if (done[i - from] || !first->held || first->delivery == OUTBOX_DELIVERY_ACKED)
+			continue;
+		for (j = i; j < upto; j++)
+		{
+			OutboxEvent *e = &chunk->events[j];
+
+			if (!done[j - from] && e->held && e->delivery != OUTBOX_DELIVERY_ACKED &&
+				strcmp(e->topic, first->topic) == 0)
+			{
+				ids = lappend(ids, &e->id);
+				done[j - from] = true;
+			}
+		}
+		reason = reason_fn(first->topic, &cls);
+		values[0] = id_array(ids);
+		values[1] = CStringGetTextDatum(first->topic);
+		values[2] = CStringGetTextDatum(reason);
+		values[3] = CStringGetTextDatum(cls);
+		if (SPI_execute_plan(keep_plan(&hold_plan,
+									   "SELECT outbox.hold_events($1, $2, $3, $4)",
+									   4, types),
+							 values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "outbox.hold_events() failed");
+		list_free(ids);
+	}
+	pfree(done);
+}
+
+/*
  * outbox_storage_finish_chunk: record the resolved head of chunk: the
- * longest run of events, from the first, that are acknowledged or to be
- * dead-lettered.  Dead letters of the run not yet recorded (from
- * chunk->recorded on) are written, then the batch cursor moves past the
- * run.  Returns the run's length; the caller stores it in chunk->recorded
- * once the transaction has committed.
+ * longest run of events, from the first, that are acknowledged, to be
+ * dead-lettered or held aside.  Dead letters and held events of the run
+ * not yet recorded (from chunk->recorded on) are written, then the batch
+ * cursor moves past the run.  Returns the run's length; the caller stores
+ * it in chunk->recorded once the transaction has committed.
  */
 int
-outbox_storage_finish_chunk(OutboxChunk *chunk)
+outbox_storage_finish_chunk(OutboxChunk *chunk, OutboxHeldReasonFn reason_fn)
 {
 	Oid			dl_types[3] = {INT8OID, TEXTOID, INT4OID};
 	Oid			ack_types[2] = {INT8OID, INT8OID};
@@ -198,18 +332,18 @@ outbox_storage_finish_chunk(OutboxChunk *chunk)
 	int			i;
 
 	while (resolved < chunk->nevents &&
-		   (chunk->events[resolved].delivery == OUTBOX_DELIVERY_ACKED ||
-			chunk->events[resolved].delivery == OUTBOX_DELIVERY_DEAD))
+		   outbox_event_resolved(&chunk->events[resolved]))
 		resolved++;
 	if (resolved == chunk->recorded)
 		return resolved;
 
 	SPI_connect();
+	record_held(chunk, chunk->recorded, resolved, reason_fn);
 	for (i = chunk->recorded; i < resolved; i++)
 	{
 		OutboxEvent *event = &chunk->events[i];
 
-		if (event->delivery != OUTBOX_DELIVERY_DEAD)
+		if (event->delivery != OUTBOX_DELIVERY_DEAD || event->held)
 			continue;
 		values[0] = Int64GetDatum(event->id);
 		values[1] = CStringGetTextDatum(outbox_error_text(event->error));
@@ -252,4 +386,153 @@ outbox_storage_maintain(void)
 										  SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return current;
+}
+
+/*
+ * outbox_storage_held_topics: the topics held aside, as a List of
+ * OutboxHeldTopicRow palloc'd in the current memory context.
+ */
+List *
+outbox_storage_held_topics(void)
+{
+	List	   *topics = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+	uint64		i;
+
+	SPI_connect();
+	if (SPI_execute_plan(keep_plan(&held_topics_plan,
+								   "SELECT topic, held_since, reason, error_class"
+								   " FROM outbox.held_topic ORDER BY topic",
+								   0, NULL),
+						 NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading outbox.held_topic failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(caller);
+		OutboxHeldTopicRow *row = palloc(sizeof(OutboxHeldTopicRow));
+
+		row->topic = SPI_getvalue(tuple, desc, 1);
+		row->held_since = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
+		row->reason = SPI_getvalue(tuple, desc, 3);
+		row->error_class = SPI_getvalue(tuple, desc, 4);
+		topics = lappend(topics, row);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return topics;
+}
+
+/*
+ * outbox_storage_fetch_held: load the head of topic's held queue into
+ * chunk (a held lane chunk), bounded like outbox_storage_fetch_chunk.
+ */
+void
+outbox_storage_fetch_held(OutboxChunk *chunk, const char *topic,
+						  int max_events, int64 max_bytes)
+{
+	Oid			types[3] = {TEXTOID, INT4OID, INT8OID};
+	Datum		values[3];
+
+	outbox_chunk_reset(chunk);
+	SPI_connect();
+	values[0] = CStringGetTextDatum(topic);
+	values[1] = Int32GetDatum(max_events);
+	values[2] = Int64GetDatum(max_bytes);
+	if (SPI_execute_plan(keep_plan(&held_events_plan,
+								   "SELECT id, topic, key, payload, payload_kind, headers, created_at"
+								   " FROM outbox.held_events($1, $2, $3)",
+								   3, types),
+						 values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "outbox.held_events() failed");
+	copy_events(chunk);
+	chunk->lane_topic = MemoryContextStrdup(chunk->cxt, topic);
+	SPI_finish();
+}
+
+/*
+ * outbox_storage_release_held: forget the published held events ids (a
+ * List of pointers to int64) of topic; release the topic if its queue is
+ * then empty and release_topic.  Returns true when the topic was released.
+ */
+bool
+outbox_storage_release_held(const char *topic, List *ids, bool release_topic)
+{
+	Oid			types[3] = {TEXTOID, INT8ARRAYOID, BOOLOID};
+	Datum		values[3];
+	bool		isnull;
+	bool		released;
+
+	SPI_connect();
+	values[0] = CStringGetTextDatum(topic);
+	values[1] = id_array(ids);
+	values[2] = BoolGetDatum(release_topic);
+	if (SPI_execute_plan(keep_plan(&release_plan,
+								   "SELECT outbox.release_held_events($1, $2, $3)",
+								   3, types),
+						 values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "outbox.release_held_events() failed");
+	released = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return !isnull && released;
+}
+
+/*
+ * outbox_storage_note_held_attempt: record a failed attempt to publish
+ * topic's held queue, and why.
+ */
+void
+outbox_storage_note_held_attempt(const char *topic, const char *reason,
+								 const char *error_class)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	SPI_connect();
+	values[0] = CStringGetTextDatum(topic);
+	values[1] = CStringGetTextDatum(reason);
+	values[2] = CStringGetTextDatum(error_class);
+	if (SPI_execute_plan(keep_plan(&note_attempt_plan,
+								   "SELECT outbox.note_held_attempt($1, $2, $3)",
+								   3, types),
+						 values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "outbox.note_held_attempt() failed");
+	SPI_finish();
+}
+
+/*
+ * outbox_storage_dead_letter_held: move held events of topic to the dead
+ * letters with error: those of ids (a List of pointers to int64), or with
+ * ids NIL the whole queue, which releases the topic.  Returns how many.
+ */
+int64
+outbox_storage_dead_letter_held(const char *topic, const char *error,
+								int attempts, List *ids)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT8ARRAYOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+	int64		n;
+
+	SPI_connect();
+	values[0] = CStringGetTextDatum(topic);
+	values[1] = CStringGetTextDatum(error);
+	values[2] = Int32GetDatum(attempts);
+	if (ids != NIL)
+		values[3] = id_array(ids);
+	else
+		nulls[3] = 'n';
+	if (SPI_execute_plan(keep_plan(&dead_letter_held_plan,
+								   "SELECT outbox.dead_letter_held($1, $2, $3, $4)",
+								   4, types),
+						 values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "outbox.dead_letter_held() failed");
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return isnull ? 0 : n;
 }

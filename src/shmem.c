@@ -89,7 +89,6 @@ outbox_shmem_startup(void)
 			pg_atomic_init_u64(&slot->events_dead_lettered, 0);
 			pg_atomic_init_u64(&slot->events_failed, 0);
 			pg_atomic_init_u32(&slot->current_table, 0);
-			pg_atomic_init_u32(&slot->inject_fatal, 0);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -206,5 +205,19 @@ outbox_slot_set_error(OutboxWorkerSlot *slot, const char *message)
 	memcpy(slot->last_error, message, len);
 	slot->last_error[len] = '\0';
 	slot->last_error_at = now;
+	SpinLockRelease(&slot->mutex);
+}
+
+/*
+ * outbox_slot_clear_error: forget the last error: what it said is fixed.
+ */
+void
+outbox_slot_clear_error(OutboxWorkerSlot *slot)
+{
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->last_error[0] = '\0';
+	slot->last_error_at = 0;
 	SpinLockRelease(&slot->mutex);
 }

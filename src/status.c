@@ -28,7 +28,6 @@
 
 PG_FUNCTION_INFO_V1(outbox_worker_status);
 PG_FUNCTION_INFO_V1(outbox_is_preloaded);
-PG_FUNCTION_INFO_V1(outbox_inject_producer_fatal_error);
 
 #define WORKER_STATUS_COLS 12
 
@@ -149,23 +148,4 @@ Datum
 outbox_is_preloaded(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(outbox_loaded_at_startup);
-}
-
-/*
- * outbox._inject_producer_fatal_error(): ask this database's relay to make
- * its producer raise a fatal error, as librdkafka does after an idempotence
- * failure, so that tests can exercise the producer re-creation path.
- * Returns false when no relay runs for this database.
- */
-Datum
-outbox_inject_producer_fatal_error(PG_FUNCTION_ARGS)
-{
-	OutboxWorkerSlot *slot = outbox_find_slot(MyDatabaseId);
-
-	if (slot == NULL || slot->pid == 0)
-		PG_RETURN_BOOL(false);
-	pg_atomic_write_u32(&slot->inject_fatal, 1);
-	if (slot->latch != NULL)
-		SetLatch(slot->latch);
-	PG_RETURN_BOOL(true);
 }

@@ -1,15 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The per-database relay worker: reads committed events batch by batch
- *	  and publishes them to Kafka, at least once, in commit order per key.
+ *	  The per-database relay worker process: its slot, states, settings,
+ *	  Kafka producer, main loop, shutdown and recovery from errors.
  *
- * Loop: in one short transaction, record what the previous chunk achieved
- * and fetch the next chunk; commit; produce the chunk asynchronously; serve
- * delivery reports until every event is acknowledged or failed; classify
- * failures (dead letter, retry with back-off, recreate the producer);
- * repeat.  When there is nothing to do, sleep on the latch: a committing
- * enqueuer sets it, outbox_kafka.poll_interval is only the fallback.
+ * One loop serves everything: each pass handles interrupts and reloads,
+ * serves the producer (delivery reports, errors, log lines: also when idle,
+ * so a fatal error or a log line never waits), then publishes (publish.c)
+ * and works the queues of held topics (held_lane.c).  Between passes the
+ * worker sleeps on its latch, a pipe librdkafka writes to when it has
+ * something to serve, and postmaster death: a commit that enqueued, a
+ * delivery report, a signal or a barrier wakes it at once, so no wait is
+ * ever deaf.  outbox_kafka.poll_interval is only the idle fallback.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -24,7 +26,6 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "access/xlogdefs.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -41,7 +42,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "relay.h"
+#include "relay_worker.h"
 
 /* Back-off after failures: from MIN to MAX, doubling. */
 #define BACKOFF_MIN_MS		100
@@ -50,54 +51,22 @@
 #define REMINDER_INTERVAL_MS 60000
 /* How often storage maintenance (rotation, truncation) runs. */
 #define MAINTENANCE_INTERVAL_MS 1000
-/* Delivery-report wait granularity (poll returns early on any report). */
-#define DELIVERY_POLL_MS	100
+/* Longest sleep while messages are in flight without a wake-up pipe. */
+#define NO_PIPE_POLL_MS		5
 
-typedef struct RelayWorker
-{
-	Oid			dboid;
-	char	   *dbname;
-	OutboxWorkerSlot *slot;
-	OutboxProducer *producer;
-	char	   *producer_settings;	/* settings the producer was built from */
-	bool		producer_stale;		/* settings changed: rebuild when idle */
-	OutboxChunk chunks[2];
-	OutboxChunk *chunk;			/* being published */
-	OutboxChunk *ahead;			/* read ahead while chunk is delivered */
-	int			backoff_ms;
-	TimestampTz retry_at;		/* no publishing before this */
-	TimestampTz next_maintenance;
-	OutboxWorkerState state;
-	TimestampTz state_logged_at;
-	bool		extension_ready;	/* extension seen installed */
-	bool		stopping;		/* in shutdown_relay() */
-	MemoryContext loop_cxt;		/* reset at every pass of the loop */
-	XLogRecPtr	unflushed_progress; /* end of a progress commit not yet
-									 * known to be on disk */
-} RelayWorker;
-
-static RelayWorker relay;
+RelayWorker relay;
 
 static void claim_slot(Oid dboid);
 static void release_slot(int code, Datum arg);
 static void guard_database(void);
+static void pin_settings(void);
 static char *current_producer_settings(void);
-static void enter_state(OutboxWorkerState state, int elevel, const char *detail);
 static void process_reload(void);
 static bool ensure_producer(void);
+static void serve_producer(void);
 static long relay_step(void);
-static long publish_chunk(void);
-static void read_ahead(void);
-static void begin_step(const char *activity);
-static void end_step(void);
-static void record_progress_and_fetch(bool fetch);
-static void produce_pending(void);
-static void flush_progress(void);
-static void await_deliveries(int timeout_ms);
-static int	settle_failures(void);
-static void dead_letter(OutboxEvent *event);
-static void recreate_producer(const char *reason);
 static void run_maintenance(void);
+static void wait_for_work(long timeout_ms);
 static void shutdown_relay(void);
 static void recover_from_error(void);
 static long ms_until(TimestampTz t);
@@ -167,7 +136,6 @@ claim_slot(Oid dboid)
 	slot->last_publish_at = 0;
 	SpinLockRelease(&slot->mutex);
 	pg_atomic_write_u32(&slot->current_table, 0);
-	pg_atomic_write_u32(&slot->inject_fatal, 0);
 	pg_atomic_write_u64(&slot->events_published, 0);
 	pg_atomic_write_u64(&slot->events_retried, 0);
 	pg_atomic_write_u64(&slot->events_dead_lettered, 0);
@@ -238,20 +206,81 @@ current_producer_settings(void)
 }
 
 /*
- * enter_state: publish state in shared memory; log detail (at elevel)
- * when the state changes, and again every REMINDER_INTERVAL_MS while a
- * bad state lasts.  detail may be NULL.
+ * pin_settings: the relay's own session settings, whatever the database
+ * or role defaults say (ALTER DATABASE ... SET default_transaction_read_only
+ * = on, statement_timeout, a serializable default...).  Call once, after
+ * connecting; PGC_S_OVERRIDE wins over every other source.
  */
 static void
-enter_state(OutboxWorkerState state, int elevel, const char *detail)
+pin_settings(void)
+{
+	static const char *const pinned[][2] = {
+		/*
+		 * Progress commits do not wait for the disk; publish.c flushes them
+		 * while the next chunk is on its way to Kafka, and before sleeping.
+		 * A crash then re-publishes no more than what was in flight (G4).
+		 */
+		{"synchronous_commit", "off"},
+		/* the relay's statements are small: compiling costs more than it saves */
+		{"jit", "off"},
+
+		/*
+		 * In a lock conflict with DDL on the outbox (DROP EXTENSION, say), be
+		 * the one that finds the deadlock and gives way: the relay retries.
+		 */
+		{"deadlock_timeout", "50ms"},
+		/* the relay's plans do not depend on the values: plan them once */
+		{"plan_cache_mode", "force_generic_plan"},
+		/* the relay writes, waits for nobody's timeouts, and reads committed */
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_isolation", "read committed"},
+		{"default_transaction_deferrable", "off"},
+		{"statement_timeout", "0"},
+		{"lock_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"idle_session_timeout", "0"},
+		{"session_replication_role", "origin"},
+		{"search_path", "pg_catalog"},
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(pinned); i++)
+		SetConfigOption(pinned[i][0], pinned[i][1], PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
+ * relay_enter_state: publish state in shared memory; log detail (at
+ * elevel) when the state changes, and again every REMINDER_INTERVAL_MS
+ * while a bad state lasts.  Entering a good state (idle, publishing) clears
+ * the last error: the status view says what is wrong only while it is.
+ * detail may be NULL.
+ */
+void
+relay_enter_state(OutboxWorkerState state, int elevel, const char *detail)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	bool		changed = (state != relay.state);
+	bool		good = (state == OUTBOX_STATE_IDLE || state == OUTBOX_STATE_PUBLISHING);
+
+	if (changed && good && relay.state != OUTBOX_STATE_IDLE &&
+		relay.state != OUTBOX_STATE_PUBLISHING)
+	{
+		outbox_slot_clear_error(relay.slot);
+		if (relay.state != OUTBOX_STATE_STARTING)
+		{
+			ereport(LOG,
+					(errmsg("outbox_kafka worker for database \"%s\" is %s again: events flow",
+							relay.dbname ? relay.dbname : "?",
+							outbox_state_name(state))));
+		}
+	}
 
 	if (!changed && (detail == NULL || elevel < LOG ||
 					 !TimestampDifferenceExceeds(relay.state_logged_at, now,
 												 REMINDER_INTERVAL_MS)))
 	{
+		if (detail != NULL && elevel >= WARNING)
+			outbox_slot_set_error(relay.slot, detail);
 		return;
 	}
 
@@ -274,8 +303,9 @@ enter_state(OutboxWorkerState state, int elevel, const char *detail)
 }
 
 /*
- * process_reload: apply a pending SIGHUP.  A changed Kafka setting marks
- * the producer stale; it is rebuilt once no message is in flight.
+ * process_reload: apply a pending SIGHUP.  A changed Kafka setting makes
+ * the producer stale: ensure_producer() rebuilds it on this very pass,
+ * whatever is in flight (in-flight events are produced again).
  */
 static void
 process_reload(void)
@@ -307,22 +337,20 @@ ensure_producer(void)
 	char		errbuf[512];
 	char	   *client_id;
 
-	if (relay.producer != NULL && relay.producer_stale &&
-		relay.chunk->in_flight == 0)
+	if (relay.producer != NULL && relay.producer_stale)
 	{
 		ereport(LOG,
 				(errmsg("outbox_kafka worker for database \"%s\" recreates its Kafka producer: settings changed",
 						relay.dbname)));
-		outbox_producer_destroy(relay.producer, outbox_shutdown_timeout_ms);
-		relay.producer = NULL;
+		relay_recreate_producer(NULL);
 	}
 	if (relay.producer != NULL)
 		return true;
 
 	if (outbox_bootstrap_servers == NULL || *outbox_bootstrap_servers == '\0')
 	{
-		enter_state(OUTBOX_STATE_MISCONFIGURED, WARNING,
-					"\"outbox_kafka.bootstrap_servers\" is not set");
+		relay_enter_state(OUTBOX_STATE_MISCONFIGURED, WARNING,
+						  "\"outbox_kafka.bootstrap_servers\" is not set");
 		return false;
 	}
 
@@ -336,52 +364,63 @@ ensure_producer(void)
 	pfree(client_id);
 	if (relay.producer == NULL)
 	{
-		enter_state(OUTBOX_STATE_MISCONFIGURED, WARNING, errbuf);
+		relay_enter_state(OUTBOX_STATE_MISCONFIGURED, WARNING, errbuf);
 		return false;
 	}
 	return true;
 }
 
 /*
- * recreate_producer: the producer is unusable (fatal error): destroy it
- * (in-flight events come back failed and are produced again) and build a
- * new one on the next step.
+ * relay_recreate_producer: destroy the producer (a fatal error when reason
+ * is not NULL, else changed settings) and build a new one on the next
+ * step.  Messages in flight are purged; their events come back as failed
+ * and are produced again by the new producer, in id order.
  */
-static void
-recreate_producer(const char *reason)
+void
+relay_recreate_producer(const char *reason)
 {
-	OutboxChunk *chunk = relay.chunk;
-	int			i;
+	ListCell   *lc;
 
-	ereport(WARNING,
-			(errmsg("outbox_kafka worker for database \"%s\" recreates its Kafka producer after a fatal error",
-					relay.dbname),
-			 errdetail_internal("%s", reason)));
-	outbox_slot_set_error(relay.slot, reason);
+	if (reason != NULL)
+	{
+		ereport(WARNING,
+				(errmsg("outbox_kafka worker for database \"%s\" recreates its Kafka producer after a fatal error",
+						relay.dbname),
+				 errdetail_internal("%s", reason)));
+		outbox_slot_set_error(relay.slot, reason);
+	}
 	outbox_producer_destroy(relay.producer, 0);
 	relay.producer = NULL;
 
-	/* what was purged is produced again by the new producer, uncharged */
-	for (i = 0; i < chunk->nevents; i++)
-	{
-		OutboxEvent *event = &chunk->events[i];
-
-		if (event->delivery == OUTBOX_DELIVERY_FAILED ||
-			event->delivery == OUTBOX_DELIVERY_IN_FLIGHT)
-		{
-			event->delivery = OUTBOX_DELIVERY_NONE;
-			event->attempts = Max(event->attempts - 1, 0);
-		}
-	}
-	chunk->in_flight = 0;
+	/* purged messages whose reports were lost with the producer */
+	relay_forget_in_flight(relay.chunk);
+	relay_forget_in_flight(relay.lane);
+	foreach(lc, relay.pinned)
+		relay_forget_in_flight((OutboxChunk *) lfirst(lc));
 }
 
 /*
- * begin_step: open the transaction (with a snapshot) of one unit of the
- * relay's work, shown as activity in pg_stat_activity.
+ * serve_producer: serve what librdkafka queued for us (reports, errors,
+ * log lines) and act on a fatal error: on every pass, busy or idle.
  */
 static void
-begin_step(const char *activity)
+serve_producer(void)
+{
+	char		reason[512];
+
+	if (relay.producer == NULL)
+		return;
+	outbox_producer_serve(relay.producer);
+	if (outbox_producer_take_fatal(relay.producer, reason, sizeof(reason)))
+		relay_recreate_producer(reason);
+}
+
+/*
+ * relay_begin_step: open the transaction (with a snapshot) of one unit of
+ * the relay's work, shown as activity in pg_stat_activity.
+ */
+void
+relay_begin_step(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -390,10 +429,10 @@ begin_step(const char *activity)
 }
 
 /*
- * end_step: commit the transaction opened by begin_step().
+ * relay_end_step: commit the transaction opened by relay_begin_step().
  */
-static void
-end_step(void)
+void
+relay_end_step(void)
 {
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -403,320 +442,9 @@ end_step(void)
 }
 
 /*
- * record_progress_and_fetch: in one transaction, record the resolved head
- * of the current chunk and (if fetch) load the next chunk.  Counters are
- * bumped only after the commit.
- */
-static void
-record_progress_and_fetch(bool fetch)
-{
-	OutboxChunk *chunk = relay.chunk;
-	int			recorded;
-	bool		replaced;
-	uint64		published = 0;
-	uint64		dead = 0;
-	int			i;
-
-	begin_step("outbox_kafka: record progress and fetch events");
-
-	recorded = outbox_storage_finish_chunk(chunk);
-	for (i = chunk->recorded; i < recorded; i++)
-	{
-		if (chunk->events[i].delivery == OUTBOX_DELIVERY_ACKED)
-			published++;
-		else
-			dead++;
-	}
-	/* the whole chunk is done: the next one replaces it */
-	replaced = fetch && recorded == chunk->nevents;
-	if (replaced)
-	{
-		if (relay.ahead->nevents > 0)
-		{
-			/* the chunk read ahead becomes current */
-			relay.chunk = relay.ahead;
-			relay.ahead = chunk;
-			outbox_chunk_reset(chunk);
-		}
-		else
-			outbox_storage_fetch_chunk(chunk, outbox_batch_size, 0);
-	}
-
-	end_step();
-
-	if (!replaced)
-		chunk->recorded = recorded;
-	if (recorded > 0)
-		relay.unflushed_progress = XactLastCommitEnd;
-	if (relay.slot != NULL)
-	{
-		if (published > 0)
-		{
-			pg_atomic_fetch_add_u64(&relay.slot->events_published, published);
-			SpinLockAcquire(&relay.slot->mutex);
-			relay.slot->last_publish_at = GetCurrentTimestamp();
-			SpinLockRelease(&relay.slot->mutex);
-		}
-		if (dead > 0)
-			pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered, dead);
-	}
-}
-
-/*
- * flush_progress: make the last progress commit durable.  Called right
- * after the next chunk was handed to the producer (the flush overlaps its
- * round trip) and before the worker sleeps.
- */
-static void
-flush_progress(void)
-{
-	if (relay.unflushed_progress == InvalidXLogRecPtr)
-		return;
-	XLogFlush(relay.unflushed_progress);
-	relay.unflushed_progress = InvalidXLogRecPtr;
-}
-
-/*
- * produce_pending: hand every event of the chunk that is not in flight or
- * resolved to the producer, in id order.  Events refused at once are
- * marked FAILED and settled like failed deliveries.
- */
-static void
-produce_pending(void)
-{
-	OutboxChunk *chunk = relay.chunk;
-	int			i;
-
-	for (i = 0; i < chunk->nevents; i++)
-	{
-		OutboxEvent *event = &chunk->events[i];
-		int			err;
-
-		if (event->delivery != OUTBOX_DELIVERY_NONE)
-			continue;
-		for (;;)
-		{
-			err = outbox_producer_send(relay.producer, chunk, event);
-			/* local queue full: serve reports to make room, then retry */
-			if (!outbox_error_is_queue_full(err))
-				break;
-			outbox_producer_poll(relay.producer, 10);
-		}
-	}
-}
-
-/*
- * await_deliveries: serve delivery reports until nothing of the chunk is
- * in flight, the producer turns fatal, shutdown is requested, or
- * timeout_ms (-1: no limit) passes.
- */
-static void
-await_deliveries(int timeout_ms)
-{
-	TimestampTz deadline = 0;
-	char		reason[512];
-
-	if (timeout_ms >= 0)
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-
-	while (relay.chunk->in_flight > 0)
-	{
-		if (relay.slot != NULL &&
-			pg_atomic_exchange_u32(&relay.slot->inject_fatal, 0) != 0)
-			outbox_producer_inject_fatal(relay.producer);
-		/*
-		 * A partial chunk means no backlog: send it at once, ignoring
-		 * linger.ms.  A full chunk leaves librdkafka free to batch.
-		 */
-		if (relay.chunk->nevents < outbox_batch_size)
-			outbox_producer_flush(relay.producer, DELIVERY_POLL_MS);
-		else
-			outbox_producer_poll(relay.producer, DELIVERY_POLL_MS);
-
-		if (outbox_producer_take_fatal(relay.producer, reason, sizeof(reason)))
-		{
-			recreate_producer(reason);
-			return;
-		}
-		if (outbox_producer_brokers_down(relay.producer))
-			enter_state(OUTBOX_STATE_BROKER_UNREACHABLE, WARNING,
-						"all Kafka brokers are down; events wait");
-		if (!PostmasterIsAlive())
-			proc_exit(1);
-		if (ShutdownRequestPending && timeout_ms < 0)
-			return;
-		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-			return;
-	}
-}
-
-/*
- * dead_letter: mark event for outbox.dead_letters and say so in the log;
- * the row is written with the next progress record.
- */
-static void
-dead_letter(OutboxEvent *event)
-{
-	event->delivery = OUTBOX_DELIVERY_DEAD;
-	ereport(WARNING,
-			(errmsg("outbox_kafka moves event %lld (topic \"%s\") to outbox.dead_letters: %s",
-					(long long) event->id, event->topic,
-					outbox_error_text(event->error))));
-}
-
-/*
- * settle_failures: decide about every FAILED event of the chunk: dead
- * letter (permanent error, or topic error beyond max_retry_time) or
- * produce again.  Returns how many events will be produced again.
- */
-static int
-settle_failures(void)
-{
-	OutboxChunk *chunk = relay.chunk;
-	TimestampTz now = GetCurrentTimestamp();
-	int			retry = 0;
-	int			failed = 0;
-	const char *last = NULL;
-	OutboxErrorClass last_class = OUTBOX_ERROR_TRANSIENT;
-	int			i;
-
-	for (i = 0; i < chunk->nevents; i++)
-	{
-		OutboxEvent *event = &chunk->events[i];
-		OutboxErrorClass cls;
-
-		if (event->delivery != OUTBOX_DELIVERY_FAILED)
-			continue;
-		failed++;
-		cls = outbox_classify_error(event->error);
-		last = outbox_error_text(event->error);
-		last_class = cls;
-		switch (cls)
-		{
-			case OUTBOX_ERROR_PERMANENT:
-				dead_letter(event);
-				break;
-			case OUTBOX_ERROR_TOPIC:
-				if (event->first_failure == 0)
-					event->first_failure = now;
-				if (TimestampDifferenceExceeds(event->first_failure, now,
-											   outbox_max_retry_time_s * 1000))
-					dead_letter(event);
-				else
-				{
-					event->delivery = OUTBOX_DELIVERY_NONE;
-					retry++;
-				}
-				break;
-			case OUTBOX_ERROR_TRANSIENT:
-			case OUTBOX_ERROR_FATAL:
-				/* cluster trouble is nobody's fault: no attempt charged */
-				event->attempts = Max(event->attempts - 1, 0);
-				event->delivery = OUTBOX_DELIVERY_NONE;
-				retry++;
-				break;
-		}
-	}
-
-	if (failed > 0 && relay.slot != NULL)
-	{
-		pg_atomic_fetch_add_u64(&relay.slot->events_failed, failed);
-		pg_atomic_fetch_add_u64(&relay.slot->events_retried, retry);
-	}
-	if (retry > 0)
-	{
-		char	   *detail = psprintf("%d event(s) will be retried: %s", retry, last);
-
-		enter_state(last_class == OUTBOX_ERROR_TOPIC ?
-					OUTBOX_STATE_BACKING_OFF :
-					(outbox_producer_brokers_down(relay.producer) ?
-					 OUTBOX_STATE_BROKER_UNREACHABLE : OUTBOX_STATE_BACKING_OFF),
-					WARNING, detail);
-		outbox_slot_set_error(relay.slot, detail);
-	}
-	else if (failed > 0 && last != NULL)
-		outbox_slot_set_error(relay.slot, psprintf("dead-lettered: %s", last));
-	return retry;
-}
-
-/*
- * read_ahead: while the chunk is being delivered, read the next events of
- * the same batch (no batch is opened and nothing is recorded), so the next
- * round can produce at once.  Only in a clean round: during retries the
- * chunk is settled first.
- */
-static void
-read_ahead(void)
-{
-	OutboxChunk *chunk = relay.chunk;
-
-	if (relay.ahead->nevents > 0 || chunk->nevents < outbox_batch_size ||
-		relay.backoff_ms != 0)
-		return;
-
-	begin_step("outbox_kafka: read ahead");
-	outbox_storage_fetch_chunk(relay.ahead, outbox_batch_size,
-							   chunk->events[chunk->nevents - 1].id);
-	end_step();
-}
-
-/*
- * publish_chunk: one round of publishing: record progress, fetch, produce,
- * wait for the reports, settle failures.  Returns how long to wait before
- * the next round (0: go on at once).
- */
-static long
-publish_chunk(void)
-{
-	int			retry;
-
-	record_progress_and_fetch(true);
-	if (relay.chunk->nevents == 0)
-	{
-		flush_progress();
-		enter_state(OUTBOX_STATE_IDLE, DEBUG1, NULL);
-		return outbox_poll_interval_ms;
-	}
-
-	if (relay.state != OUTBOX_STATE_BROKER_UNREACHABLE &&
-		relay.state != OUTBOX_STATE_BACKING_OFF)
-		enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
-
-	produce_pending();
-	flush_progress();
-	read_ahead();
-	await_deliveries(-1);
-	if (relay.producer == NULL || ShutdownRequestPending)
-		return 0;
-
-	retry = settle_failures();
-	if (retry == 0)
-	{
-		if (relay.state != OUTBOX_STATE_PUBLISHING)
-		{
-			bool		recovered = (relay.state == OUTBOX_STATE_BROKER_UNREACHABLE ||
-									 relay.state == OUTBOX_STATE_BACKING_OFF);
-
-			enter_state(OUTBOX_STATE_PUBLISHING, recovered ? LOG : DEBUG1,
-						recovered ? "events flow again" : NULL);
-		}
-		relay.backoff_ms = 0;
-		return 0;
-	}
-
-	/* keep what succeeded, back off, then produce the rest again */
-	record_progress_and_fetch(false);
-	flush_progress();
-	relay.backoff_ms = relay.backoff_ms == 0 ? BACKOFF_MIN_MS :
-		Min(relay.backoff_ms * 2, BACKOFF_MAX_MS);
-	relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												 relay.backoff_ms);
-	return relay.backoff_ms;
-}
-
-/*
  * run_maintenance: rotation and truncation, at most every
- * MAINTENANCE_INTERVAL_MS, in a transaction of its own.
+ * MAINTENANCE_INTERVAL_MS, in a transaction of its own (which writes
+ * nothing when there is nothing to do).
  */
 static void
 run_maintenance(void)
@@ -728,9 +456,9 @@ run_maintenance(void)
 		return;
 	relay.next_maintenance = TimestampTzPlusMilliseconds(now, MAINTENANCE_INTERVAL_MS);
 
-	begin_step("outbox_kafka: storage maintenance");
+	relay_begin_step("outbox_kafka: storage maintenance");
 	current = outbox_storage_maintain();
-	end_step();
+	relay_end_step();
 
 	/* tell enqueuers which table takes new rows, sparing them a lookup */
 	if (relay.slot != NULL)
@@ -738,16 +466,19 @@ run_maintenance(void)
 }
 
 /*
- * relay_step: one pass of the worker loop.  Returns how long to sleep on
- * the latch before the next pass (0: go on at once).
+ * relay_step: one pass of the worker loop.  Returns how long to sleep
+ * before the next pass (0: go on at once); any wake-up cuts it short.
  */
 static long
 relay_step(void)
 {
+	long		wait_ms;
+	long		lane_ms;
+
 	if (RecoveryInProgress())
 	{
-		enter_state(OUTBOX_STATE_STANDBY, LOG,
-					"the server is in recovery; publishing resumes after promotion");
+		relay_enter_state(OUTBOX_STATE_STANDBY, LOG,
+						  "the server is in recovery; publishing resumes after promotion");
 		return Min(outbox_poll_interval_ms, 1000);
 	}
 
@@ -761,38 +492,76 @@ relay_step(void)
 	}
 	if (!relay.extension_ready)
 	{
-		enter_state(OUTBOX_STATE_WAITING_FOR_EXTENSION, LOG,
-					"extension outbox_kafka is not installed in this database; run CREATE EXTENSION outbox_kafka");
+		relay_enter_state(OUTBOX_STATE_WAITING_FOR_EXTENSION, LOG,
+						  "extension outbox_kafka is not installed in this database; run CREATE EXTENSION outbox_kafka");
 		return Min(outbox_poll_interval_ms, 1000);
 	}
 
 	if (!ensure_producer())
 		return Min(outbox_poll_interval_ms * 10L, 5000L);
+	serve_producer();
+	if (relay.producer == NULL)
+		return 0;				/* recreated after a fatal error */
 
-	if (relay.retry_at != 0 && GetCurrentTimestamp() < relay.retry_at)
-		return Max(ms_until(relay.retry_at), 1);
-	relay.retry_at = 0;
-
+	if (!relay.held_loaded)
+		held_load();
+	held_release_pinned();
 	run_maintenance();
-	return publish_chunk();
+
+	wait_ms = relay_publish();
+	if (relay.producer == NULL)
+		return 0;
+	lane_ms = held_run_lane();
+	return Min(wait_ms, lane_ms);
+}
+
+/*
+ * wait_for_work: sleep up to timeout_ms on the latch (commits, signals,
+ * barriers), the producer's wake-up pipe (delivery reports, errors, log
+ * lines) and postmaster death, whichever comes first.
+ */
+static void
+wait_for_work(long timeout_ms)
+{
+	int			fd = relay.producer ? outbox_producer_wake_fd(relay.producer) : -1;
+	int			events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+
+	if (fd >= 0)
+		events |= WL_SOCKET_READABLE;
+	else if (relay.producer != NULL)
+		timeout_ms = Min(timeout_ms, NO_PIPE_POLL_MS);
+	(void) WaitLatchOrSocket(MyLatch, events, fd, timeout_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
 }
 
 /*
  * shutdown_relay: on SIGTERM: wait up to outbox_kafka.shutdown_timeout for
- * messages in flight, record what was acknowledged, drop the producer.
+ * messages in flight (still serving interrupts and postmaster death),
+ * record what was acknowledged, drop the producer.  Never hangs on an
+ * unreachable cluster.
  */
 static void
 shutdown_relay(void)
 {
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   outbox_shutdown_timeout_ms);
+
 	relay.stopping = true;
 	if (relay.producer != NULL)
 	{
-		await_deliveries(outbox_shutdown_timeout_ms);
-		if (relay.chunk->nevents > 0 && !RecoveryInProgress())
-			record_progress_and_fetch(false);
-		flush_progress();
-		outbox_producer_destroy(relay.producer, 0);
-		relay.producer = NULL;
+		while (relay.chunk->in_flight > 0 && GetCurrentTimestamp() < deadline)
+		{
+			CHECK_FOR_INTERRUPTS();
+			wait_for_work(Max(Min(ms_until(deadline), 100), 1));
+			serve_producer();
+			if (relay.producer == NULL)
+				break;
+		}
+		if (relay.producer != NULL)
+			relay_recreate_producer(NULL);
+		if (relay.chunk->nevents > 0 && !RecoveryInProgress() && relay.extension_ready)
+			relay_record_progress(false);
+		relay_flush_progress();
 	}
 	ereport(LOG,
 			(errmsg("outbox_kafka worker for database \"%s\" stopped",
@@ -801,8 +570,9 @@ shutdown_relay(void)
 
 /*
  * recover_from_error: after an ERROR escaped a step: report it, abort the
- * transaction, forget the chunks and leave the loop ready for another try
- * after a back-off.  Nothing is lost: unrecorded events are read again.
+ * transaction, say so in outbox.status, forget the chunks and held topics
+ * and try again after a back-off.  Nothing is lost: unrecorded events are
+ * read again.
  */
 static void
 recover_from_error(void)
@@ -822,25 +592,27 @@ recover_from_error(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 	RESUME_INTERRUPTS();
 
-	outbox_slot_set_error(relay.slot, edata->message ? edata->message : "unknown error");
 	relay.extension_ready = false;
 
 	/*
 	 * Start over from what storage has recorded: the chunks may belong to
-	 * an extension that was dropped meanwhile.  Events of the chunk that
-	 * were delivered but not recorded are published again (at least once).
-	 * The chunk's memory may be freed only when nothing of it is in flight.
+	 * an extension that was dropped meanwhile.  Events delivered but not
+	 * recorded are published again (at least once).  Chunk memory may be
+	 * freed only when nothing of it is in flight: drop the producer first.
 	 */
-	if (relay.producer != NULL && relay.chunk->in_flight > 0)
+	if (relay.producer != NULL)
 	{
 		outbox_producer_destroy(relay.producer, 0);
 		relay.producer = NULL;
 	}
-	outbox_chunk_reset(relay.chunk);
-	outbox_chunk_reset(relay.ahead);
-	FreeErrorData(edata);
+	held_drop_all_chunks();
+	held_forget();
 	relay.backoff_ms = relay.backoff_ms == 0 ? 1000 : Min(relay.backoff_ms * 2, BACKOFF_MAX_MS);
 	relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), relay.backoff_ms);
+	relay_enter_state(OUTBOX_STATE_BACKING_OFF, WARNING,
+					  psprintf("error, retrying in %d ms: %s", relay.backoff_ms,
+							   edata->message ? edata->message : "unknown error"));
+	FreeErrorData(edata);
 }
 
 /*
@@ -863,34 +635,14 @@ outbox_worker_main(Datum main_arg)
 	before_shmem_exit(release_slot, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(relay.dboid, InvalidOid, 0);
-	/*
-	 * Progress commits do not wait for the disk; flush_progress() flushes
-	 * them while the next chunk is on its way to Kafka, and before sleeping.
-	 * A crash then re-publishes no more than what was in flight (G4).
-	 */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	/* the relay's statements are small: compiling them costs more than it saves */
-	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	pin_settings();
 
-	/*
-	 * In a lock conflict with DDL on the outbox (DROP EXTENSION, say), be
-	 * the one that finds the deadlock and gives way: the relay just retries.
-	 */
-	SetConfigOption("deadlock_timeout", "50ms", PGC_SUSET, PGC_S_OVERRIDE);
-	/* the relay's plans do not depend on the values: plan them once */
-	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_SUSET, PGC_S_OVERRIDE);
-
-	relay.chunks[0].cxt = AllocSetContextCreate(TopMemoryContext,
-												"outbox_kafka chunk",
-												ALLOCSET_DEFAULT_SIZES);
-	relay.chunks[1].cxt = AllocSetContextCreate(TopMemoryContext,
-												"outbox_kafka chunk read ahead",
-												ALLOCSET_DEFAULT_SIZES);
 	relay.loop_cxt = AllocSetContextCreate(TopMemoryContext,
 										   "outbox_kafka worker loop",
 										   ALLOCSET_DEFAULT_SIZES);
-	relay.chunk = &relay.chunks[0];
-	relay.ahead = &relay.chunks[1];
+	relay.chunk = outbox_chunk_create();
+	relay.ahead = outbox_chunk_create();
+	relay.lane = outbox_chunk_create();
 	relay.producer_settings = current_producer_settings();
 
 	StartTransactionCommand();
@@ -920,14 +672,13 @@ outbox_worker_main(Datum main_arg)
 		MemoryContextReset(relay.loop_cxt);
 		CHECK_FOR_INTERRUPTS();
 		process_reload();
-		wait_ms = relay_step();
+		if (relay.retry_at != 0 && GetCurrentTimestamp() < relay.retry_at &&
+			!relay.extension_ready)
+			wait_ms = ms_until(relay.retry_at);		/* after an error */
+		else
+			wait_ms = relay_step();
 		if (wait_ms > 0 && !ShutdownRequestPending)
-		{
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 wait_ms, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-		}
+			wait_for_work(wait_ms);
 	}
 
 	shutdown_relay();

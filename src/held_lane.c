@@ -1,0 +1,608 @@
+/*-------------------------------------------------------------------------
+ *
+ * held_lane.c
+ *	  Topics held aside while Kafka refuses them, and the lane that works
+ *	  their queues, so that one sick topic never stops the others (G6).
+ *
+ * A topic is held when an event of it fails with a topic error (unknown
+ * topic, not authorised, no leader...) or stays unacknowledged past
+ * outbox_kafka.stall_timeout while the cluster otherwise answers.  From
+ * then on its events are not produced from the batch: they move, in id
+ * order, to outbox.held_event as the batch cursor passes them.  The lane
+ * produces the head of one held topic's queue at a time, with back-off;
+ * acknowledged events leave the queue, and once the queue is empty (and no
+ * event of the topic waits in the current chunk) the topic is released.
+ * A topic Kafka refuses (class "topic refused") for longer than
+ * outbox_kafka.max_retry_time, counted from held_since (which survives a
+ * restart), has its whole queue dead-lettered; unavailable and stalled
+ * topics wait for as long as it takes.
+ *
+ * A chunk recorded while held events of it are still in flight is pinned
+ * (its memory stays, librdkafka reads it) until their reports are in.
+ *
+ * Copyright (c) 2026, outbox_kafka developers
+ *
+ * IDENTIFICATION
+ *	  src/held_lane.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "relay_worker.h"
+
+/* Back-off between attempts at a held topic's queue. */
+#define LANE_BACKOFF_MIN_MS		500
+#define LANE_BACKOFF_MAX_MS		10000
+/* Pinned chunks beyond this make the producer be rebuilt (purging them). */
+#define MAX_PINNED_CHUNKS		4
+
+static HeldTopic *held_add(const char *topic, TimestampTz held_since,
+						   const char *reason, const char *error_class);
+static void held_remove(HeldTopic *ht);
+static bool topic_in_flight(const char *topic);
+static bool topic_waits_in_chunk(const char *topic);
+static void settle_lane(void);
+static HeldTopic *next_due_topic(long *wait_ms);
+
+/*
+ * held_find: the held topic named topic, or NULL.
+ */
+HeldTopic *
+held_find(const char *topic)
+{
+	ListCell   *lc;
+
+	foreach(lc, relay.held)
+	{
+		HeldTopic  *ht = (HeldTopic *) lfirst(lc);
+
+		if (strcmp(ht->topic, topic) == 0)
+			return ht;
+	}
+	return NULL;
+}
+
+/*
+ * held_add: remember topic as held (in TopMemoryContext).
+ */
+static HeldTopic *
+held_add(const char *topic, TimestampTz held_since, const char *reason,
+		 const char *error_class)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	HeldTopic  *ht = palloc0(sizeof(HeldTopic));
+
+	ht->topic = pstrdup(topic);
+	strlcpy(ht->reason, reason, sizeof(ht->reason));
+	ht->error_class = pstrdup(error_class);
+	ht->refused = strcmp(error_class,
+						 outbox_error_class_name(OUTBOX_ERROR_TOPIC_REFUSED)) == 0;
+	ht->held_since = held_since;
+	ht->backoff_ms = LANE_BACKOFF_MIN_MS;
+	ht->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  LANE_BACKOFF_MIN_MS);
+	relay.held = lappend(relay.held, ht);
+	MemoryContextSwitchTo(old);
+	return ht;
+}
+
+/*
+ * held_remove: forget a released topic.
+ */
+static void
+held_remove(HeldTopic *ht)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	relay.held = list_delete_ptr(relay.held, ht);
+	MemoryContextSwitchTo(old);
+	pfree(ht->topic);
+	pfree((char *) ht->error_class);
+	pfree(ht);
+	if (relay.held == NIL &&
+		(relay.state == OUTBOX_STATE_IDLE || relay.state == OUTBOX_STATE_PUBLISHING))
+		outbox_slot_clear_error(relay.slot);
+}
+
+/*
+ * held_load: read the held topics from outbox.held_topic (at start, and
+ * after an error made the worker forget them).
+ */
+void
+held_load(void)
+{
+	List	   *rows;
+	ListCell   *lc;
+
+	held_forget();
+	relay_begin_step("outbox_kafka: read held topics");
+	rows = outbox_storage_held_topics();
+	foreach(lc, rows)
+	{
+		OutboxHeldTopicRow *row = (OutboxHeldTopicRow *) lfirst(lc);
+
+		held_add(row->topic, row->held_since, row->reason, row->error_class);
+	}
+	relay_end_step();
+	relay.held_loaded = true;
+}
+
+/*
+ * held_forget: forget every held topic (they are read again).
+ */
+void
+held_forget(void)
+{
+	while (relay.held != NIL)
+	{
+		HeldTopic  *ht = (HeldTopic *) linitial(relay.held);
+
+		relay.held = list_delete_first(relay.held);
+		pfree(ht->topic);
+		pfree((char *) ht->error_class);
+		pfree(ht);
+	}
+	relay.held_loaded = false;
+}
+
+/*
+ * held_hold: hold topic aside (or update why it is held).  Says so in the
+ * log and in outbox.status when the topic was not held yet.
+ */
+HeldTopic *
+held_hold(const char *topic, const char *reason, const char *error_class,
+		  bool refused)
+{
+	HeldTopic  *ht = held_find(topic);
+
+	if (ht == NULL)
+	{
+		char	   *detail;
+
+		ht = held_add(topic, GetCurrentTimestamp(), reason, error_class);
+		detail = psprintf("topic \"%s\" is held aside, its events wait in order while other topics flow: %s",
+						  topic, reason);
+		ereport(WARNING,
+				(errmsg("outbox_kafka worker for database \"%s\": %s",
+						relay.dbname, detail),
+				 errhint("See outbox.held_topics.")));
+		outbox_slot_set_error(relay.slot, detail);
+	}
+	else if (strcmp(ht->reason, reason) != 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		strlcpy(ht->reason, reason, sizeof(ht->reason));
+		pfree((char *) ht->error_class);
+		ht->error_class = pstrdup(error_class);
+		MemoryContextSwitchTo(old);
+	}
+	ht->refused = ht->refused || refused;
+	return ht;
+}
+
+/*
+ * held_reason: why topic is held, and (through cls) the class of it; for
+ * outbox_storage_finish_chunk().
+ */
+const char *
+held_reason(const char *topic, const char **cls)
+{
+	HeldTopic  *ht = held_find(topic);
+
+	if (ht == NULL)
+	{
+		*cls = "held";
+		return "held behind earlier events of the topic";
+	}
+	*cls = ht->error_class;
+	return ht->reason;
+}
+
+/*
+ * held_mark_chunk: events of held topics in chunk that are to be produced
+ * go to their topic's queue instead.
+ */
+void
+held_mark_chunk(OutboxChunk *chunk)
+{
+	int			i;
+
+	if (relay.held == NIL)
+		return;
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+	{
+		OutboxEvent *event = &chunk->events[i];
+
+		if (event->delivery == OUTBOX_DELIVERY_NONE && !event->held &&
+			held_find(event->topic) != NULL)
+			event->held = true;
+	}
+}
+
+/*
+ * held_pin_chunk: chunk is recorded, but held events of it are still in
+ * flight: keep its memory until their reports are in.  Too many pinned
+ * chunks make the producer be rebuilt (purging them) on the next pass.
+ */
+void
+held_pin_chunk(OutboxChunk *chunk)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	relay.pinned = lappend(relay.pinned, chunk);
+	MemoryContextSwitchTo(old);
+	if (list_length(relay.pinned) > MAX_PINNED_CHUNKS)
+		relay.producer_stale = true;
+}
+
+/*
+ * held_release_pinned: pinned chunks whose reports are all in: held events
+ * that were acknowledged leave their queue; those that failed stay, and
+ * their error says why their topic is held.  The chunks are freed.
+ */
+void
+held_release_pinned(void)
+{
+	ListCell   *lc;
+	bool		began = false;
+
+	foreach(lc, relay.pinned)
+	{
+		OutboxChunk *chunk = (OutboxChunk *) lfirst(lc);
+		int			i;
+
+		if (chunk->in_flight > 0)
+			continue;
+		for (i = 0; i < chunk->nevents; i++)
+		{
+			OutboxEvent *event = &chunk->events[i];
+			HeldTopic  *ht;
+			List	   *ids = NIL;
+			int			j;
+
+			if (!event->held || event->delivery == OUTBOX_DELIVERY_NONE)
+				continue;
+			if (event->delivery == OUTBOX_DELIVERY_FAILED)
+			{
+				OutboxErrorClass cls = outbox_classify_error(event->error);
+
+				if (cls == OUTBOX_ERROR_TOPIC_REFUSED ||
+					cls == OUTBOX_ERROR_TOPIC_UNAVAILABLE)
+					held_hold(event->topic, outbox_error_text(event->error),
+							  outbox_error_class_name(cls),
+							  cls == OUTBOX_ERROR_TOPIC_REFUSED);
+				event->delivery = OUTBOX_DELIVERY_NONE;
+				continue;
+			}
+			/* acknowledged: collect the topic's acknowledged events */
+			for (j = i; j < chunk->nevents; j++)
+			{
+				OutboxEvent *e = &chunk->events[j];
+
+				if (e->held && e->delivery == OUTBOX_DELIVERY_ACKED &&
+					strcmp(e->topic, event->topic) == 0)
+				{
+					ids = lappend(ids, &e->id);
+					e->delivery = OUTBOX_DELIVERY_NONE;
+				}
+			}
+			if (!began)
+			{
+				relay_begin_step("outbox_kafka: release published held events");
+				began = true;
+			}
+			(void) outbox_storage_release_held(event->topic, ids, false);
+			if (relay.slot != NULL)
+				pg_atomic_fetch_add_u64(&relay.slot->events_published,
+										list_length(ids));
+			ht = held_find(event->topic);
+			if (ht != NULL)
+				ht->next_attempt_at = 0;	/* it answers again: look now */
+			list_free(ids);
+		}
+	}
+	if (began)
+		relay_end_step();
+
+	foreach(lc, relay.pinned)
+	{
+		OutboxChunk *chunk = (OutboxChunk *) lfirst(lc);
+
+		if (chunk->in_flight > 0)
+			continue;
+		relay.pinned = foreach_delete_current(relay.pinned, lc);
+		outbox_chunk_free(chunk);
+	}
+}
+
+/*
+ * topic_in_flight: is an event of topic in flight in the current chunk or
+ * a pinned one?  The lane waits for them: its events come before or after
+ * them in the topic's order.
+ */
+static bool
+topic_in_flight(const char *topic)
+{
+	ListCell   *lc;
+	int			i;
+
+	for (i = relay.chunk->recorded; i < relay.chunk->nevents; i++)
+	{
+		OutboxEvent *event = &relay.chunk->events[i];
+
+		if (event->delivery == OUTBOX_DELIVERY_IN_FLIGHT &&
+			strcmp(event->topic, topic) == 0)
+			return true;
+	}
+	foreach(lc, relay.pinned)
+	{
+		OutboxChunk *chunk = (OutboxChunk *) lfirst(lc);
+
+		for (i = 0; i < chunk->nevents; i++)
+		{
+			OutboxEvent *event = &chunk->events[i];
+
+			if (event->delivery == OUTBOX_DELIVERY_IN_FLIGHT && event->held &&
+				strcmp(event->topic, topic) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * topic_waits_in_chunk: does the current chunk hold events of topic that
+ * are not in its queue yet?  Then the topic may not be released.
+ */
+static bool
+topic_waits_in_chunk(const char *topic)
+{
+	int			i;
+
+	for (i = relay.chunk->recorded; i < relay.chunk->nevents; i++)
+	{
+		OutboxEvent *event = &relay.chunk->events[i];
+
+		if (event->held && strcmp(event->topic, topic) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * settle_lane: every report of the lane is in.  Acknowledged events leave
+ * the queue (releasing the topic when it is empty); a permanent error
+ * dead-letters its event; other failures back off, and a refused topic
+ * past max_retry_time has its whole queue dead-lettered.
+ */
+static void
+settle_lane(void)
+{
+	OutboxChunk *lane = relay.lane;
+	HeldTopic  *ht = held_find(lane->lane_topic);
+	List	   *acked = NIL;
+	List	   *permanent = NIL;
+	OutboxEvent *failed = NULL;
+	OutboxErrorClass failed_class = OUTBOX_ERROR_TRANSIENT;
+	TimestampTz now = GetCurrentTimestamp();
+	bool		released;
+	int			i;
+
+	for (i = 0; i < lane->nevents; i++)
+	{
+		OutboxEvent *event = &lane->events[i];
+
+		if (event->delivery == OUTBOX_DELIVERY_ACKED)
+			acked = lappend(acked, &event->id);
+		else if (event->delivery == OUTBOX_DELIVERY_FAILED)
+		{
+			OutboxErrorClass cls = outbox_classify_error(event->error);
+
+			if (cls == OUTBOX_ERROR_PERMANENT)
+				permanent = lappend(permanent, &event->id);
+			else if (failed == NULL)
+			{
+				failed = event;
+				failed_class = cls;
+			}
+		}
+	}
+
+	relay_begin_step("outbox_kafka: settle held events");
+	if (permanent != NIL)
+	{
+		OutboxEvent *first = NULL;
+
+		for (i = 0; i < lane->nevents && first == NULL; i++)
+			if (lane->events[i].delivery == OUTBOX_DELIVERY_FAILED &&
+				outbox_classify_error(lane->events[i].error) == OUTBOX_ERROR_PERMANENT)
+				first = &lane->events[i];
+		(void) outbox_storage_dead_letter_held(lane->lane_topic,
+											   outbox_error_text(first->error),
+											   Max(first->attempts, 1), permanent);
+		ereport(WARNING,
+				(errmsg("outbox_kafka moves %d held event(s) of topic \"%s\" to outbox.dead_letters: %s",
+						list_length(permanent), lane->lane_topic,
+						outbox_error_text(first->error))));
+		if (relay.slot != NULL)
+			pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered,
+									list_length(permanent));
+	}
+	released = outbox_storage_release_held(lane->lane_topic, acked,
+										   failed == NULL &&
+										   !topic_waits_in_chunk(lane->lane_topic));
+	if (failed != NULL && ht != NULL)
+	{
+		const char *error = outbox_error_text(failed->error);
+
+		if (failed_class == OUTBOX_ERROR_TOPIC_REFUSED)
+			ht->refused = true;
+		if (ht->refused &&
+			TimestampDifferenceExceeds(ht->held_since, now,
+									   outbox_max_retry_time_s * 1000))
+		{
+			int64		n = outbox_storage_dead_letter_held(lane->lane_topic, error,
+															ht->attempts + 1, NIL);
+
+			ereport(WARNING,
+					(errmsg("outbox_kafka gives up on topic \"%s\" after %d s: %lld held event(s) moved to outbox.dead_letters: %s",
+							lane->lane_topic, outbox_max_retry_time_s,
+							(long long) n, error)));
+			if (relay.slot != NULL)
+				pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered, n);
+			released = true;
+		}
+		else
+		{
+			outbox_storage_note_held_attempt(lane->lane_topic, error,
+											 outbox_error_class_name(failed_class));
+			held_hold(lane->lane_topic, error,
+					  outbox_error_class_name(failed_class),
+					  failed_class == OUTBOX_ERROR_TOPIC_REFUSED);
+		}
+	}
+	relay_end_step();
+
+	if (relay.slot != NULL && acked != NIL)
+	{
+		pg_atomic_fetch_add_u64(&relay.slot->events_published, list_length(acked));
+		SpinLockAcquire(&relay.slot->mutex);
+		relay.slot->last_publish_at = now;
+		SpinLockRelease(&relay.slot->mutex);
+	}
+	if (ht != NULL)
+	{
+		if (released)
+		{
+			ereport(LOG,
+					(errmsg("outbox_kafka worker for database \"%s\": topic \"%s\" is released, its events flow again",
+							relay.dbname, ht->topic)));
+			held_remove(ht);
+		}
+		else if (failed != NULL)
+		{
+			ht->attempts++;
+			ht->next_attempt_at = TimestampTzPlusMilliseconds(now, ht->backoff_ms);
+			ht->backoff_ms = Min(ht->backoff_ms * 2, LANE_BACKOFF_MAX_MS);
+		}
+		else
+		{
+			/* progress: go on with the queue at once */
+			ht->next_attempt_at = 0;
+			ht->backoff_ms = LANE_BACKOFF_MIN_MS;
+		}
+	}
+	outbox_chunk_reset(lane);
+}
+
+/*
+ * next_due_topic: a held topic whose turn has come and that has nothing in
+ * flight, or NULL; then *wait_ms says when the next one is due.
+ */
+static HeldTopic *
+next_due_topic(long *wait_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	ListCell   *lc;
+
+	*wait_ms = 1000;
+	foreach(lc, relay.held)
+	{
+		HeldTopic  *ht = (HeldTopic *) lfirst(lc);
+
+		if (ht->next_attempt_at > now)
+		{
+			*wait_ms = Min(*wait_ms,
+						   Max(TimestampDifferenceMilliseconds(now, ht->next_attempt_at), 1));
+			continue;
+		}
+		if (topic_in_flight(ht->topic))
+			continue;
+		/* round robin: the topic served goes to the end of the list */
+		relay.held = list_delete_ptr(relay.held, ht);
+		relay.held = lappend(relay.held, ht);
+		return ht;
+	}
+	return NULL;
+}
+
+/*
+ * held_run_lane: one pass of the lane: settle the lane chunk once all its
+ * reports are in, then start on the next due topic.  Returns how long the
+ * worker may sleep as far as the lane is concerned.
+ */
+long
+held_run_lane(void)
+{
+	OutboxChunk *lane = relay.lane;
+	HeldTopic  *ht;
+	long		wait_ms;
+	MemoryContext old;
+
+	if (lane->nevents > 0)
+	{
+		if (lane->in_flight > 0)
+			return 1000;
+		settle_lane();
+	}
+	if (relay.held == NIL)
+		return outbox_poll_interval_ms;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ht = next_due_topic(&wait_ms);
+	MemoryContextSwitchTo(old);
+	if (ht == NULL)
+		return wait_ms;
+
+	relay_begin_step("outbox_kafka: read held events");
+	outbox_storage_fetch_held(lane, ht->topic, outbox_batch_size,
+							  (int64) outbox_max_batch_bytes_kb * 1024);
+	if (lane->nevents == 0 && !topic_waits_in_chunk(ht->topic) &&
+		outbox_storage_release_held(ht->topic, NIL, true))
+	{
+		relay_end_step();
+		ereport(LOG,
+				(errmsg("outbox_kafka worker for database \"%s\": topic \"%s\" is released, its events flow again",
+						relay.dbname, ht->topic)));
+		held_remove(ht);
+		return 0;
+	}
+	relay_end_step();
+	if (lane->nevents == 0)
+	{
+		ht->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														  LANE_BACKOFF_MIN_MS);
+		return LANE_BACKOFF_MIN_MS;
+	}
+	if (outbox_error_is_fatal(relay_produce(lane)))
+		relay_recreate_producer("the producer refused a message: it is in a fatal state");
+	return 1000;
+}
+
+/*
+ * held_drop_all_chunks: after the producer is gone (nothing is in flight
+ * any more): empty the current, read-ahead and lane chunks and free the
+ * pinned ones.
+ */
+void
+held_drop_all_chunks(void)
+{
+	relay.chunk->in_flight = 0;
+	relay.lane->in_flight = 0;
+	outbox_chunk_reset(relay.chunk);
+	outbox_chunk_reset(relay.ahead);
+	outbox_chunk_reset(relay.lane);
+	while (relay.pinned != NIL)
+	{
+		OutboxChunk *chunk = (OutboxChunk *) linitial(relay.pinned);
+
+		relay.pinned = list_delete_first(relay.pinned);
+		chunk->in_flight = 0;
+		outbox_chunk_free(chunk);
+	}
+}

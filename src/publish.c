@@ -1,0 +1,496 @@
+/*-------------------------------------------------------------------------
+ *
+ * publish.c
+ *	  Publishing the open batch, chunk by chunk: record progress and fetch,
+ *	  make sure the chunk's commits are durable, produce, settle failures,
+ *	  hold aside topics that stall or are refused.
+ *
+ * A chunk is done once every event is acknowledged, dead-lettered or held
+ * (moved to its topic's queue in outbox.held_event, see held_lane.c); then
+ * the batch cursor moves past it in the same transaction that fetches the
+ * next chunk.  Events that failed for a reason that is nobody's fault are
+ * produced again only once nothing of the chunk is in flight, so a later
+ * event of a key is never handed over before an earlier one that failed;
+ * librdkafka's idempotence with enable.gapless.guarantee keeps the broker
+ * from writing a later message of a partition after an earlier one failed.
+ *
+ * Copyright (c) 2026, outbox_kafka developers
+ *
+ * IDENTIFICATION
+ *	  src/publish.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "replication/syncrep.h"
+#include "replication/walsender_private.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+#include "relay_worker.h"
+
+/* Back-off before failed events are produced again: MIN to MAX, doubling. */
+#define RETRY_BACKOFF_MIN_MS	100
+#define RETRY_BACKOFF_MAX_MS	10000
+/* How long a metadata probe may take when a stall is suspected. */
+#define STALL_PROBE_MS			500
+/* How often to look again while waiting for standbys to confirm. */
+#define STANDBY_POLL_MS			5
+
+static bool chunk_done(OutboxChunk *chunk);
+static bool chunk_durable(OutboxChunk *chunk);
+static void settle_failures(OutboxChunk *chunk);
+static void hold_topic_in_chunk(OutboxChunk *chunk, const char *topic);
+static long check_stall(OutboxChunk *chunk);
+static void read_ahead(void);
+
+/*
+ * chunk_done: may the cursor move past the whole chunk?
+ */
+static bool
+chunk_done(OutboxChunk *chunk)
+{
+	int			i;
+
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+		if (!outbox_event_resolved(&chunk->events[i]))
+			return false;
+	return true;
+}
+
+/*
+ * relay_record_progress: in one transaction, record the resolved head of
+ * the current chunk (dead letters, held events, the cursor) and, if fetch
+ * and the chunk is done, replace it with the next one.  A done chunk whose
+ * held events are still in flight is pinned until their reports are in.
+ */
+void
+relay_record_progress(bool fetch)
+{
+	OutboxChunk *chunk = relay.chunk;
+	int			from = chunk->recorded;
+	int			recorded;
+	uint64		published = 0;
+	uint64		dead = 0;
+	int			i;
+
+	relay_begin_step("outbox_kafka: record progress and fetch events");
+
+	recorded = outbox_storage_finish_chunk(chunk, held_reason);
+	for (i = from; i < recorded; i++)
+	{
+		if (chunk->events[i].delivery == OUTBOX_DELIVERY_ACKED)
+			published++;
+		else if (chunk->events[i].delivery == OUTBOX_DELIVERY_DEAD && !chunk->events[i].held)
+			dead++;
+	}
+	chunk->recorded = recorded;
+
+	if (fetch && recorded == chunk->nevents)
+	{
+		OutboxChunk *spare = chunk;
+
+		if (chunk->in_flight > 0)
+		{
+			held_pin_chunk(chunk);
+			spare = outbox_chunk_create();
+		}
+		if (relay.ahead->nevents > 0)
+		{
+			/* the chunk read ahead becomes current */
+			relay.chunk = relay.ahead;
+			relay.ahead = spare;
+			outbox_chunk_reset(spare);
+		}
+		else
+		{
+			relay.chunk = spare;
+			outbox_storage_fetch_chunk(spare, outbox_batch_size,
+									   (int64) outbox_max_batch_bytes_kb * 1024, 0);
+			spare->durable_lsn = GetXLogInsertRecPtr();
+		}
+	}
+
+	relay_end_step();
+
+	if (recorded > from)
+		relay.unflushed_progress = XactLastCommitEnd;
+	if (relay.slot != NULL && published > 0)
+	{
+		pg_atomic_fetch_add_u64(&relay.slot->events_published, published);
+		SpinLockAcquire(&relay.slot->mutex);
+		relay.slot->last_publish_at = GetCurrentTimestamp();
+		SpinLockRelease(&relay.slot->mutex);
+	}
+	if (relay.slot != NULL && dead > 0)
+		pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered, dead);
+}
+
+/*
+ * relay_flush_progress: make the last progress commit durable.  Called
+ * right after the next chunk was handed to the producer (the flush overlaps
+ * its round trip) and before the worker sleeps.
+ */
+void
+relay_flush_progress(void)
+{
+	if (relay.unflushed_progress == InvalidXLogRecPtr)
+		return;
+	XLogFlush(relay.unflushed_progress);
+	relay.unflushed_progress = InvalidXLogRecPtr;
+}
+
+/*
+ * chunk_durable: are the commits of the chunk's events on disk (G9), and,
+ * with outbox_kafka.wait_for_standbys, confirmed by the synchronous
+ * standbys?  Flushes WAL as needed; returns false while standbys lag.
+ * An application committing with synchronous_commit = off must never get
+ * an event into Kafka that a crash then takes back.
+ */
+static bool
+chunk_durable(OutboxChunk *chunk)
+{
+	XLogRecPtr	confirmed;
+	bool		defined;
+
+	if (chunk->durable_lsn == InvalidXLogRecPtr)
+		return true;
+	XLogFlush(chunk->durable_lsn);
+	if (!outbox_wait_for_standbys)
+	{
+		chunk->durable_lsn = InvalidXLogRecPtr;
+		return true;
+	}
+	/* synchronous_standby_names as this process reads it (reloaded on SIGHUP) */
+	defined = SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	confirmed = WalSndCtl->lsn[SYNC_REP_WAIT_FLUSH];
+	LWLockRelease(SyncRepLock);
+	if (defined && confirmed < chunk->durable_lsn)
+		return false;
+	chunk->durable_lsn = InvalidXLogRecPtr;
+	return true;
+}
+
+/*
+ * relay_produce: hand every event of chunk that is to be produced (not in
+ * flight, not resolved, not held) to the producer, in id order, stopping
+ * at the first one the producer's local queue has no room for (the rest
+ * follow on a later pass, in order).  Returns the librdkafka error that
+ * refused an event for good reason to stop (queue full, fatal), else 0.
+ */
+int
+relay_produce(OutboxChunk *chunk)
+{
+	int			i;
+	bool		any = false;
+	int			err = 0;
+
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+	{
+		OutboxEvent *event = &chunk->events[i];
+
+		if (event->delivery != OUTBOX_DELIVERY_NONE || event->held)
+			continue;
+		err = outbox_producer_send(relay.producer, chunk, event);
+		if (err == 0)
+		{
+			any = true;
+			continue;
+		}
+		if (outbox_error_is_queue_full(err) || outbox_error_is_fatal(err))
+		{
+			/* not refused: produced again later, in order */
+			event->delivery = OUTBOX_DELIVERY_NONE;
+			break;
+		}
+		err = 0;				/* refused at once: settled like a report */
+	}
+	if (any)
+	{
+		chunk->produced_at = GetCurrentTimestamp();
+		chunk->acks_at_produce = outbox_producer_acks(relay.producer);
+	}
+	return err;
+}
+
+/*
+ * relay_forget_in_flight: the producer is gone; its reports with it.
+ * Events of chunk still in flight failed (purged): produce them again.
+ */
+void
+relay_forget_in_flight(OutboxChunk *chunk)
+{
+	int			i;
+
+	if (chunk == NULL || chunk->in_flight == 0)
+		return;
+	for (i = 0; i < chunk->nevents; i++)
+	{
+		if (chunk->events[i].delivery == OUTBOX_DELIVERY_IN_FLIGHT)
+		{
+			chunk->events[i].delivery = OUTBOX_DELIVERY_FAILED;
+			chunk->events[i].error = OUTBOX_ERROR_CODE_PURGED;
+		}
+	}
+	chunk->in_flight = 0;
+}
+
+/*
+ * hold_topic_in_chunk: topic is held: every event of it in chunk that is
+ * not acknowledged or dead-lettered goes to its queue (those in flight
+ * stay in flight; held_lane.c settles their reports).
+ */
+static void
+hold_topic_in_chunk(OutboxChunk *chunk, const char *topic)
+{
+	int			i;
+
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+	{
+		OutboxEvent *event = &chunk->events[i];
+
+		if (event->delivery == OUTBOX_DELIVERY_ACKED ||
+			event->delivery == OUTBOX_DELIVERY_DEAD)
+			continue;
+		if (strcmp(event->topic, topic) == 0)
+		{
+			event->held = true;
+			if (event->delivery == OUTBOX_DELIVERY_FAILED)
+				event->delivery = OUTBOX_DELIVERY_NONE;
+		}
+	}
+}
+
+/*
+ * settle_failures: decide about every failed event of the chunk.  A
+ * permanent error dead-letters the event (the key's order is given up for
+ * it: docs/reliability.md); a topic refused or unavailable holds the
+ * topic aside; anything else (cluster trouble, a purge, a fatal producer)
+ * is produced again later, charging nobody.
+ */
+static void
+settle_failures(OutboxChunk *chunk)
+{
+	int			dead = 0;
+	int64		first_dead = 0;
+	const char *dead_error = NULL;
+	int			retry = 0;
+	const char *retry_error = NULL;
+	OutboxErrorClass retry_class = OUTBOX_ERROR_TRANSIENT;
+	int			i;
+
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+	{
+		OutboxEvent *event = &chunk->events[i];
+		OutboxErrorClass cls;
+
+		if (event->delivery != OUTBOX_DELIVERY_FAILED || event->held)
+			continue;
+		cls = outbox_classify_error(event->error);
+		switch (cls)
+		{
+			case OUTBOX_ERROR_PERMANENT:
+				event->delivery = OUTBOX_DELIVERY_DEAD;
+				if (dead++ == 0)
+				{
+					first_dead = event->id;
+					dead_error = outbox_error_text(event->error);
+				}
+				break;
+			case OUTBOX_ERROR_TOPIC_REFUSED:
+			case OUTBOX_ERROR_TOPIC_UNAVAILABLE:
+				held_hold(event->topic, outbox_error_text(event->error),
+						  outbox_error_class_name(cls),
+						  cls == OUTBOX_ERROR_TOPIC_REFUSED);
+				hold_topic_in_chunk(chunk, event->topic);
+				break;
+			case OUTBOX_ERROR_CLUSTER:
+			case OUTBOX_ERROR_TRANSIENT:
+			case OUTBOX_ERROR_FATAL:
+				event->attempts = Max(event->attempts - 1, 0);
+				event->delivery = OUTBOX_DELIVERY_NONE;
+				if (retry++ == 0 || cls == OUTBOX_ERROR_CLUSTER)
+				{
+					retry_error = outbox_error_text(event->error);
+					retry_class = cls;
+				}
+				break;
+		}
+	}
+
+	if (relay.slot != NULL && dead + retry > 0)
+	{
+		pg_atomic_fetch_add_u64(&relay.slot->events_failed, dead + retry);
+		pg_atomic_fetch_add_u64(&relay.slot->events_retried, retry);
+	}
+	if (dead > 0)
+	{
+		/* one line per chunk, however many events: no log flood */
+		ereport(WARNING,
+				(errmsg("outbox_kafka moves %d event(s) to outbox.dead_letters, the first being event %lld: %s",
+						dead, (long long) first_dead, dead_error)));
+	}
+	if (retry > 0)
+	{
+		relay.backoff_ms = relay.backoff_ms == 0 ? RETRY_BACKOFF_MIN_MS :
+			Min(relay.backoff_ms * 2, RETRY_BACKOFF_MAX_MS);
+		relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 relay.backoff_ms);
+		relay_enter_state(retry_class == OUTBOX_ERROR_CLUSTER ?
+						  OUTBOX_STATE_MISCONFIGURED :
+						  (outbox_producer_brokers_down(relay.producer) ?
+						   OUTBOX_STATE_BROKER_UNREACHABLE : OUTBOX_STATE_BACKING_OFF),
+						  WARNING,
+						  psprintf("%d event(s) will be produced again: %s",
+								   retry, retry_error));
+	}
+}
+
+/*
+ * check_stall: events of the chunk have been in flight for longer than
+ * outbox_kafka.stall_timeout.  If the cluster otherwise answers (other
+ * messages were acknowledged meanwhile, or a metadata request succeeds),
+ * the stalled topics are held aside so that every other topic flows;
+ * otherwise the whole cluster is in trouble: say so, and wait.  Returns
+ * how long to wait before looking again.
+ */
+static long
+check_stall(OutboxChunk *chunk)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz stalled_at = TimestampTzPlusMilliseconds(chunk->produced_at,
+														 outbox_stall_timeout_ms);
+	bool		answers;
+	char		errbuf[256];
+	int			err;
+	int			i;
+
+	if (now < stalled_at)
+		return Max(TimestampDifferenceMilliseconds(now, stalled_at), 1);
+
+	answers = outbox_producer_acks(relay.producer) > chunk->acks_at_produce;
+	if (!answers && TimestampDifferenceExceeds(relay.stall_probed_at, now,
+											   outbox_stall_timeout_ms))
+	{
+		relay.stall_probed_at = now;
+		answers = outbox_producer_cluster_answers(relay.producer, STALL_PROBE_MS);
+	}
+	if (!answers)
+	{
+		err = outbox_producer_last_error(relay.producer, errbuf, sizeof(errbuf));
+		relay_enter_state(err != 0 &&
+						  outbox_classify_error(err) == OUTBOX_ERROR_CLUSTER ?
+						  OUTBOX_STATE_MISCONFIGURED : OUTBOX_STATE_BROKER_UNREACHABLE,
+						  WARNING,
+						  psprintf("%d event(s) unacknowledged for %ld ms; the Kafka cluster does not answer%s%s",
+								   chunk->in_flight,
+								   (long) TimestampDifferenceMilliseconds(chunk->produced_at, now),
+								   err != 0 ? ": " : "", err != 0 ? errbuf : ""));
+		return Min(outbox_stall_timeout_ms, 1000);
+	}
+
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+	{
+		OutboxEvent *event = &chunk->events[i];
+
+		if (event->delivery != OUTBOX_DELIVERY_IN_FLIGHT || event->held)
+			continue;
+		held_hold(event->topic,
+				  psprintf("no acknowledgement within %d ms while the cluster answers (partition without leader or too few in-sync replicas?)",
+						   outbox_stall_timeout_ms),
+				  "stalled", false);
+		hold_topic_in_chunk(chunk, event->topic);
+	}
+	return 0;
+}
+
+/*
+ * read_ahead: while the chunk is being delivered, read the next events of
+ * the same batch (nothing is recorded), so the next round can produce at
+ * once.  Only after a full chunk, and not while retrying.
+ */
+static void
+read_ahead(void)
+{
+	OutboxChunk *chunk = relay.chunk;
+
+	if (relay.ahead->nevents > 0 || chunk->nevents < outbox_batch_size ||
+		relay.backoff_ms != 0)
+		return;
+
+	relay_begin_step("outbox_kafka: read ahead");
+	outbox_storage_fetch_chunk(relay.ahead, outbox_batch_size,
+							   (int64) outbox_max_batch_bytes_kb * 1024,
+							   chunk->events[chunk->nevents - 1].id);
+	relay.ahead->durable_lsn = GetXLogInsertRecPtr();
+	relay_end_step();
+}
+
+/*
+ * relay_publish: one pass of publishing the open batch.  Returns how long
+ * the worker may sleep (any wake-up cuts it short): 0 to go on at once.
+ */
+long
+relay_publish(void)
+{
+	OutboxChunk *chunk = relay.chunk;
+	int			err;
+
+	if (chunk->nevents > 0 && !chunk_done(chunk))
+	{
+		settle_failures(chunk);
+		if (chunk->in_flight > 0)
+			return check_stall(chunk);
+		if (!chunk_done(chunk))
+		{
+			/* everything reported; some events are to be produced again */
+			if (relay.retry_at != 0 && GetCurrentTimestamp() < relay.retry_at)
+			{
+				/* keep what succeeded meanwhile */
+				relay_record_progress(false);
+				relay_flush_progress();
+				return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+														   relay.retry_at), 1);
+			}
+			if (!chunk_durable(chunk))
+				return STANDBY_POLL_MS;
+			held_mark_chunk(chunk);
+			err = relay_produce(chunk);
+			if (outbox_error_is_fatal(err))
+				relay_recreate_producer("the producer refused a message: it is in a fatal state");
+			return 0;
+		}
+	}
+
+	/* the chunk is done (or empty): record it and fetch the next one */
+	if (chunk->nevents > 0 && relay.state != OUTBOX_STATE_PUBLISHING)
+		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
+	relay.backoff_ms = 0;
+	relay.retry_at = 0;
+	relay_record_progress(true);
+	chunk = relay.chunk;
+	if (chunk->nevents == 0)
+	{
+		relay_flush_progress();
+		relay_enter_state(OUTBOX_STATE_IDLE, DEBUG1, NULL);
+		return outbox_poll_interval_ms;
+	}
+	if (relay.state != OUTBOX_STATE_PUBLISHING)
+		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
+
+	if (!chunk_durable(chunk))
+		return STANDBY_POLL_MS;
+	held_mark_chunk(chunk);
+	err = relay_produce(chunk);
+	if (outbox_error_is_fatal(err))
+	{
+		relay_recreate_producer("the producer refused a message: it is in a fatal state");
+		return 0;
+	}
+	relay_flush_progress();
+	read_ahead();
+	return chunk->in_flight > 0 ? outbox_stall_timeout_ms : 0;
+}

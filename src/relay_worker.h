@@ -1,0 +1,90 @@
+/*-------------------------------------------------------------------------
+ *
+ * relay_worker.h
+ *	  State of one database's relay worker, shared by the files that make
+ *	  up its loop: worker.c (process, states, producer lifecycle),
+ *	  publish.c (the batch's chunks) and held_lane.c (held topics).
+ *
+ * Copyright (c) 2026, outbox_kafka developers
+ *
+ * IDENTIFICATION
+ *	  src/relay_worker.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef OUTBOX_RELAY_WORKER_H
+#define OUTBOX_RELAY_WORKER_H
+
+#include "relay.h"
+
+/* A topic held aside while Kafka refuses it (see held_lane.c). */
+typedef struct HeldTopic
+{
+	char	   *topic;
+	char		reason[OUTBOX_ERROR_LEN];
+	const char *error_class;	/* outbox_error_class_name() or "stalled" */
+	bool		refused;		/* dead-lettered after max_retry_time */
+	TimestampTz held_since;
+	TimestampTz next_attempt_at;
+	int			backoff_ms;
+	int			attempts;
+} HeldTopic;
+
+typedef struct RelayWorker
+{
+	Oid			dboid;
+	char	   *dbname;
+	OutboxWorkerSlot *slot;
+	OutboxProducer *producer;
+	char	   *producer_settings;	/* settings the producer was built from */
+	bool		producer_stale;		/* settings changed: rebuild now */
+	OutboxChunk *chunk;			/* of the open batch, being published */
+	OutboxChunk *ahead;			/* read ahead while chunk is delivered */
+	OutboxChunk *lane;			/* head of one held topic's queue */
+	List	   *pinned;			/* recorded chunks whose held events are
+								 * still in flight */
+	List	   *held;			/* HeldTopic *, all in TopMemoryContext */
+	bool		held_loaded;	/* held read from outbox.held_topic */
+	int			backoff_ms;
+	TimestampTz retry_at;		/* no publishing of chunk before this */
+	TimestampTz next_maintenance;
+	TimestampTz stall_probed_at;	/* last cluster probe for a stall */
+	OutboxWorkerState state;
+	TimestampTz state_logged_at;
+	bool		extension_ready;	/* extension seen installed */
+	bool		stopping;		/* in shutdown_relay() */
+	MemoryContext loop_cxt;		/* reset at every pass of the loop */
+	XLogRecPtr	unflushed_progress; /* end of a progress commit not yet
+									 * known to be on disk */
+} RelayWorker;
+
+extern RelayWorker relay;
+
+/* worker.c */
+extern void relay_enter_state(OutboxWorkerState state, int elevel,
+							  const char *detail);
+extern void relay_begin_step(const char *activity);
+extern void relay_end_step(void);
+extern void relay_recreate_producer(const char *reason);
+
+/* publish.c */
+extern long relay_publish(void);
+extern void relay_record_progress(bool fetch);
+extern void relay_flush_progress(void);
+extern int	relay_produce(OutboxChunk *chunk);
+extern void relay_forget_in_flight(OutboxChunk *chunk);
+
+/* held_lane.c */
+extern void held_load(void);
+extern void held_forget(void);
+extern HeldTopic *held_find(const char *topic);
+extern HeldTopic *held_hold(const char *topic, const char *reason,
+							const char *error_class, bool refused);
+extern const char *held_reason(const char *topic, const char **cls);
+extern void held_mark_chunk(OutboxChunk *chunk);
+extern void held_pin_chunk(OutboxChunk *chunk);
+extern void held_release_pinned(void);
+extern long held_run_lane(void);
+extern void held_drop_all_chunks(void);
+
+#endif							/* OUTBOX_RELAY_WORKER_H */
