@@ -39,6 +39,9 @@
 /* How often to look again while waiting for standbys to confirm. */
 #define STANDBY_POLL_MS			5
 
+/* since when the current chunk waits for standbys to confirm; 0 if not */
+static TimestampTz standby_wait_since = 0;
+
 static bool chunk_done(OutboxChunk *chunk);
 static bool chunk_durable(OutboxChunk *chunk);
 static void settle_failures(OutboxChunk *chunk);
@@ -169,7 +172,22 @@ chunk_durable(OutboxChunk *chunk)
 	confirmed = WalSndCtl->lsn[SYNC_REP_WAIT_FLUSH];
 	LWLockRelease(SyncRepLock);
 	if (defined && confirmed < chunk->durable_lsn)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (standby_wait_since == 0)
+			standby_wait_since = now;
+		else if (TimestampDifferenceExceeds(standby_wait_since, now, 1000))
+			relay_enter_state(OUTBOX_STATE_PUBLISHING, WARNING,
+							  psprintf("waiting for the synchronous standbys to confirm WAL up to %X/%X before publishing (\"outbox_kafka.wait_for_standbys\" is on)",
+									   LSN_FORMAT_ARGS(chunk->durable_lsn)));
 		return false;
+	}
+	if (standby_wait_since != 0)
+	{
+		standby_wait_since = 0;
+		outbox_slot_clear_error(relay.slot);
+	}
 	chunk->durable_lsn = InvalidXLogRecPtr;
 	return true;
 }
