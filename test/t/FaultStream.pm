@@ -742,7 +742,8 @@ sub check_log
 		{
 			push @crash, $line unless $killed{$1};
 		}
-		elsif ($line =~ /terminated by signal|PANIC|TRAP:|server process .* was terminated|segmentation fault/i)
+		elsif ($line =~
+			/terminated by signal|\bPANIC:|\bTRAP: |server process .* was terminated|[Ss]egmentation fault/)
 		{
 			push @crash, $line;
 		}
