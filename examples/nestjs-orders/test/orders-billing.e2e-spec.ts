@@ -1,0 +1,446 @@
+/*
+ * End to end: HTTP -> order service -> PostgreSQL + outbox_kafka -> Kafka ->
+ * billing consumer -> charges.
+ *
+ * Needs a PostgreSQL 15 where outbox_kafka is preloaded and publishes the
+ * test database (DATABASE_URL, or the PG* variables), and the same Kafka
+ * (KAFKA_BROKERS) that the relay publishes to, with topics "order.created"
+ * and "order.created.dlq".  test/t/050_nestjs_orders.pl in the outbox_kafka
+ * tree provides both.  Skipped when KAFKA_BROKERS is not set.
+ *
+ * It drops and re-creates the schemas "shop" and "billing".
+ */
+import { INestApplication, INestMicroservice } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { readFileSync } from 'fs';
+import { Kafka } from 'kafkajs';
+import { join } from 'path';
+import { Pool } from 'pg';
+import request from 'supertest';
+import { App } from 'supertest/types';
+import { BillingModule } from '../src/billing/billing.module';
+import { BillingService } from '../src/billing/billing.service';
+import { billingKafkaOptions } from '../src/billing/kafka-options';
+import { ORDER_CREATED_TOPIC, loadConfig } from '../src/config';
+import { DatabaseModule } from '../src/database/database.module';
+import { OrdersModule } from '../src/orders/orders.module';
+import {
+  Offsets,
+  groupOffsets,
+  newKafka,
+  readTopics,
+  setGroupOffsets,
+  topicEnd,
+  waitFor,
+} from './support/kafka';
+
+/** progress lines with the time since start, on stderr (Jest keeps stdout for results) */
+const t0 = Date.now();
+const step = (what: string) =>
+  process.stderr.write(
+    `[e2e +${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}\n`,
+  );
+
+const haveServices = !!process.env.KAFKA_BROKERS;
+const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
+
+(haveServices ? describe : describe.skip)(
+  'orders -> outbox_kafka -> billing',
+  () => {
+    jest.setTimeout(100_000);
+
+    let pool: Pool;
+    let kafka: Kafka;
+    let http: INestApplication<App>;
+    let billing: INestMicroservice | undefined;
+    let groupId: string;
+    let topicStart: Offsets;
+    let dlqStart: Offsets;
+
+    /** committed orders: order id -> what they must be charged */
+    const committed = new Map<
+      string,
+      { customerId: number; totalCents: number; reference: string }
+    >();
+    const rolledBack: string[] = [];
+
+    const startBilling = async () => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [DatabaseModule, BillingModule],
+      }).compile();
+      const app = moduleRef.createNestMicroservice(billingKafkaOptions());
+      await app.listen();
+      return app;
+    };
+
+    const billingService = () => billing!.get(BillingService);
+
+    /** Wait until the relay published everything and billing committed every offset. */
+    const waitUntilBilled = async () => {
+      await waitFor('the relay to publish every committed event', async () => {
+        const r = await pool.query(
+          'SELECT pending_events = 0 AS done FROM outbox.status',
+        );
+        return r.rows[0]?.done === true;
+      });
+      const end = await topicEnd(kafka, ORDER_CREATED_TOPIC);
+      await waitFor(
+        'billing to commit the offsets of every message',
+        async () => {
+          const committedOffsets = await groupOffsets(
+            kafka,
+            groupId,
+            ORDER_CREATED_TOPIC,
+          );
+          return [...end].every(
+            ([p, high]) => (committedOffsets.get(p) ?? -1n) >= high,
+          );
+        },
+      );
+    };
+
+    const postOrder = (body: object) =>
+      request(http.getHttpServer()).post('/orders').send(body);
+
+    /** Create an order that must succeed; remember what it must be charged. */
+    const createOrder = async (
+      customerId: number,
+      reference: string,
+      lines: { sku: string; quantity: number }[],
+    ) => {
+      const res = await postOrder({
+        customerId,
+        reference,
+        currency: 'EUR',
+        lines,
+      });
+      expect(res.status).toBe(201);
+      committed.set(res.body.orderId, {
+        customerId,
+        totalCents: res.body.totalCents,
+        reference,
+      });
+      return res.body.orderId as string;
+    };
+
+    beforeAll(async () => {
+      groupId = `billing-e2e-${process.pid}-${Date.now()}`;
+      process.env.BILLING_GROUP_ID = groupId;
+      process.env.BILLING_MAX_ATTEMPTS = '3';
+      process.env.BILLING_RETRY_BACKOFF_MS = '50';
+      // a consumer restart rebalances sooner (librdkafka's mock cluster waits
+      // about a session timeout before it admits a new member)
+      process.env.BILLING_SESSION_TIMEOUT_MS = '6000';
+      const config = loadConfig();
+
+      pool = new Pool({ connectionString: config.ordersDatabaseUrl, max: 3 });
+      await pool.query('DROP SCHEMA IF EXISTS shop, billing CASCADE');
+      await pool.query(
+        readFileSync(join(__dirname, '..', 'db', 'schema.sql'), 'utf8'),
+      );
+      await pool.query(`
+      INSERT INTO shop.products (sku, price_cents, stock) VALUES
+        ('apple', 250, 1000), ('pear', 199, 1000), ('rare-book', 12000, 1);
+      INSERT INTO billing.accounts (customer_id, status) VALUES
+        (1, 'active'), (2, 'active'), (3, 'active'), (4, 'active'), (6, 'suspended');
+      -- customer 5 has no billing account
+    `);
+
+      kafka = newKafka(config.kafkaBrokers);
+      // Start the new group where the topic ends now: earlier runs' messages
+      // are not this test's business.
+      topicStart = await topicEnd(kafka, ORDER_CREATED_TOPIC);
+      dlqStart = await topicEnd(kafka, DLQ);
+      await setGroupOffsets(kafka, groupId, ORDER_CREATED_TOPIC, topicStart);
+      step('consumer group placed at the end of the topic');
+
+      const moduleRef = await Test.createTestingModule({
+        imports: [DatabaseModule, OrdersModule],
+      }).compile();
+      http = moduleRef.createNestApplication();
+      await http.init();
+      step('orders HTTP app ready');
+      billing = await startBilling();
+      step('billing consumer started');
+    });
+
+    afterAll(async () => {
+      await billing?.close();
+      await http?.close();
+      await pool?.end();
+    });
+
+    it('publishes committed orders only, and billing charges each once', async () => {
+      // committed orders, several at a time, of customers with an active account
+      const batch: Promise<string>[] = [];
+      for (let i = 1; i <= 12; i++) {
+        const lines = [{ sku: 'apple', quantity: i }];
+        if (i % 3 === 0) lines.push({ sku: 'pear', quantity: 1 });
+        batch.push(createOrder(1 + (i % 4), `ok-${i}`, lines));
+        if (batch.length === 4) await Promise.all(batch.splice(0));
+      }
+
+      // rolled back: the event was enqueued, then stock reservation failed
+      for (const ref of ['short-1', 'short-2']) {
+        const res = await postOrder({
+          customerId: 1,
+          reference: ref,
+          currency: 'EUR',
+          lines: [
+            { sku: 'apple', quantity: 1 },
+            { sku: 'rare-book', quantity: 2 },
+          ],
+        });
+        expect(res.status).toBe(409);
+        expect(res.body.message).toMatch(/not enough stock of "rare-book"/);
+        rolledBack.push(ref);
+      }
+      // rolled back: unknown product; and a reference that is taken
+      let res = await postOrder({
+        customerId: 2,
+        reference: 'unknown-sku',
+        currency: 'EUR',
+        lines: [{ sku: 'plum', quantity: 1 }],
+      });
+      expect(res.status).toBe(400);
+      rolledBack.push('unknown-sku');
+      res = await postOrder({
+        customerId: 2,
+        reference: 'ok-1',
+        currency: 'EUR',
+        lines: [{ sku: 'pear', quantity: 1 }],
+      });
+      expect(res.status).toBe(409);
+      // refused before any write
+      res = await postOrder({
+        customerId: 'two',
+        reference: 'bad-body',
+        currency: 'EUR',
+        lines: [],
+      });
+      expect(res.status).toBe(400);
+      rolledBack.push('bad-body');
+
+      const { rows } = await pool.query(
+        'SELECT count(*)::int AS n FROM shop.orders WHERE reference = ANY($1)',
+        [rolledBack],
+      );
+      expect(rows[0].n).toBe(0);
+      const stock = await pool.query(
+        "SELECT stock FROM shop.products WHERE sku = 'rare-book'",
+      );
+      expect(stock.rows[0].stock).toBe(1);
+
+      await waitUntilBilled();
+
+      const charges = await pool.query<{
+        order_id: string;
+        customer_id: string;
+        amount_cents: string;
+      }>('SELECT order_id, customer_id, amount_cents FROM billing.charges');
+      expect(charges.rowCount).toBe(committed.size);
+      for (const c of charges.rows) {
+        const order = committed.get(c.order_id);
+        expect(order).toBeDefined();
+        expect(Number(c.amount_cents)).toBe(order!.totalCents);
+        expect(Number(c.customer_id)).toBe(order!.customerId);
+      }
+      expect(billingService().counts.charged).toBe(committed.size);
+    });
+
+    it('dead-letters poison messages and moves on; skips tombstones and unknown types', async () => {
+      // business rule failures: the orders commit, billing cannot charge them
+      const suspended = await createOrder(6, 'suspended-customer', [
+        { sku: 'pear', quantity: 2 },
+      ]);
+      const noAccount = await createOrder(5, 'no-account', [
+        { sku: 'pear', quantity: 1 },
+      ]);
+      committed.delete(suspended);
+      committed.delete(noAccount);
+
+      // messages no version of the order service sends, as another producer might
+      const notJson = await enqueue(`'this is not JSON'::text`, `'poison-1'`);
+      const badEvent = await enqueue(
+        `'{"type": "order.created", "orderId": "nope"}'::jsonb`,
+        `'poison-2'`,
+      );
+
+      // for one committed order: an event type billing does not know, then a tombstone
+      const [someOrder] = committed.keys();
+      const unknownType = await enqueue(
+        `jsonb_build_object('type', 'order.shipped', 'orderId', '${someOrder}')`,
+        `'${someOrder}'`,
+      );
+      const tombstone = await enqueue('NULL::jsonb', `'${someOrder}'`);
+
+      // the same order again under a new outbox-id, as
+      // outbox.requeue_dead_letters() would send it
+      const [, another] = committed.keys();
+      const requeued = String(
+        (
+          await pool.query(
+            `SELECT outbox.enqueue('order.created', jsonb_build_object(
+                    'type', 'order.created', 'orderId', o.id, 'customerId', o.customer_id,
+                    'reference', o.reference, 'currency', o.currency, 'totalCents', o.total_cents,
+                    'lines', (SELECT jsonb_agg(jsonb_build_object('sku', l.sku, 'quantity', l.quantity,
+                                                                  'unitPriceCents', l.unit_price_cents) ORDER BY l.line_no)
+                                FROM shop.order_lines l WHERE l.order_id = o.id),
+                    'createdAt', o.created_at), key => o.id::text) AS id
+             FROM shop.orders o WHERE o.id = $1`,
+            [another],
+          )
+        ).rows[0].id,
+      );
+
+      await waitUntilBilled();
+
+      const outcomes = await pool.query<{ outbox_id: string; outcome: string }>(
+        'SELECT outbox_id, outcome FROM billing.processed_events',
+      );
+      const outcomeOf = new Map(
+        outcomes.rows.map((r) => [r.outbox_id, r.outcome]),
+      );
+      expect(outcomeOf.get(notJson)).toBe('dead_lettered');
+      expect(outcomeOf.get(badEvent)).toBe('dead_lettered');
+      expect(outcomeOf.get(unknownType)).toBe('ignored');
+      expect(outcomeOf.get(tombstone)).toBe('tombstone');
+      expect(outcomeOf.get(requeued)).toBe('already_charged');
+
+      const charged = await pool.query(
+        'SELECT order_id FROM billing.charges WHERE order_id = ANY($1)',
+        [[suspended, noAccount]],
+      );
+      expect(charged.rowCount).toBe(0);
+
+      const dlq = (await readTopics(kafka, new Map([[DLQ, dlqStart]]))).filter(
+        (m) => m.topic === DLQ,
+      );
+      const dlqById = new Map(dlq.map((m) => [m.headers['outbox-id'], m]));
+      expect(dlq).toHaveLength(4);
+      expect(dlqById.get(notJson)?.headers['dlq-reason']).toBe(
+        'invalid-payload',
+      );
+      expect(dlqById.get(notJson)?.headers['dlq-error']).toMatch(/not JSON/);
+      expect(dlqById.get(notJson)?.value?.toString()).toBe('this is not JSON');
+      expect(dlqById.get(notJson)?.key).toBe('poison-1');
+      expect(dlqById.get(badEvent)?.headers['dlq-error']).toMatch(/orderId/);
+      const business = dlq.filter(
+        (m) => m.headers['dlq-reason'] === 'business-rule',
+      );
+      expect(business.map((m) => m.key).sort()).toEqual(
+        [suspended, noAccount].sort(),
+      );
+      for (const m of business) {
+        expect(m.headers['dlq-attempts']).toBe('3');
+        expect(m.headers['dlq-original-topic']).toBe(ORDER_CREATED_TOPIC);
+        expect(m.headers['content-type']).toBe('application/json');
+        expect(m.headers['outbox-created-at']).toMatch(/^\d{4}-\d\d-\d\dT/);
+      }
+      expect(
+        business.find((m) => m.key === suspended)?.headers['dlq-error'],
+      ).toMatch(/suspended/);
+      expect(
+        business.find((m) => m.key === noAccount)?.headers['dlq-error'],
+      ).toMatch(/no billing account/);
+
+      // per order, billing saw the events in the order they were committed
+      const seen = await pool.query<{ outbox_id: string }>(
+        'SELECT outbox_id FROM billing.processed_events WHERE event_key = $1 ORDER BY seq',
+        [someOrder],
+      );
+      const ids = seen.rows.map((r) => BigInt(r.outbox_id));
+      expect(ids).toHaveLength(3);
+      expect([...ids].sort((a, b) => (a < b ? -1 : 1))).toEqual(ids);
+      expect(seen.rows.map((r) => outcomeOf.get(r.outbox_id))).toEqual([
+        'charged',
+        'ignored',
+        'tombstone',
+      ]);
+    });
+
+    it('charges nobody twice when the partition is replayed after a restart', async () => {
+      const processedBefore = Number(
+        (await pool.query('SELECT count(*) AS n FROM billing.processed_events'))
+          .rows[0].n,
+      );
+
+      // The consumer stops; orders keep coming in meanwhile.
+      step('stopping billing');
+      await billing!.close();
+      billing = undefined;
+      step('billing stopped');
+      for (let i = 1; i <= 3; i++)
+        await createOrder(i, `while-down-${i}`, [
+          { sku: 'apple', quantity: 1 },
+        ]);
+
+      // Replay: as if the consumer had crashed before committing any offset.
+      await setGroupOffsets(kafka, groupId, ORDER_CREATED_TOPIC, topicStart);
+      step('group offsets moved back');
+      billing = await startBilling();
+      step('billing started again');
+      await waitUntilBilled();
+      step('replay billed');
+
+      const counts = billingService().counts;
+      expect(counts.duplicate).toBe(processedBefore);
+      expect(counts.charged).toBe(3);
+      expect(counts.dead_lettered).toBe(0);
+
+      const charges = await pool.query<{ order_id: string; n: number }>(
+        'SELECT order_id, count(*)::int AS n FROM billing.charges GROUP BY order_id',
+      );
+      expect(charges.rowCount).toBe(committed.size);
+      for (const c of charges.rows) {
+        expect(committed.has(c.order_id)).toBe(true);
+        expect(c.n).toBe(1);
+      }
+
+      // nothing new in the dead-letter topic
+      expect((await topicEnd(kafka, DLQ)).size).toBe(dlqStart.size);
+      const dlqCount = [...(await topicEnd(kafka, DLQ))].reduce(
+        (s, [p, high]) => s + Number(high - (dlqStart.get(p) ?? 0n)),
+        0,
+      );
+      expect(dlqCount).toBe(4);
+
+      // What Kafka holds: every committed order once (plus the requeued copy),
+      // no rolled-back order, and per key the outbox ids in offset order.
+      const msgs = (
+        await readTopics(kafka, new Map([[ORDER_CREATED_TOPIC, topicStart]]))
+      ).filter((m) => m.topic === ORDER_CREATED_TOPIC);
+      const refs = msgs.map((m) => {
+        try {
+          return (
+            JSON.parse(m.value?.toString() ?? 'null') as {
+              reference?: string;
+            } | null
+          )?.reference;
+        } catch {
+          return undefined; // the poison message
+        }
+      });
+      for (const ref of rolledBack) expect(refs).not.toContain(ref);
+      for (const order of committed.values())
+        expect(refs).toContain(order.reference);
+      const lastIdOfKey = new Map<string, bigint>();
+      for (const m of msgs) {
+        const id = BigInt(m.headers['outbox-id']);
+        const key = m.key ?? '';
+        expect(id > (lastIdOfKey.get(key) ?? 0n)).toBe(true);
+        lastIdOfKey.set(key, id);
+      }
+    });
+
+    async function enqueue(
+      payloadSql: string,
+      keySql: string,
+    ): Promise<string> {
+      const r = await pool.query(
+        `SELECT outbox.enqueue('${ORDER_CREATED_TOPIC}', ${payloadSql}, key => ${keySql}) AS id`,
+      );
+      return String(r.rows[0].id);
+    }
+  },
+);

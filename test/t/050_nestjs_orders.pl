@@ -1,0 +1,94 @@
+# Copyright (c) 2026, outbox_kafka developers
+
+# The NestJS example (examples/nestjs-orders) end to end: a PostgreSQL node
+# with outbox_kafka publishing database "orders" and the mock Kafka broker;
+# the example's own `npm test` (Jest) then drives HTTP orders through the
+# outbox to its billing consumer: committed orders charged exactly once even
+# after a replay, rolled-back ones never, poison messages in the
+# dead-letter topic, per-order order kept.
+#
+# Node.js dependencies come from the example's package-lock.json (`npm ci`;
+# test/run.sh runs it before the suite, this test only if they are missing).
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use FindBin;
+use lib $FindBin::Bin;
+
+use IPC::Run;
+use OutboxKafkaTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $example = abs_path("$FindBin::Bin/../../examples/nestjs-orders");
+
+plan skip_all => 'npm is not installed (test/install_deps.sh installs it)'
+  unless grep { -x "$_/npm" } split /:/, $ENV{PATH};
+
+# npm and Jest must not write into the home directory of the test user
+my $tmp = PostgreSQL::Test::Utils::tempdir('nestjs');
+local $ENV{npm_config_cache} = "$tmp/npm-cache";
+local $ENV{npm_config_update_notifier} = 'false';
+local $ENV{npm_config_fund} = 'false';
+local $ENV{npm_config_audit} = 'false';
+
+sub run_npm
+{
+	my ($what, @args) = @_;
+	my $out = '';
+	my $ok = IPC::Run::run([ 'npm', '--prefix', $example, @args ],
+		'<', \undef, '>&', \$out, IPC::Run::timeout(600));
+	return ($ok, $out);
+}
+
+unless (-d "$example/node_modules/\@nestjs/core")
+{
+	note 'node_modules missing: npm ci';
+	my ($ok, $out) = run_npm('npm ci', 'ci', '--no-audit', '--no-fund');
+	ok($ok, 'npm ci installs the example\'s dependencies from package-lock.json')
+	  or diag $out;
+}
+
+my $mock = start_mock(topics => [ 'order.created:3', 'order.created.dlq:3' ]);
+my $node = new_node(
+	'nestjs',
+	bootstrap => $mock->bootstrap,
+	databases => 'orders',
+	poll_interval => '100ms');
+
+# the example connects with the libpq variables node-postgres also reads
+local $ENV{PGHOST} = $node->host;
+local $ENV{PGPORT} = $node->port;
+local $ENV{PGDATABASE} = 'orders';
+local $ENV{PGUSER} = $node->safe_psql('postgres', 'SELECT current_user');
+delete local $ENV{DATABASE_URL};
+delete local $ENV{BILLING_DATABASE_URL};
+local $ENV{KAFKA_BROKERS} = $mock->bootstrap;
+local $ENV{KAFKAJS_NO_PARTITIONER_WARNING} = '1';
+
+my $started = time();
+my ($ok, $out) = run_npm('npm test', 'test', '--', '--ci', '--verbose');
+my $seconds = time() - $started;
+note $out;
+ok($ok, "npm test passes in examples/nestjs-orders ($seconds s)")
+  or diag $out;
+
+my ($summary) = $out =~ /^Tests:\s+(.*)$/m;
+$summary //= '';
+like($summary, qr/\b\d+ passed, \d+ total/, "Jest ran its tests: $summary");
+unlike($summary, qr/skipped|failed/, 'none skipped (the end-to-end suite ran) or failed');
+like($out, qr/charges nobody twice when the partition is replayed/,
+	'the redelivery test is among them');
+
+# what the relay says afterwards
+my $st = outbox_status($node, 'orders');
+is($st->{pending_events}, 0, 'outbox.status: nothing pending after the run');
+is($st->{events_dead_lettered}, 0,
+	'the relay dead-lettered nothing (poison is the consumer\'s business)');
+
+$node->stop;
+$mock->stop;
+done_testing();
