@@ -24,8 +24,9 @@
 #     sid dropped 16 in 2024).  When Debian has no postgresql-MAJOR, the
 #     package comes from Ubuntu 24.04 LTS (noble-security, noble-updates),
 #     which maintains Debian's postgresql-16 packaging with current point
-#     releases; its signatures are checked with ubuntu-archive-keyring taken
-#     from Debian bookworm-backports (unpacked into the cache, not installed).
+#     releases; its signatures are checked with the Ubuntu archive keyring
+#     from Debian's package ubuntu-keyring (bookworm-backports; unpacked into
+#     the cache, not installed).
 #
 # Not run by CI: each build takes about 10 minutes on 2 cores.
 #
@@ -49,6 +50,15 @@ debian_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 debian_suites=(trixie trixie-updates forky sid)
 debian_security_suites=(trixie-security)
 ubuntu_suites=(noble noble-updates noble-security)
+
+# Uploads this suite was verified with, taken when the mirror no longer (or
+# not yet) has the files of the version its index names: the .dsc is checked
+# against its uploader's OpenPGP signature (debian-keyring), the tarballs
+# against the .dsc.  OUTBOX_PG_DSC_17=<url> etc. override them.
+declare -A known_dsc=(
+    [17]=http://deb.debian.org/debian/pool/main/p/postgresql-17/postgresql-17_17.11-0+deb13u1.dsc
+    [18]=http://deb.debian.org/debian/pool/main/p/postgresql-18/postgresql-18_18.6-3.dsc
+)
 
 # What building PostgreSQL from source needs, from Debian.
 build_packages=(
@@ -106,19 +116,20 @@ debian_apt() {
     for s in "${debian_security_suites[@]}"; do
         lines+=("deb-src [signed-by=$debian_keyring] http://deb.debian.org/debian-security $s main")
     done
-    # binary index for ubuntu-archive-keyring only
+    # binary index for ubuntu-keyring only
     lines+=("deb [signed-by=$debian_keyring] http://deb.debian.org/debian bookworm-backports main")
     apt_root debian "${lines[@]}"
 }
 
 # ubuntu_apt DEBIAN_APT_CONF: the private apt configuration naming Ubuntu
-# 24.04's suites, trusted through ubuntu-archive-keyring from Debian.
+# 24.04's suites, trusted through Debian's ubuntu-keyring package (its
+# ubuntu-archive-keyring.gpg).
 ubuntu_apt() {
     local debian_conf=$1 keydir=$cache/apt-ubuntu/keyring lines=() s
     if [ ! -s "$keydir/usr/share/keyrings/ubuntu-archive-keyring.gpg" ]; then
         rm -rf "$keydir.tmp" && mkdir -p "$keydir.tmp"
-        (cd "$keydir.tmp" && APT_CONFIG=$debian_conf apt-get download -qq ubuntu-archive-keyring >&2)
-        dpkg-deb -x "$keydir.tmp"/ubuntu-archive-keyring_*.deb "$keydir.tmp/x"
+        (cd "$keydir.tmp" && APT_CONFIG=$debian_conf apt-get download -qq ubuntu-keyring >&2)
+        dpkg-deb -x "$keydir.tmp"/ubuntu-keyring_*.deb "$keydir.tmp/x"
         rm -rf "$keydir" && mv "$keydir.tmp/x" "$keydir" && rm -rf "$keydir.tmp"
     fi
     for s in "${ubuntu_suites[@]}"; do
@@ -127,9 +138,24 @@ ubuntu_apt() {
     apt_root ubuntu "${lines[@]}"
 }
 
+# fetch_dsc URL DIR: download a source package's .dsc and the files it lists.
+fetch_dsc() {
+    local url=$1 dir=$2 f
+    apt_helper download-file "$url" "$dir/${url##*/}"
+    for f in $(awk '/^Files:/ {p = 1; next} /^[^ ]/ {p = 0} p {print $3}' "$dir/${url##*/}"); do
+        apt_helper download-file "${url%/*}/$f" "$dir/$f"
+    done
+}
+
+apt_helper() {
+    /usr/lib/apt/apt-helper -o APT::Sandbox::User=root "$@" >/dev/null
+}
+
 # has_source APT_CONF PACKAGE: true if that apt configuration offers it.
 has_source() {
-    APT_CONFIG=$1 apt-cache showsrc --only-source "$2" 2>/dev/null | grep -q '^Package:'
+    local found
+    found=$(APT_CONFIG=$1 apt-cache showsrc --only-source "$2" 2>/dev/null || true)
+    [[ $found == *"Package: $2"* ]]
 }
 
 # build_pg MAJOR: fetch, configure, build and install PostgreSQL MAJOR into
@@ -138,7 +164,7 @@ build_pg() {
     # The prefix must contain "postgres": otherwise Debian's
     # 50-per-version-dirs.patch sets pkglibdir to /usr/lib/postgresql/MAJOR/lib,
     # outside the prefix, and `make install` would write into the system.
-    local major=$1 prefix=$cache/postgresql-$1 conf dl src log dsc
+    local major=$1 prefix=$cache/postgresql-$1 conf dl src log dsc url check=--no-check
     if [ -x "$prefix/bin/pg_config" ] && [ -f "$prefix/.outbox_kafka_built" ]; then
         echo "== PostgreSQL $major: cached in $prefix ($(cat "$prefix/.outbox_kafka_built"))"
         return 0
@@ -155,10 +181,19 @@ build_pg() {
 
     dl=$cache/src-$major
     rm -rf "$dl" && mkdir -p "$dl"
-    (cd "$dl" && APT_CONFIG=$conf apt-get source -qq --download-only --only-source "postgresql-$major")
+    # apt checks the files against the signed index: no second check needed
+    if ! (cd "$dl" && APT_CONFIG=$conf apt-get source -qq --download-only --only-source "postgresql-$major"); then
+        url=$(eval echo "\${OUTBOX_PG_DSC_$major:-${known_dsc[$major]:-}}")
+        [ -n "$url" ] || { echo "cannot fetch postgresql-$major" >&2; return 1; }
+        echo "== the mirror lacks those files; taking ${url##*/}, checked with debian-keyring"
+        need_packages debian-keyring
+        rm -rf "$dl" && mkdir -p "$dl"
+        fetch_dsc "$url" "$dl"
+        check=--require-valid-signature
+    fi
     dsc=$(ls "$dl"/postgresql-"$major"_*.dsc)
     src=$dl/src
-    dpkg-source --no-check -x "$dsc" "$src" >/dev/null  # hashes checked by apt against the signed index
+    dpkg-source "$check" -x "$dsc" "$src" >/dev/null
     echo "== PostgreSQL $major: building $(basename "$dsc" .dsc) into $prefix (log: $dl/build.log)"
 
     log=$dl/build.log
@@ -207,6 +242,7 @@ done
 [ "$build_only" -eq 1 ] && exit 0
 
 commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$here" diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
 mkdir -p "$cache/logs"
 results=()
 failed=0
