@@ -3,7 +3,14 @@
 # A fatal producer error (as librdkafka 2.0.2 can raise after a disconnect
 # with idempotence on) makes the relay destroy and recreate its producer and
 # publish again what was not acknowledged: nothing lost, duplicates bounded
-# by what was in flight.
+# by what was in flight.  The error is raised the way a broker raises it,
+# through the mock cluster (no test hook in the extension):
+#  - while busy: a Produce response OUT_OF_ORDER_SEQUENCE_NUMBER on a
+#    partition's first in-flight batch ("sequence desynchronization");
+#  - while idle: InitProducerId answered with PRODUCER_FENCED for the
+#    producer the relay builds after a settings change.
+# The fault suite (test/t/067_fault_fatal_idle.pl, 068_fault_fatal_busy.pl)
+# runs the same faults under a steady stream.
 use strict;
 use warnings;
 
@@ -15,32 +22,36 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use OutboxKafkaTest;
 
-my $mock = OutboxKafkaTest::start_mock(brokers => 1, topics => ['fatal.events:3']);
+my $mock = start_mock(brokers => 1, topics => ['fatal.events:3']);
 my $bootstrap = $mock->bootstrap;
-my $node = OutboxKafkaTest::new_node('fatal', bootstrap => $bootstrap,
-	poll_interval => '200ms');
+my $node = new_node('fatal', bootstrap => $bootstrap, poll_interval => '200ms');
 
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_inject%' AND pronamespace = 'outbox'::regnamespace"
+	),
+	'0',
+	'no test-only fault injection function in the outbox schema');
 ok($node->poll_query_until('postgres', "SELECT state = 'idle' FROM outbox.status"),
 	'relay idle');
-is($node->safe_psql('postgres', 'SELECT outbox._inject_producer_fatal_error()'),
-	't', 'fault armed: the producer fails at its next delivery');
 
+# --- fatal while busy -----------------------------------------------------------
+my $offset = -s $node->logfile;
+$mock->command_ok('request_errors Produce OUT_OF_ORDER_SEQUENCE_NUMBER');
 $node->safe_psql('postgres',
 	"SELECT count(outbox.enqueue('fatal.events', jsonb_build_object('n', g), key => (g % 50)::text)) FROM generate_series(1, 3000) g"
 );
-ok(OutboxKafkaTest::wait_until_published($node, 'postgres', 1),
-	'events are published in the end');
-ok($node->wait_for_log(qr/recreates its Kafka producer after a fatal error/),
+ok(wait_until_published($node, 'postgres', 1), 'events are published in the end');
+ok($node->wait_for_log(qr/recreat\w* (its|the) (Kafka )?producer/i, $offset),
 	'the relay recreated its producer');
 
-my $status = OutboxKafkaTest::outbox_status($node, 'postgres');
+my $status = outbox_status($node, 'postgres');
 is($status->{events_dead_lettered}, 0, 'nothing dead-lettered');
-like($status->{last_error} // '', qr/fatal|injected/i,
+like($status->{last_error} // '', qr/fatal|desynchroni/i,
 	'the fatal error is shown in outbox.status');
 
-my @msgs = OutboxKafkaTest::consume_all($bootstrap, 'fatal.events');
+my @msgs = consume_all($bootstrap, 'fatal.events');
 my %seen;
-$seen{ OutboxKafkaTest::header_value($_, 'outbox-id') }++ for @msgs;
+$seen{ header_value($_, 'outbox-id') }++ for @msgs;
 is(scalar(keys %seen), 3000, 'every event arrived');
 my $dups = @msgs - scalar(keys %seen);
 note "duplicates after the fatal error: $dups";
@@ -48,12 +59,32 @@ cmp_ok($dups, '<=', 5000, 'duplicates bounded by one chunk in flight');
 
 # the new producer works
 $node->safe_psql('postgres', "SELECT outbox.enqueue('fatal.events', 'after', key => 'k')");
-ok( OutboxKafkaTest::poll_until(
+ok( poll_until(
 		sub {
-			grep { ($_->{payload} // '') eq 'after' }
-			  OutboxKafkaTest::consume_all($bootstrap, 'fatal.events');
+			grep { ($_->{payload} // '') eq 'after' } consume_all($bootstrap, 'fatal.events');
 		}),
 	'events flow after the producer was recreated');
+
+# --- fatal while idle -------------------------------------------------------------
+ok($node->poll_query_until('postgres',
+		"SELECT state = 'idle' AND pending_events = 0 FROM outbox.status"),
+	'relay idle again');
+$offset = -s $node->logfile;
+$mock->command_ok('request_errors InitProducerId PRODUCER_FENCED');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET outbox_kafka.producer_properties = 'linger.ms=2'");
+$node->reload;
+ok( poll_until(sub { slurp_file($node->logfile, $offset) =~ /fenced/i }, 20),
+	'the fatal error of the producer built while idle reaches the log');
+$node->safe_psql('postgres',
+	"SELECT outbox.enqueue('fatal.events', 'after-idle-fatal', key => 'k')");
+ok( poll_until(
+		sub {
+			grep { ($_->{payload} // '') eq 'after-idle-fatal' }
+			  consume_all($bootstrap, 'fatal.events');
+		},
+		30),
+	'an event enqueued after a fatal error while idle is published');
 
 $node->stop;
 $mock->stop;

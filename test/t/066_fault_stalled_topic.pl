@@ -60,7 +60,7 @@ my $held = $fs->wait_for(
 			"SELECT count(*) FROM outbox.held_topics WHERE topic = '$sick' AND held_events > 0"
 		) > 0;
 	},
-	15);
+	10);
 ok($held, "outbox.held_topics shows $sick held with its events");
 my $st = outbox_status($node, 'postgres');
 note 'during the stall: ' . join(', ',

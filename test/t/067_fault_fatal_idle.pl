@@ -54,9 +54,9 @@ ok( $fs->wait_for(
 
 $fs->start;
 $fs->fault_over;
-ok($fs->grow(200, 30), 'events enqueued after the fatal error are published');
+ok($fs->grow(200, 20), 'events enqueued after the fatal error are published');
 $fs->stop;
-my $r = $fs->verify(max_duplicates => 0, timeout => 30, name => 'fatal error while idle');
+my $r = $fs->verify(max_duplicates => 0, timeout => 20, name => 'fatal error while idle');
 note 'figures: ' . FaultStream::figures($r);
 
 $fs->shutdown;

@@ -40,13 +40,13 @@ $node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.bootstrap_servers = 
 $node->reload;
 my $t0 = time();
 $fs->fault_over;
-my $flowing = $fs->wait_for(sub { $fs->delivered_count > 0 }, 30);
+my $flowing = $fs->wait_for(sub { $fs->delivered_count > 0 }, 15);
 my $took = time() - $t0;
 ok($flowing, 'events flow after the reload');
 cmp_ok($took, '<=', 2, sprintf('the corrected bootstrap_servers took effect %.1f s after the reload', $took));
-ok($fs->grow(200, 30), 'the stream flows');
+ok($fs->grow(200, 15), 'the stream flows');
 $fs->stop;
-my $r = $fs->verify(max_duplicates => 0, name => 'reload of bootstrap_servers');
+my $r = $fs->verify(max_duplicates => 0, timeout => 30, name => 'reload of bootstrap_servers');
 $r->{reload_effect_s} = sprintf('%.1f', $took);
 note 'figures: ' . FaultStream::figures($r);
 
