@@ -191,6 +191,51 @@ outbox_payload_to_utf8(bytea *payload)
 }
 
 /*
+ * outbox_headers_to_utf8: the relay's copy of an event's headers with
+ * every name and string value in UTF-8, for producer.c to send as they
+ * are.  Returns headers itself in a UTF-8 database.  Needs a transaction
+ * (the conversion functions are looked up in the catalogs); ERROR as
+ * outbox_to_utf8 (cannot happen for events that passed enqueue).
+ *
+ * The result is a Jsonb only as a container for the producer and is never
+ * stored: in a database of another encoding its strings are not valid
+ * text.  Object keys are re-sorted by their UTF-8 form, so headers may go
+ * out in another order than in a UTF-8 database; JSON objects have no
+ * order anyway.
+ */
+Jsonb *
+outbox_headers_to_utf8(Jsonb *headers)
+{
+	JsonbParseState *state = NULL;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbValue *result = NULL;
+	JsonbIteratorToken r;
+
+	if (GetDatabaseEncoding() == PG_UTF8 || !JB_ROOT_IS_OBJECT(headers) ||
+		JB_ROOT_IS_SCALAR(headers))
+		return headers;
+
+	it = JsonbIteratorInit(&headers->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if ((r == WJB_KEY || r == WJB_VALUE) && v.type == jbvString)
+		{
+			int			len;
+
+			v.val.string.val = unconstify(char *,
+										  outbox_to_utf8(v.val.string.val,
+														 v.val.string.len, &len,
+														 r == WJB_KEY ? "header name" : "header value"));
+			v.val.string.len = len;
+		}
+		result = pushJsonbValue(&state, r,
+								(r == WJB_KEY || r == WJB_VALUE) ? &v : NULL);
+	}
+	return JsonbValueToJsonb(result);
+}
+
+/*
  * utf8_length: length in bytes of s (len bytes in the database encoding)
  * once converted to UTF-8.  ERROR as outbox_to_utf8.
  */
