@@ -1,0 +1,218 @@
+# Copyright (c) 2026, outbox_kafka developers
+
+# examples/prometheus/queries.yaml with the real postgres_exporter (Debian's
+# prometheus-postgres-exporter): the exporter, connected as a pg_monitor
+# member to two databases with the extension, serves the relay's metrics on
+# a loopback port, and they move as events flow, wait for a broker, and are
+# dead-lettered.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use FindBin;
+use lib $FindBin::Bin;
+
+use HTTP::Tiny;
+use IO::Socket::INET;
+use IPC::Run;
+use OutboxKafkaTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $exporter_bin = $ENV{POSTGRES_EXPORTER} // '/usr/bin/prometheus-postgres-exporter';
+plan skip_all => "$exporter_bin not found (Debian package prometheus-postgres-exporter)"
+  unless -x $exporter_bin;
+my $queries = abs_path("$FindBin::Bin/../../examples/prometheus/queries.yaml");
+
+my $topic = 't.prom';
+my $mock = start_mock(topics => ["$topic:2"]);
+my $node = new_node(
+	'prom',
+	bootstrap => $mock->bootstrap,
+	databases => 'orders,inventory',
+	poll_interval => '100ms');
+
+# the exporter's own role: no superuser, only pg_monitor
+$node->safe_psql('postgres', 'CREATE ROLE prometheus LOGIN IN ROLE pg_monitor');
+
+# a free loopback port (the exporter is retried on another if it is taken)
+sub free_port
+{
+	my $s = IO::Socket::INET->new(
+		Listen => 1,
+		LocalAddr => '127.0.0.1',
+		LocalPort => 0,
+		Proto => 'tcp',
+		ReuseAddr => 1) or die "no free port: $!";
+	my $port = $s->sockport;
+	close $s;
+	return $port;
+}
+
+# One connection string, databases found by the exporter itself: several
+# DSNs for one server would export its server-wide metrics twice under the
+# same "server" label (host:port), and the exporter answers 500.
+my $dsn = sprintf 'host=%s port=%d user=prometheus dbname=orders sslmode=disable',
+  $node->host, $node->port;
+my $exp_log = "$PostgreSQL::Test::Utils::log_path/postgres_exporter.log";
+my ($exporter, $url);
+my $http = HTTP::Tiny->new(timeout => 10);
+
+sub scrape_text
+{
+	my $r = $http->get($url);
+	note "scrape of $url: $r->{status} $r->{reason}" unless $r->{success};
+	return $r->{success} ? $r->{content} : undef;
+}
+
+for my $try (1 .. 5)
+{
+	my $port = free_port();
+	$url = "http://127.0.0.1:$port/metrics";
+	local $ENV{DATA_SOURCE_NAME} = $dsn;
+	$exporter = IPC::Run::start(
+		[
+			$exporter_bin, "--web.listen-address=127.0.0.1:$port",
+			"--extend.query-path=$queries", '--auto-discover-databases',
+			'--include-databases=orders,inventory', '--log.level=warn'
+		],
+		'<', \undef, '>>', $exp_log, '2>>', $exp_log);
+	last if poll_until(sub { defined scrape_text() || !$exporter->pumpable }, 30)
+	  && $exporter->pumpable;
+	eval { $exporter->kill_kill(grace => 1) };
+	note "exporter did not come up on port $port (try $try)";
+	undef $exporter;
+}
+ok($exporter, "postgres_exporter serves $url") or BAIL_OUT('no exporter');
+
+# name{labels} => value, for the outbox_kafka metrics of one scrape; the
+# exporter's "server" label is dropped, "database" kept
+sub scrape
+{
+	my $text = scrape_text() // return {};
+	my %m;
+	foreach my $line (split /\n/, $text)
+	{
+		next unless $line =~ /^(outbox_kafka_\w+)\{([^}]*)\}\s+(\S+)$/;
+		my ($name, $labels, $value) = ($1, $2, $3);
+		my %l = $labels =~ /(\w+)="([^"]*)"/g;
+		delete $l{server};
+		my $key = $name . '{' . join(',', map { "$_=$l{$_}" } sort keys %l) . '}';
+		$m{$key} = $value + 0;
+	}
+	return \%m;
+}
+
+sub metric
+{
+	my ($name, $db, %labels) = @_;
+	$labels{database} = $db;
+	return scrape()->{ $name . '{' . join(',', map { "$_=$labels{$_}" } sort keys %labels) . '}' };
+}
+
+# wait until metric $name of $db satisfies $test (a code ref on the value)
+sub metric_until
+{
+	my ($name, $db, $test, %labels) = @_;
+	my $v;
+	poll_until(sub { $v = metric($name, $db, %labels); defined $v && $test->($v) });
+	return $v;
+}
+
+sub enqueue
+{
+	my ($db, $n, $payload) = @_;
+	$payload //= q{'{"n": 1}'::jsonb};
+	$node->safe_psql($db,
+		"SELECT outbox.enqueue('$topic', $payload, key => 'k' || g) FROM generate_series(1, $n) g");
+}
+
+# --- at rest -------------------------------------------------------------
+my $m = scrape();
+for my $name (
+	qw(relay_running problem pending_events pending_events_exact
+	oldest_pending_age_seconds events_published_total events_retried_total
+	events_failed_total events_dead_lettered_total dead_letters
+	last_publish_timestamp_seconds last_error_timestamp_seconds
+	relay_start_timestamp_seconds))
+{
+	for my $db (qw(orders inventory))
+	{
+		ok(defined $m->{"outbox_kafka_$name\{database=$db}"},
+			"outbox_kafka_$name is exported for database $db");
+	}
+}
+ok(metric_until('outbox_kafka_relay_status', 'orders', sub { $_[0] == 1 }, state => 'idle'),
+	'relay_status{state="idle"} is 1 for orders');
+is(metric('outbox_kafka_relay_status', 'orders', state => 'broker_unreachable'), 0,
+	'relay_status{state="broker_unreachable"} is 0');
+is(metric('outbox_kafka_relay_running', 'orders'), 1, 'relay_running is 1');
+is(metric('outbox_kafka_problem', 'orders'), 0, 'problem is 0');
+
+# --- events flow ----------------------------------------------------------
+my $published0 = metric('outbox_kafka_events_published_total', 'orders');
+enqueue('orders', 20);
+is(metric_until('outbox_kafka_events_published_total', 'orders',
+		sub { $_[0] >= $published0 + 20 }), $published0 + 20,
+	'events_published_total grows by the 20 events published');
+is(metric('outbox_kafka_pending_events', 'orders'), 0, 'nothing pending afterwards');
+cmp_ok(abs(metric('outbox_kafka_last_publish_timestamp_seconds', 'orders') - time()),
+	'<', 60, 'last_publish_timestamp_seconds is now');
+is(metric('outbox_kafka_events_published_total', 'inventory'), 0,
+	'the other database published nothing');
+
+# --- broker down: events wait, their age grows ------------------------------
+$mock->command_ok('broker_down 1');
+enqueue('orders', 7);
+ok(metric_until('outbox_kafka_relay_status', 'orders', sub { $_[0] == 1 },
+		state => 'broker_unreachable'),
+	'relay_status{state="broker_unreachable"} becomes 1 while the broker is down');
+is(metric('outbox_kafka_relay_status', 'orders', state => 'idle'), 0,
+	'and relay_status{state="idle"} 0');
+is(metric('outbox_kafka_pending_events', 'orders'), 7, 'pending_events is 7');
+ok(metric_until('outbox_kafka_oldest_pending_age_seconds', 'orders', sub { $_[0] >= 1 }),
+	'oldest_pending_age_seconds grows past 1 s');
+is(metric('outbox_kafka_pending_events', 'inventory'), 0,
+	'the other database has nothing pending');
+
+$mock->command_ok('broker_up 1');
+ok(metric_until('outbox_kafka_pending_events', 'orders', sub { $_[0] == 0 }) == 0,
+	'pending_events back to 0 once the broker is up');
+is(metric('outbox_kafka_oldest_pending_age_seconds', 'orders'), 0,
+	'oldest_pending_age_seconds back to 0');
+cmp_ok(metric('outbox_kafka_events_published_total', 'orders'), '>=', $published0 + 27,
+	'the waiting events are counted as published');
+
+# --- a permanent error dead-letters an event -------------------------------
+is(metric('outbox_kafka_dead_letters', 'inventory'), 0, 'no dead letters in inventory');
+$mock->command_ok('produce_errors 1 MSG_SIZE_TOO_LARGE');
+enqueue('inventory', 1, q{'{"poison": true}'::jsonb});
+is(metric_until('outbox_kafka_dead_letters', 'inventory', sub { $_[0] >= 1 }), 1,
+	'dead_letters is 1 for inventory');
+is(metric('outbox_kafka_events_dead_lettered_total', 'inventory'), 1,
+	'events_dead_lettered_total is 1 for inventory');
+cmp_ok(metric('outbox_kafka_last_error_timestamp_seconds', 'inventory'), '>', 0,
+	'last_error_timestamp_seconds is set for inventory');
+is(metric('outbox_kafka_dead_letters', 'orders'), 0, 'orders has no dead letters');
+is(metric('outbox_kafka_events_dead_lettered_total', 'orders'), 0,
+	'events_dead_lettered_total stays 0 for orders');
+
+$node->safe_psql('inventory', 'SELECT outbox.requeue_dead_letters()');
+is(metric_until('outbox_kafka_dead_letters', 'inventory', sub { $_[0] == 0 }), 0,
+	'dead_letters back to 0 after requeue_dead_letters()');
+
+# --- relay stopped: a database no longer listed ----------------------------
+$node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.databases = 'orders'");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(metric_until('outbox_kafka_relay_running', 'inventory', sub { $_[0] == 0 }) == 0,
+	'relay_running drops to 0 when inventory is no longer published');
+is(metric('outbox_kafka_problem', 'inventory'), 1, 'and problem is 1');
+is(metric('outbox_kafka_relay_status', 'inventory', state => 'not_running'), 1,
+	'relay_status{state="not_running"} is 1');
+
+$exporter->kill_kill(grace => 2);
+$node->stop;
+$mock->stop;
+done_testing();
