@@ -212,6 +212,23 @@ is(metric('outbox_kafka_problem', 'inventory'), 1, 'and problem is 1');
 is(metric('outbox_kafka_relay_status', 'inventory', state => 'not_running'), 1,
 	'relay_status{state="not_running"} is 1');
 
+# --- the alert rules (when Prometheus' promtool is installed) ----------------
+SKIP:
+{
+	my $promtool = (grep { -x "$_/promtool" } split /:/, $ENV{PATH})[0];
+	skip 'promtool not installed (Debian package prometheus)', 2 unless $promtool;
+	my $dir = abs_path("$FindBin::Bin/../../examples/prometheus");
+	my ($out, $ok) = ('');
+	$ok = IPC::Run::run([ "$promtool/promtool", 'check', 'rules', "$dir/alerts.yaml" ],
+		'>&', \$out);
+	ok($ok, 'promtool check rules alerts.yaml') or diag $out;
+	$out = '';
+	$ok = IPC::Run::run([ "$promtool/promtool", 'test', 'rules', "$dir/alerts.test.yaml" ],
+		'>&', \$out);
+	ok($ok, 'promtool test rules alerts.test.yaml: the alerts fire as documented')
+	  or diag $out;
+}
+
 $exporter->kill_kill(grace => 2);
 $node->stop;
 $mock->stop;
