@@ -8,7 +8,11 @@ outbox_packages=(
     postgresql-15 postgresql-server-dev-15
     librdkafka-dev kcat
     libipc-run-perl
+    prometheus-postgres-exporter    # test/t/051_prometheus.pl
 )
+# examples/nestjs-orders (test/t/050_nestjs_orders.pl) needs Node.js and npm:
+# Debian's when the machine has no npm (one installed otherwise is used as is)
+command -v npm >/dev/null 2>&1 || outbox_packages+=(nodejs npm)
 
 # install_deps: apt-get install whatever of outbox_packages is missing.
 install_deps() {

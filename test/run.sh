@@ -26,6 +26,12 @@ build_and_install "$here"
 work=$(mktemp -d /tmp/outbox_kafka_test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp -a "$here/." "$work/"
+# examples/nestjs-orders: Node.js dependencies from its package-lock.json,
+# for test/t/050_nestjs_orders.pl, which runs the example's `npm test`
+if [ -z "${OUTBOX_TESTS:-}" ] || [[ $OUTBOX_TESTS == *050_nestjs* ]]; then
+    echo "== npm ci (examples/nestjs-orders)"
+    npm ci --prefix "$work/examples/nestjs-orders" --no-audit --no-fund --loglevel=error
+fi
 chown -R "$test_user" "$work"
 
 echo "== tests (as $test_user)"
