@@ -38,7 +38,7 @@ have a second, PLAINTEXT listener (->admin_bootstrap) for the test's own
 reads and admin requests and for replication; the relay only ever gets
 ->bootstrap.
 
-Node logs are tmp_check/log/kafka_<n>_node<i>.log (the broker's log4j file
+Node logs are tmp_check/log/kafka_<test>_<n>_node<i>.log (the broker's log4j file
 is <dir>/node<i>/server.log; both are kept).
 
 =cut
@@ -68,6 +68,8 @@ our $ADMIN = File::Spec->catfile($KAFKA_DIR, 'kafka_admin');
 our $KCAT = $ENV{KCAT} // 'kcat';
 
 my $count = 0;
+# names of directories and logs: per test file and cluster
+(my $test_name = basename($0)) =~ s/\.pl$//;
 
 # A TCP port on 127.0.0.1 that nothing listens on now (and that this
 # process did not hand out before).
@@ -126,8 +128,8 @@ sub start
 		scram_users => $o{scram_users} // {},
 		ssl_keystore => $o{ssl_keystore},
 		min_insync => $o{min_insync} // (($o{nodes} // 1) >= 3 ? 2 : 1),
-		dir => "${PostgreSQL::Test::Utils::tmp_check}/kafka_$count",
-		id => $count,
+		dir => "${PostgreSQL::Test::Utils::tmp_check}/kafka_${test_name}_$count",
+		id => "${test_name}_$count",
 		nodes => [],
 	}, $class;
 	$self->{replication} = $o{replication} // ($self->{n} >= 3 ? 3 : $self->{n});
@@ -141,6 +143,7 @@ sub start
 	# build the admin client when the tree was not built by test/run.sh
 	run_ok([ 'make', '-s', '-C', $KAFKA_DIR, 'kafka_admin' ]) unless -x $ADMIN;
 
+	File::Path::rmtree($self->{dir});
 	my $secure = $self->{security} ne 'PLAINTEXT';
 	for my $i (1 .. $self->{n})
 	{
@@ -239,8 +242,8 @@ allow.everyone.if.no.acl.found=false
 	$self->start_node($_->{i}, wait => 0) foreach @{ $self->{nodes} };
 	$self->wait_brokers($self->{n});
 	my $t_ready = time();
-	note sprintf("kafka_%d: %d node(s) %s at %s: fetch check %.1f s, format %.1f s, start %.1f s",
-		$count, $self->{n}, $self->{security}, $self->{bootstrap},
+	note sprintf("kafka_%s: %d node(s) %s at %s: fetch check %.1f s, format %.1f s, start %.1f s",
+		$self->{id}, $self->{n}, $self->{security}, $self->{bootstrap},
 		$t_fetch - $t0, $t_format - $t_fetch, $t_ready - $t_format);
 	$self->{startup_seconds} = $t_ready - $t0;
 
@@ -353,7 +356,7 @@ sub stop_node
 	}
 	delete $node->{pid};
 	my $dt = time() - $t0;
-	note sprintf("kafka_%d node %d stopped (%s) in %.1f s", $self->{id}, $i, $sig, $dt);
+	note sprintf("kafka_%s node %d stopped (%s) in %.1f s", $self->{id}, $i, $sig, $dt);
 	return $dt;
 }
 
