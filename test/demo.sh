@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # test/demo.sh: see outbox_kafka publish events, from scratch, in well under a
 # minute.  Installs what is missing, builds and installs the extension, starts
-# a throwaway PostgreSQL server (as an unprivileged user) and the local mock
-# Kafka broker, writes some orders, shows the events as Kafka has them and
-# outbox.status, then cleans everything up.
+# a throwaway PostgreSQL server (as an unprivileged user) and a local Apache
+# Kafka broker (fetched from Maven Central on first use, then cached), writes
+# some orders, shows the events as Kafka has them and outbox.status, then
+# cleans everything up.  It says which broker it used.
 #
 # Usage (fresh Debian 12, as root):   bash test/demo.sh
-# With a real Kafka cluster:          KAFKA_BOOTSTRAP_SERVERS=host:9092 bash test/demo.sh
+# With the quick mock broker:         OUTBOX_DEMO_BROKER=mock bash test/demo.sh
+# With your own Kafka cluster:        KAFKA_BOOTSTRAP_SERVERS=host:9092 bash test/demo.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,17 +31,26 @@ cleanup() {
     [ -f "$work/data/postmaster.pid" ] &&
         runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null 2>&1
     [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
+    [ -d "$work/kafka" ] && stop_real_broker "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     bootstrap=$KAFKA_BOOTSTRAP_SERVERS
+    broker_used="your Kafka cluster at $bootstrap"
     step "using the Kafka cluster at $bootstrap"
-else
-    step "starting the local mock Kafka broker"
+elif [ "${OUTBOX_DEMO_BROKER:-kafka}" = mock ]; then
+    step "starting the local mock Kafka broker (librdkafka's mock cluster)"
     start_mock_broker "$work" --brokers 1 --topic orders.changes:3 --topic order.created:3
+    broker_used="the local mock broker (librdkafka's mock cluster) at $bootstrap"
     echo "mock broker at $bootstrap"
+else
+    step "starting Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (KRaft, one node, auto-create off)"
+    # a quick start matters more than peak throughput here
+    KAFKA_JVM_PERFORMANCE_OPTS="-XX:+UseSerialGC -XX:TieredStopAtLevel=1" start_real_broker "$work" orders.changes:3 order.created:3
+    broker_used="Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (single node, local) at $bootstrap"
+    echo "Apache Kafka at $bootstrap"
 fi
 
 step "starting a throwaway PostgreSQL server with outbox_kafka preloaded"
@@ -92,3 +103,4 @@ psql -d shop -x -c "SELECT database, state, worker_pid, pending_events, oldest_p
                            last_publish_at, current_table, problem FROM outbox.status"
 
 step "done: server and broker are stopped and removed"
+echo "broker used: $broker_used"

@@ -43,6 +43,35 @@ build_and_install() {
     make -C "$top" -s PG_CONFIG="$pg_config"
     make -C "$top" -s PG_CONFIG="$pg_config" install
     make -C "$top/test/mock_kafka" -s
+    make -C "$top/test/kafka" -s kafka_admin
+    fetch_kafka "$top"
+}
+
+# fetch_kafka TOP: the Apache Kafka jars, from Maven Central on first use
+# (a few seconds), from the cache afterwards (nothing to do)
+fetch_kafka() {
+    local top=$1 t0
+    t0=$(date +%s)
+    bash "$top/test/kafka/kafka.sh" fetch >/dev/null
+    [ $(( $(date +%s) - t0 )) -lt 2 ] || echo "== Apache Kafka fetched in $(( $(date +%s) - t0 )) s"
+}
+
+# start_real_broker DIR TOPIC:PARTITIONS...: a single-node Apache Kafka
+# (KRaft, auto-create off) on free loopback ports, like the mock broker run
+# by the invoking user (the checkout may not be readable by $run_user), with
+# those topics; sets bootstrap.  stop_real_broker DIR stops it.
+start_real_broker() {
+    local dir=$1
+    shift
+    mkdir -p "$dir/kafka"
+    bash "$here/test/kafka/kafka.sh" start "$dir/kafka" "$@" >"$dir/kafka.out" 2>&1 ||
+        { echo "the Kafka broker did not start"; cat "$dir/kafka.out"; tail -n 30 "$dir/kafka/node1/server.log" 2>/dev/null; return 1; }
+    bootstrap=$(sed -n 's/^BOOTSTRAP=//p' "$dir/kafka.out")
+    sed -n 's/^kafka.sh: //p' "$dir/kafka.out"
+}
+
+stop_real_broker() {
+    bash "$here/test/kafka/kafka.sh" stop "$1/kafka"
 }
 
 # start_mock_broker DIR ARGS...: start the mock Kafka broker in the

@@ -94,9 +94,15 @@ free_port() {
     perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) or die; print $s->sockport, "\n"'
 }
 
-# cluster_id: a random Kafka cluster id (16 bytes, base64url without padding)
+# cluster_id: a random Kafka cluster id (16 bytes, base64url without
+# padding; like Kafka's own, never starting with "-", which would read as an
+# option)
 cluster_id() {
-    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+    local id=-
+    while [ "${id#-}" != "$id" ]; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    done
+    echo "$id"
 }
 
 # start DIR [TOPIC:PARTITIONS]...: single node in the background

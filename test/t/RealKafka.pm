@@ -283,13 +283,17 @@ sub libs { return $_[0]->{libs}; }
 
 sub cluster_id
 {
-	open my $fh, '<:raw', '/dev/urandom' or die $!;
-	read($fh, my $b, 16) == 16 or die;
-	close $fh;
 	require MIME::Base64;
-	my $s = MIME::Base64::encode_base64($b, '');
-	$s =~ tr{+/}{-_};
-	$s =~ s/=+$//;
+	open my $fh, '<:raw', '/dev/urandom' or die $!;
+	my $s = '-';
+	while ($s =~ /^-/)    # like Kafka's own ids: "-" would read as an option
+	{
+		read($fh, my $b, 16) == 16 or die;
+		$s = MIME::Base64::encode_base64($b, '');
+		$s =~ tr{+/}{-_};
+		$s =~ s/=+$//;
+	}
+	close $fh;
 	return $s;
 }
 
