@@ -24,6 +24,7 @@ import { billingKafkaOptions } from '../src/billing/kafka-options';
 import { ORDER_CREATED_TOPIC, loadConfig } from '../src/config';
 import { DatabaseModule } from '../src/database/database.module';
 import { OrdersModule } from '../src/orders/orders.module';
+import { CreatedOrder } from '../src/orders/orders.service';
 import {
   Offsets,
   groupOffsets,
@@ -78,7 +79,7 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
     /** Wait until the relay published everything and billing committed every offset. */
     const waitUntilBilled = async () => {
       await waitFor('the relay to publish every committed event', async () => {
-        const r = await pool.query(
+        const r = await pool.query<{ done: boolean }>(
           'SELECT pending_events = 0 AS done FROM outbox.status',
         );
         return r.rows[0]?.done === true;
@@ -115,12 +116,12 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
         lines,
       });
       expect(res.status).toBe(201);
-      committed.set(res.body.orderId, {
+      committed.set((res.body as CreatedOrder).orderId, {
         customerId,
-        totalCents: res.body.totalCents,
+        totalCents: (res.body as CreatedOrder).totalCents,
         reference,
       });
-      return res.body.orderId as string;
+      return (res.body as CreatedOrder).orderId;
     };
 
     beforeAll(async () => {
@@ -192,7 +193,9 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
           ],
         });
         expect(res.status).toBe(409);
-        expect(res.body.message).toMatch(/not enough stock of "rare-book"/);
+        expect((res.body as { message: string }).message).toMatch(
+          /not enough stock of "rare-book"/,
+        );
         rolledBack.push(ref);
       }
       // rolled back: unknown product; and a reference that is taken
@@ -221,12 +224,12 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       expect(res.status).toBe(400);
       rolledBack.push('bad-body');
 
-      const { rows } = await pool.query(
+      const { rows } = await pool.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM shop.orders WHERE reference = ANY($1)',
         [rolledBack],
       );
       expect(rows[0].n).toBe(0);
-      const stock = await pool.query(
+      const stock = await pool.query<{ stock: number }>(
         "SELECT stock FROM shop.products WHERE sku = 'rare-book'",
       );
       expect(stock.rows[0].stock).toBe(1);
@@ -279,7 +282,7 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       const [, another] = committed.keys();
       const requeued = String(
         (
-          await pool.query(
+          await pool.query<{ id: string }>(
             `SELECT outbox.enqueue('order.created', jsonb_build_object(
                     'type', 'order.created', 'orderId', o.id, 'customerId', o.customer_id,
                     'reference', o.reference, 'currency', o.currency, 'totalCents', o.total_cents,
@@ -361,8 +364,11 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
 
     it('charges nobody twice when the partition is replayed after a restart', async () => {
       const processedBefore = Number(
-        (await pool.query('SELECT count(*) AS n FROM billing.processed_events'))
-          .rows[0].n,
+        (
+          await pool.query<{ n: string }>(
+            'SELECT count(*) AS n FROM billing.processed_events',
+          )
+        ).rows[0].n,
       );
 
       // The consumer stops; orders keep coming in meanwhile.
@@ -437,7 +443,7 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       payloadSql: string,
       keySql: string,
     ): Promise<string> {
-      const r = await pool.query(
+      const r = await pool.query<{ id: string }>(
         `SELECT outbox.enqueue('${ORDER_CREATED_TOPIC}', ${payloadSql}, key => ${keySql}) AS id`,
       );
       return String(r.rows[0].id);

@@ -7,7 +7,7 @@ import {
 } from '@nestjs/microservices';
 import { ORDER_CREATED_TOPIC } from '../config';
 import { BillingService, IncomingMessage } from './billing.service';
-import { DeadLetterPublisher, MessageSender } from './dead-letter.publisher';
+import { DeadLetterPublisher } from './dead-letter.publisher';
 
 /** A header value as the Kafka transport hands it over, as text. */
 function headerText(v: unknown): string {
@@ -61,20 +61,18 @@ export class BillingController {
       headers,
     };
 
-    this.deadLetters.use(ctx.getProducer() as unknown as MessageSender);
+    this.deadLetters.use(ctx.getProducer());
     await this.billing.handle(incoming, ctx.getHeartbeat());
 
     // The next offset to read, as Kafka expects it.  Until this commit a
     // restart delivers the message again - harmless, processed_events
     // remembers it.
-    await ctx
-      .getConsumer()
-      .commitOffsets([
-        {
-          topic: incoming.topic,
-          partition: incoming.partition,
-          offset: (BigInt(message.offset) + 1n).toString(),
-        },
-      ]);
+    await ctx.getConsumer().commitOffsets([
+      {
+        topic: incoming.topic,
+        partition: incoming.partition,
+        offset: (BigInt(message.offset) + 1n).toString(),
+      },
+    ]);
   }
 }

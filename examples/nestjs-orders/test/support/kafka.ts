@@ -141,7 +141,7 @@ export async function readTopics(
       );
       void consumer.run({
         autoCommit: false,
-        eachMessage: async ({
+        eachMessage: ({
           topic,
           partition,
           message,
@@ -173,6 +173,7 @@ export async function readTopics(
             clearTimeout(timer);
             resolve();
           }
+          return Promise.resolve();
         },
       });
     });
