@@ -84,7 +84,9 @@ outbox_storage_extension_ready(void)
 
 /*
  * copy_event: fill event from one row of next_events(), copying every
- * value into the current memory context (the chunk's).
+ * value into the current memory context (the chunk's).  Keys and headers
+ * are converted to UTF-8 (payloads were stored in UTF-8 at enqueue); needs
+ * a transaction.
  */
 static void
 copy_event(OutboxEvent *event, HeapTuple tuple, TupleDesc desc)
@@ -102,8 +104,10 @@ copy_event(OutboxEvent *event, HeapTuple tuple, TupleDesc desc)
 	{
 		text	   *key = DatumGetTextPCopy(values[2]);
 
-		event->key = VARDATA_ANY(key);
-		event->key_len = VARSIZE_ANY_EXHDR(key);
+		/* keys are stored in the database encoding; Kafka gets UTF-8 */
+		event->key = unconstify(char *,
+								outbox_to_utf8(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
+											   &event->key_len, "key"));
 	}
 	if (!nulls[3])
 	{
@@ -114,7 +118,7 @@ copy_event(OutboxEvent *event, HeapTuple tuple, TupleDesc desc)
 	}
 	event->payload_kind = DatumGetChar(values[4]);
 	if (!nulls[5])
-		event->headers = DatumGetJsonbPCopy(values[5]);
+		event->headers = outbox_headers_to_utf8(DatumGetJsonbPCopy(values[5]));
 	event->created_at = DatumGetTimestampTz(values[6]);
 	event->delivery = OUTBOX_DELIVERY_NONE;
 }
