@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # bench/run.sh: outbox_kafka benchmarks, measured side by side in one run on
-# this machine against librdkafka's mock broker (with TCP_NODELAY) on
-# loopback.  Prints a Markdown report (docs/benchmarks.md keeps the latest).
+# this machine on loopback, against librdkafka's mock broker (with
+# TCP_NODELAY) and against a real single-node Apache Kafka (test/kafka).
+# Prints a Markdown report (docs/benchmarks.md keeps the latest).
 #
 #   bash bench/run.sh [all|enqueue|latency|drain|bloat]
 #
 # Needs root (installs what is missing, runs servers as $OUTBOX_TEST_USER).
 # Settings: BENCH_SECONDS (default 20), BENCH_RATE (2000), BENCH_DRAIN (1000000),
 # BENCH_BLOAT_SECONDS (120), BENCH_PRODUCER_PROPERTIES (''), BENCH_EXTRA_CONF
-# (lines added to postgresql.conf).
+# (lines added to postgresql.conf), BENCH_BROKERS ("mock kafka": latency and
+# drain against each, in that order; the real broker's latency runs end with
+# the floor: kcat producing straight to it, read by the same consumer).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,11 +39,33 @@ cleanup() {
     [ -f "$work/data/postmaster.pid" ] &&
         runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1
     [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
+    [ -d "$work/kafka" ] && stop_real_broker "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
+brokers=${BENCH_BROKERS:-mock kafka}
 start_mock_broker "$work" --brokers 1 --topic bench.latency:4 --topic bench.drain:4 --topic bench.load:4
+mock_bootstrap=$bootstrap
+kafka_bootstrap=
+if [[ " $brokers " == *" kafka "* ]] && { [ "$what" = all ] || [ "$what" = latency ] || [ "$what" = drain ]; }; then
+    start_real_broker "$work" >&2
+    kafka_bootstrap=$bootstrap
+    bootstrap=$mock_bootstrap
+fi
+# create_topic NAME PARTITIONS: on the broker in use
+create_topic() {
+    if [ "$bootstrap" = "$mock_bootstrap" ]; then
+        echo "create_topic $1 $2" >"$work/mock.fifo"
+    else
+        "$here/test/kafka/kafka_admin" -b "$bootstrap" create-topic "$1" "$2" 1
+    fi
+}
+# use_broker mock|kafka: point the relay at that broker (reload)
+use_broker() {
+    if [ "$1" = mock ]; then bootstrap=$mock_bootstrap; else bootstrap=$kafka_bootstrap; fi
+    psql -d postgres -c "ALTER SYSTEM SET outbox_kafka.bootstrap_servers = '$bootstrap'" -c "SELECT pg_reload_conf()" >/dev/null
+}
 start_throwaway_server "$work" bench "$bootstrap" "outbox_kafka.producer_properties = '${BENCH_PRODUCER_PROPERTIES:-}'
 shared_buffers = '512MB'
 max_wal_size = '4GB'
@@ -70,7 +95,7 @@ set_relay bench
 
 echo "# outbox_kafka benchmarks"
 echo
-echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(dpkg-query -W -f='${Version}' librdkafka1), mock broker with TCP_NODELAY; command: \`bash bench/run.sh $what\`"
+echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(dpkg-query -W -f='${Version}' librdkafka1), brokers: mock (librdkafka's mock cluster with TCP_NODELAY)$([ -n "$kafka_bootstrap" ] && echo ", kafka (Apache Kafka $(bash "$here/test/kafka/kafka.sh" version), one KRaft node, G1, -Xmx512m)"); command: \`bash bench/run.sh $what\`"
 echo
 
 if [ "$what" = all ] || [ "$what" = enqueue ]; then
@@ -95,44 +120,62 @@ EOF
     echo
 fi
 
-if [ "$what" = all ] || [ "$what" = latency ]; then
-    cat >"$work/latency.sql" <<'EOF'
-SELECT outbox.enqueue('bench.latency.' || :rate, jsonb_build_object('t', extract(epoch from clock_timestamp())), key => (random()*1000)::int::text);
-EOF
+latency_runs() {   # latency_runs BROKER
+    local r n cpid
+    printf "SELECT outbox.enqueue('bench.latency.%s.' || :rate, jsonb_build_object('t', extract(epoch from clock_timestamp())), key => (random()*1000)::int::text);\n" "$1" >"$work/latency.sql"
     chown "$run_user" "$work/latency.sql"
-    echo "## Commit to consumer latency (pgbench --rate, 4 clients, ${seconds}s; consumer fetch.wait.max.ms=1)"
+    echo "## Commit to consumer latency, $1 broker (pgbench --rate, 4 clients, ${seconds}s; consumer fetch.wait.max.ms=1)"
     echo
-    echo "| rate (ev/s) | events | p50 ms | p90 ms | p99 ms | max ms |"
-    echo "|---|---|---|---|---|---|"
+    echo "| broker | path | rate (ev/s) | events | p50 ms | p90 ms | p99 ms | max ms |"
+    echo "|---|---|---|---|---|---|---|---|"
     for r in 200 "$rate"; do
         # a fresh topic per run: the mock broker's fetches slow down as a
         # partition log grows, which would measure the mock, not the relay
-        echo "create_topic bench.latency.$r 4" >"$work/mock.fifo"
-        psql -d bench -c "SELECT outbox.enqueue('bench.latency.$r', '{\"t\": 0}'::jsonb)" >/dev/null
+        create_topic "bench.latency.$1.$r" 4
+        psql -d bench -c "SELECT outbox.enqueue('bench.latency.$1.$r', '{\"t\": 0}'::jsonb)" >/dev/null
         wait_drained
         n=$(( r * seconds * 98 / 100 ))
-        "$work/latency_consumer" "$bootstrap" "bench.latency.$r" 4 "$n" $(( seconds + 20 )) >"$work/lat.out" &
+        "$work/latency_consumer" "$bootstrap" "bench.latency.$1.$r" 4 "$n" $(( seconds + 20 )) >"$work/lat.out" &
         cpid=$!
         for _ in $(seq 100); do grep -q ready "$work/lat.out" && break; sleep 0.1; done
         pgbench -n -f "$work/latency.sql" -D rate="$r" -R "$r" -T "$seconds" -c 4 -j 2 bench >/dev/null 2>&1
         wait "$cpid" || true
-        sed -n 's/^count=\([0-9]*\) p50_ms=\([0-9.]*\) p90_ms=\([0-9.]*\) p99_ms=\([0-9.]*\) max_ms=\([0-9.]*\)/| '"$r"' | \1 | \2 | \3 | \4 | \5 |/p' "$work/lat.out"
+        sed -n 's/^count=\([0-9]*\) p50_ms=\([0-9.]*\) p90_ms=\([0-9.]*\) p99_ms=\([0-9.]*\) max_ms=\([0-9.]*\)/| '"$1"' | commit, relay, broker, consumer | '"$r"' | \1 | \2 | \3 | \4 | \5 |/p' "$work/lat.out"
     done
+    if [ "$1" = kafka ]; then
+        for r in 200 "$rate"; do
+            # the floor on the same broker: kcat produces straight to it
+            # (idempotent, acks=all, linger.ms=1), the same consumer reads
+            create_topic "bench.floor.$r" 4
+            n=$(( r * seconds * 98 / 100 ))
+            "$work/latency_consumer" "$bootstrap" "bench.floor.$r" 4 "$n" $(( seconds + 20 )) >"$work/lat.out" &
+            cpid=$!
+            for _ in $(seq 100); do grep -q ready "$work/lat.out" && break; sleep 0.1; done
+            perl -MTime::HiRes=time,sleep -e '$| = 1; my ($r, $s) = @ARGV; my $t0 = time;
+                for my $i (0 .. $r * $s - 1) { my $w = $t0 + $i / $r - time; sleep($w) if $w > 0;
+                    printf "{\"t\": %.6f}\n", time }' "$r" "$seconds" |
+                kcat -P -b "$bootstrap" -t "bench.floor.$r" -X linger.ms=1 -X acks=all -X enable.idempotence=true 2>/dev/null
+            wait "$cpid" || true
+            sed -n 's/^count=\([0-9]*\) p50_ms=\([0-9.]*\) p90_ms=\([0-9.]*\) p99_ms=\([0-9.]*\) max_ms=\([0-9.]*\)/| kafka | floor: kcat producer, broker, consumer | '"$r"' | \1 | \2 | \3 | \4 | \5 |/p' "$work/lat.out"
+        done
+    fi
     echo
-fi
+}
 
-if [ "$what" = all ] || [ "$what" = drain ]; then
-    echo "## Backlog drain ($drain_n events enqueued while the relay is stopped)"
+drain_run() {   # drain_run BROKER
+    local per pids s before after t0 t1 t2 total_ms ms
+    create_topic "bench.drain.$1" 4
+    echo "## Backlog drain, $1 broker ($drain_n events enqueued while the relay is stopped)"
     echo
     set_relay ''
     per=$(( drain_n / 4 ))
     pids=()
     for s in 1 2 3 4; do
-        psql -d bench -c "SELECT count(outbox.enqueue('bench.drain', jsonb_build_object('orderId', g, 'amount', 99.5), key => (g % 1000)::text)) FROM generate_series(1, $per) g" >/dev/null &
+        psql -d bench -c "SELECT count(outbox.enqueue('bench.drain.$1', jsonb_build_object('orderId', g, 'amount', 99.5), key => (g % 1000)::text)) FROM generate_series(1, $per) g" >/dev/null &
         pids+=($!)
     done
     wait "${pids[@]}"
-    before=$(for p in 0 1 2 3; do kcat -C -b "$bootstrap" -t bench.drain -p "$p" -o -1 -e -q -f '%o\n' 2>/dev/null | tail -1; done | awk '{s += $1 + 1} END {print s + 0}')
+    before=$(for p in 0 1 2 3; do kcat -C -b "$bootstrap" -t "bench.drain.$1" -p "$p" -o -1 -e -q -f '%o\n' 2>/dev/null | tail -1; done | awk '{s += $1 + 1} END {print s + 0}')
     t0=$(date +%s%N)
     set_relay bench
     for _ in $(seq 2000); do
@@ -142,14 +185,22 @@ if [ "$what" = all ] || [ "$what" = drain ]; then
     t1=$(date +%s%N)
     wait_drained
     t2=$(date +%s%N)
-    after=$(for p in 0 1 2 3; do kcat -C -b "$bootstrap" -t bench.drain -p "$p" -o -1 -e -q -f '%o\n' 2>/dev/null | tail -1; done | awk '{s += $1 + 1} END {print s + 0}')
+    after=$(for p in 0 1 2 3; do kcat -C -b "$bootstrap" -t "bench.drain.$1" -p "$p" -o -1 -e -q -f '%o\n' 2>/dev/null | tail -1; done | awk '{s += $1 + 1} END {print s + 0}')
     total_ms=$(( (t2 - t0) / 1000000 ))
     ms=$(( (t2 - t1) / 1000000 ))
-    echo "| events | messages added to the topic (high watermarks) | s, relay start to first ack | s, first ack to empty backlog | events/s (drain) |"
-    echo "|---|---|---|---|---|"
-    echo "| $(( per * 4 )) | $(( after - before )) | $(awk -v m="$(( total_ms - ms ))" 'BEGIN{printf "%.2f", m/1000}') | $(awk -v m="$ms" 'BEGIN{printf "%.2f", m/1000}') | $(( per * 4 * 1000 / ms )) |"
+    echo "| broker | events | messages added to the topic (high watermarks) | s, relay start to first ack | s, first ack to empty backlog | events/s (drain) |"
+    echo "|---|---|---|---|---|---|"
+    echo "| $1 | $(( per * 4 )) | $(( after - before )) | $(awk -v m="$(( total_ms - ms ))" 'BEGIN{printf "%.2f", m/1000}') | $(awk -v m="$ms" 'BEGIN{printf "%.2f", m/1000}') | $(( per * 4 * 1000 / ms )) |"
     echo
-fi
+}
+
+for b in $brokers; do
+    [ "$b" = kafka ] && [ -z "$kafka_bootstrap" ] && continue
+    use_broker "$b"
+    if [ "$what" = all ] || [ "$what" = latency ]; then latency_runs "$b"; fi
+    if [ "$what" = all ] || [ "$what" = drain ]; then drain_run "$b"; fi
+done
+use_broker mock
 
 if [ "$what" = all ] || [ "$what" = bloat ]; then
     echo "## Storage under sustained load with an old snapshot held (${bloat_seconds}s at $rate ev/s, rotation_interval 10s)"
