@@ -22,7 +22,7 @@ my $kafka = RealKafka->start(topics => ['u.ok:2']);
 my $node = new_node('real_unknown', bootstrap => $kafka->bootstrap);
 
 # poll with a deadline; a failing query (a view that is missing) is false
-sub soon { my ($c, $t) = @_; return OutboxKafkaTest::poll_until(sub { eval { $c->() } }, $t // 60); }
+sub soon { my ($c, $t) = @_; return OutboxKafkaTest::poll_until(sub { eval { $c->() } }, $t // 30); }
 
 # interleaved: events of the missing topic between the healthy ones
 $node->safe_psql('postgres', q{
