@@ -22,12 +22,17 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
 #include "outbox_kafka.h"
+#include "producer_config.h"
 #include "relay.h"
 
 PG_MODULE_MAGIC;
@@ -36,6 +41,8 @@ PG_MODULE_MAGIC;
 char	   *outbox_databases = NULL;
 char	   *outbox_bootstrap_servers = NULL;
 char	   *outbox_producer_properties = NULL;
+char	   *outbox_producer_properties_file = NULL;
+bool		outbox_allow_unsafe_producer_properties = false;
 int			outbox_batch_size = 5000;
 int			outbox_poll_interval_ms = 1000;
 int			outbox_max_message_bytes = 1000000;
@@ -52,12 +59,53 @@ bool		outbox_loaded_at_startup = false;
 
 void		_PG_init(void);
 
+/* The setting whose value is secret, and the one naming its file. */
+#define SECRET_SETTING			"outbox_kafka.producer_properties"
+#define SECRET_FILE_SETTING		"outbox_kafka.producer_properties_file"
+
 static emit_log_hook_type prev_emit_log_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+
+/* producer_properties as SHOW displays it: secret values masked */
+static const char *producer_properties_shown = NULL;
+
+/*
+ * While ALTER SYSTEM sets producer_properties or producer_properties_file:
+ * the check hooks read the file, and judge against the opt-out as the next
+ * reload will set it.
+ */
+static bool in_alter_system = false;
+static bool alter_system_allow_unsafe = false;
 
 static bool check_databases(char **newval, void **extra, GucSource source);
-static void redact_secret_setting(ErrorData *edata);
+static void report_property_problem(OutboxPropertyProblem *problem);
 static bool check_producer_properties(char **newval, void **extra,
 									  GucSource source);
+static void assign_producer_properties(const char *newval, void *extra);
+static const char *show_producer_properties(void);
+static bool check_producer_properties_file(char **newval, void **extra,
+										   GucSource source);
+static bool allow_unsafe_for_check(void);
+static bool pending_allow_unsafe(void);
+static const char *find_ci(const char *haystack, const char *needle);
+static const char *find_secret_mention(const char *text);
+static char *redact_after(const char *text, const char *cut);
+static void hide_activity(const char *query);
+static void redact_secret_setting(ErrorData *edata);
+static const char *utility_setting_name(Node *stmt);
+static void next_process_utility(PlannedStmt *pstmt, const char *queryString,
+								 bool readOnlyTree,
+								 ProcessUtilityContext context,
+								 ParamListInfo params,
+								 QueryEnvironment *queryEnv,
+								 DestReceiver *dest, QueryCompletion *qc,
+								 bool alter_system);
+static void outbox_process_utility(PlannedStmt *pstmt, const char *queryString,
+								   bool readOnlyTree,
+								   ProcessUtilityContext context,
+								   ParamListInfo params,
+								   QueryEnvironment *queryEnv,
+								   DestReceiver *dest, QueryCompletion *qc);
 static void define_settings(void);
 
 /*
@@ -83,42 +131,99 @@ check_databases(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * report_property_problem: hand a refusal of producer properties to the
+ * GUC machinery.  The message never contains a property value, so the
+ * standard "invalid value for parameter" message (which would echo the
+ * whole value) is never used.
+ */
+static void
+report_property_problem(OutboxPropertyProblem *problem)
+{
+	GUC_check_errcode(problem->sqlerrcode);
+	GUC_check_errmsg("%s", problem->message);
+	if (problem->detail)
+		GUC_check_errdetail("%s", problem->detail);
+	if (problem->hint)
+		GUC_check_errhint("%s", problem->hint);
+}
+
+/*
  * check_producer_properties: the value must be "key=value" pairs separated
- * by semicolons.  The value itself is never echoed back, since it usually
- * holds credentials.
+ * by semicolons (\; and \\ escape a semicolon and a backslash), and no
+ * property may break the relay's guarantees unless
+ * outbox_kafka.allow_unsafe_producer_properties is on.  *extra becomes the
+ * value as SHOW displays it, with secret values masked.
  */
 static bool
 check_producer_properties(char **newval, void **extra, GucSource source)
 {
-	const char *p = *newval;
+	OutboxPropertyProblem problem;
+	List	   *props;
+	char	   *shown;
+	char	   *copy;
 
-	if (p == NULL)
-		return true;
-
-	while (*p)
+	if (!outbox_parse_property_list(*newval, &props, &problem) ||
+		!outbox_check_properties(props, allow_unsafe_for_check(), &problem))
 	{
-		const char *end = strchr(p, ';');
-		const char *eq;
-		size_t		len = end ? (size_t) (end - p) : strlen(p);
+		report_property_problem(&problem);
+		return false;
+	}
 
-		/* skip blanks and empty entries */
-		while (len > 0 && (*p == ' ' || *p == '\t'))
-		{
-			p++;
-			len--;
-		}
-		if (len > 0)
-		{
-			eq = memchr(p, '=', len);
-			if (eq == NULL || eq == p)
-			{
-				GUC_check_errdetail("Each entry must have the form key=value; entries are separated by semicolons.");
-				return false;
-			}
-		}
-		if (end == NULL)
-			break;
-		p = end + 1;
+	shown = outbox_mask_property_list(*newval);
+	copy = malloc(strlen(shown) + 1);
+	if (copy == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	strcpy(copy, shown);
+	pfree(shown);
+	*extra = copy;
+	return true;
+}
+
+/*
+ * assign_producer_properties: remember the masked form for SHOW.
+ */
+static void
+assign_producer_properties(const char *newval, void *extra)
+{
+	producer_properties_shown = (const char *) extra;
+}
+
+/*
+ * show_producer_properties: show_hook.  Everybody who may read the
+ * setting (superusers and pg_read_all_settings members) sees property
+ * names and non-secret values; secret values are only ever in memory
+ * and in the configuration files.
+ */
+static const char *
+show_producer_properties(void)
+{
+	return producer_properties_shown ? producer_properties_shown : "";
+}
+
+/*
+ * check_producer_properties_file: any path is accepted at start-up and on
+ * reload (the relay reads and checks the file whenever it builds a
+ * producer, and reports problems in outbox.status); ALTER SYSTEM, which
+ * runs with in_alter_system set, reads and checks the file at once so
+ * that the operator sees a problem right away.
+ */
+static bool
+check_producer_properties_file(char **newval, void **extra, GucSource source)
+{
+	OutboxPropertyProblem problem;
+	List	   *props;
+
+	if (!in_alter_system || *newval == NULL || **newval == '\0')
+		return true;
+	if (!outbox_read_property_file(*newval, &props, &problem) ||
+		!outbox_check_properties(props, allow_unsafe_for_check(), &problem))
+	{
+		report_property_problem(&problem);
+		return false;
 	}
 	return true;
 }
@@ -174,32 +279,311 @@ outbox_name_in_list(List *names, const char *name)
 }
 
 /*
+ * allow_unsafe_for_check: the opt-out the check hooks judge by.  ALTER
+ * SYSTEM writes a value for the next reload, so it is judged by the
+ * opt-out as the configuration files set it, even if not reloaded yet;
+ * everything else by the current value.
+ */
+static bool
+allow_unsafe_for_check(void)
+{
+	return in_alter_system ? alter_system_allow_unsafe :
+		outbox_allow_unsafe_producer_properties;
+}
+
+/*
+ * pending_allow_unsafe: outbox_kafka.allow_unsafe_producer_properties as
+ * the next reload will set it: its last value in postgresql.conf (with
+ * includes) and postgresql.auto.conf, or the current value when the files
+ * do not set it (or cannot be read).
+ */
+static bool
+pending_allow_unsafe(void)
+{
+	ConfigVariable *head = NULL;
+	ConfigVariable *tail = NULL;
+	ConfigVariable *item;
+	bool		result = outbox_allow_unsafe_producer_properties;
+
+	if (ConfigFileName == NULL)
+		return result;
+	(void) ParseConfigFile(ConfigFileName, true, NULL, 0, 0, DEBUG2,
+						   &head, &tail);
+	(void) ParseConfigFile(PG_AUTOCONF_FILENAME, false, NULL, 0, 0, DEBUG2,
+						   &head, &tail);
+	for (item = head; item != NULL; item = item->next)
+	{
+		bool		value;
+
+		if (item->name != NULL && item->value != NULL &&
+			pg_strcasecmp(item->name, "outbox_kafka.allow_unsafe_producer_properties") == 0 &&
+			parse_bool(item->value, &value))
+			result = value;
+	}
+	FreeConfigVariables(head);
+	return result;
+}
+
+/*
+ * find_ci: strstr ignoring ASCII case.
+ */
+static const char *
+find_ci(const char *haystack, const char *needle)
+{
+	size_t		len = strlen(needle);
+
+	for (; *haystack; haystack++)
+	{
+		if (pg_strncasecmp(haystack, needle, len) == 0)
+			return haystack;
+	}
+	return NULL;
+}
+
+#define IS_IDENT_CHAR(c) \
+	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
+	 ((c) >= '0' && (c) <= '9') || (c) == '_' || (c) == '$' || \
+	 IS_HIGHBIT_SET(c))
+
+/*
+ * find_secret_mention: where text names outbox_kafka.producer_properties
+ * in any case, plain, quoted ("outbox_kafka"."producer_properties", or the
+ * whole name in one pair of quotes) or as a string; not
+ * producer_properties_file or allow_unsafe_producer_properties.  Returns
+ * the position just after the name (after a closing quote), or NULL.
+ */
+static const char *
+find_secret_mention(const char *text)
+{
+	static const char word[] = "producer_properties";
+	const char *p;
+
+	if (text == NULL || (p = find_ci(text, "outbox_kafka")) == NULL)
+		return NULL;
+	while ((p = find_ci(p, word)) != NULL)
+	{
+		const char *end = p + strlen(word);
+
+		if (!IS_IDENT_CHAR((unsigned char) p[-1]) &&
+			!IS_IDENT_CHAR((unsigned char) *end))
+		{
+			if (*end == '"' || *end == '\'')
+				end++;
+			return end;
+		}
+		p = end;
+	}
+	return NULL;
+}
+
+/*
+ * redact_after: text up to cut (the end of the setting's name), then
+ * "[value hidden]".  "parameter ... changed to ..." keeps "changed";
+ * text that ends with the name, or goes on with " cannot be ..." and no
+ * quote (PostgreSQL's "parameter ... cannot be changed now"), is kept
+ * whole.
+ */
+static char *
+redact_after(const char *text, const char *cut)
+{
+	size_t		keep = cut - text;
+
+	if (*cut == '\0' ||
+		(strncmp(cut, " cannot be ", 11) == 0 && strpbrk(cut, "'\"") == NULL))
+		return pstrdup(text);
+	if (strncmp(cut, " changed to ", 12) == 0)
+		keep += strlen(" changed");
+	return psprintf("%.*s [value hidden]", (int) keep, text);
+}
+
+/*
+ * hide_activity: replace the text pg_stat_activity shows for the current
+ * statement (visible to the same role and to pg_read_all_stats members)
+ * by the statement cut after the secret setting's name.
+ */
+static void
+hide_activity(const char *query)
+{
+	const char *cut = find_secret_mention(query);
+
+	if (MyBEEntry == NULL || query == NULL)
+		return;
+	pgstat_report_activity(MyBEEntry->st_state == STATE_DISABLED ?
+						   STATE_RUNNING : MyBEEntry->st_state,
+						   cut ? redact_after(query, cut) : "[statement hidden]");
+}
+
+/*
  * redact_secret_setting: emit_log_hook.  PostgreSQL logs "parameter ...
- * changed to ..." on every reload, and statements with their text; neither
- * may show outbox_kafka.producer_properties, which usually holds
- * credentials.  A message naming the setting is cut after the name, and
- * the statement is not printed with it.
+ * changed to ..." on every reload, statements with their text
+ * (log_statement, log_min_duration_statement, log_min_error_statement),
+ * bind parameters and errors that may quote the value; none may show
+ * outbox_kafka.producer_properties.  Any field naming the setting (in any
+ * case, quoted or not) is cut after the name, and the statement is not
+ * printed with a message while the statement names it.  The backend's
+ * pg_stat_activity entry is redacted at the same time.
  */
 static void
 redact_secret_setting(ErrorData *edata)
 {
-	static const char secret[] = "outbox_kafka.producer_properties";
-	const char *at;
+	const char *cut;
+	bool		secret = false;
 
-	if (edata->message != NULL && (at = strstr(edata->message, secret)) != NULL)
+	if (debug_query_string != NULL &&
+		find_secret_mention(debug_query_string) != NULL)
 	{
-		size_t		keep = (at - edata->message) + strlen(secret);
+		const char *near;
 
-		if (edata->message[keep] == '"')
-			keep++;
-		edata->message = psprintf("%.*s [value hidden]", (int) keep, edata->message);
-		edata->hide_stmt = true;
+		secret = true;
+		if (edata->elevel < PANIC)
+			hide_activity(debug_query_string);
+
+		/* the scanner and the parser quote the token they stopped at */
+		if (edata->sqlerrcode == ERRCODE_SYNTAX_ERROR &&
+			edata->message != NULL &&
+			(near = strstr(edata->message, " at or near ")) != NULL)
+			edata->message = psprintf("%.*s [statement hidden]",
+									  (int) (near - edata->message),
+									  edata->message);
 	}
-	if (debug_query_string != NULL && strstr(debug_query_string, secret) != NULL)
+	if ((cut = find_secret_mention(edata->message)) != NULL)
+	{
+		edata->message = redact_after(edata->message, cut);
+		secret = true;
+	}
+	if ((cut = find_secret_mention(edata->detail)) != NULL)
+	{
+		edata->detail = redact_after(edata->detail, cut);
+		secret = true;
+	}
+	if ((cut = find_secret_mention(edata->detail_log)) != NULL)
+	{
+		edata->detail_log = redact_after(edata->detail_log, cut);
+		secret = true;
+	}
+	if ((cut = find_secret_mention(edata->hint)) != NULL)
+	{
+		edata->hint = redact_after(edata->hint, cut);
+		secret = true;
+	}
+	if ((cut = find_secret_mention(edata->context)) != NULL)
+	{
+		edata->context = redact_after(edata->context, cut);
+		secret = true;
+	}
+	if ((cut = find_secret_mention(edata->internalquery)) != NULL)
+	{
+		edata->internalquery = redact_after(edata->internalquery, cut);
+		edata->internalpos = 0;
+		secret = true;
+	}
+	if (secret)
 		edata->hide_stmt = true;
 
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
+}
+
+/*
+ * utility_setting_name: the setting a SET, ALTER SYSTEM, ALTER ROLE ...
+ * SET or ALTER DATABASE ... SET statement names, or NULL.
+ */
+static const char *
+utility_setting_name(Node *stmt)
+{
+	VariableSetStmt *setstmt = NULL;
+
+	if (stmt == NULL)
+		return NULL;
+	if (IsA(stmt, VariableSetStmt))
+		setstmt = (VariableSetStmt *) stmt;
+	else if (IsA(stmt, AlterSystemStmt))
+		setstmt = ((AlterSystemStmt *) stmt)->setstmt;
+	else if (IsA(stmt, AlterRoleSetStmt))
+		setstmt = ((AlterRoleSetStmt *) stmt)->setstmt;
+	else if (IsA(stmt, AlterDatabaseSetStmt))
+		setstmt = ((AlterDatabaseSetStmt *) stmt)->setstmt;
+	return setstmt ? setstmt->name : NULL;
+}
+
+/*
+ * next_process_utility: run a utility statement through the hooks
+ * installed before ours, or the standard code; with alter_system, the
+ * check hooks run as for ALTER SYSTEM (see allow_unsafe_for_check and
+ * check_producer_properties_file).
+ */
+static void
+next_process_utility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc, bool alter_system)
+{
+	PG_TRY();
+	{
+		if (alter_system)
+			alter_system_allow_unsafe = pending_allow_unsafe();
+		in_alter_system = alter_system;
+		if (prev_process_utility_hook)
+			prev_process_utility_hook(pstmt, queryString, readOnlyTree,
+									  context, params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree,
+									context, params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		in_alter_system = false;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * outbox_process_utility: ProcessUtility_hook.
+ *
+ * A statement that sets outbox_kafka.producer_properties is redacted
+ * before it goes further: pg_stat_activity shows it cut after the
+ * setting's name, and the hooks after this one (pg_stat_statements, when
+ * it comes before outbox_kafka in shared_preload_libraries) get a query
+ * string of the same length with everything after the name blanked.
+ *
+ * ALTER SYSTEM SET outbox_kafka.producer_properties_file reads and checks
+ * the file in its check hook, so that a file the relay would refuse is
+ * refused at once; ALTER SYSTEM of either setting judges unsafe properties
+ * by the opt-out as the next reload will set it.
+ */
+static void
+outbox_process_utility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	const char *setting = utility_setting_name(pstmt->utilityStmt);
+	bool		alter_system = false;
+
+	if (setting != NULL && queryString != NULL &&
+		pg_strcasecmp(setting, SECRET_SETTING) == 0)
+	{
+		size_t		len = strlen(queryString);
+		const char *cut = find_secret_mention(queryString);
+		size_t		keep = cut ? (size_t) (cut - queryString) : 0;
+		char	   *blanked = palloc(len + 1);
+		const char *marker = " [value hidden]";
+		size_t		i;
+
+		memcpy(blanked, queryString, keep);
+		for (i = keep; i < len; i++)
+			blanked[i] = (i - keep < strlen(marker)) ? marker[i - keep] : ' ';
+		blanked[len] = '\0';
+		hide_activity(queryString);
+		queryString = blanked;
+	}
+	if (setting != NULL && IsA(pstmt->utilityStmt, AlterSystemStmt) &&
+		(pg_strcasecmp(setting, SECRET_FILE_SETTING) == 0 ||
+		 pg_strcasecmp(setting, SECRET_SETTING) == 0))
+		alter_system = true;
+
+	next_process_utility(pstmt, queryString, readOnlyTree, context,
+						 params, queryEnv, dest, qc, alter_system);
 }
 
 /*
@@ -227,14 +611,35 @@ define_settings(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	/* before producer_properties: its check hook reads this one */
+	DefineCustomBoolVariable("outbox_kafka.allow_unsafe_producer_properties",
+							 "Accept producer properties that break the relay's guarantees.",
+							 "With it on, producer properties such as acks=1 or enable.idempotence=false are accepted: events may be lost or reordered.",
+							 &outbox_allow_unsafe_producer_properties,
+							 false,
+							 PGC_SIGHUP,
+							 GUC_SUPERUSER_ONLY,
+							 NULL, NULL, NULL);
+
 	DefineCustomStringVariable("outbox_kafka.producer_properties",
 							   "librdkafka producer properties as key=value pairs separated by semicolons.",
-							   "They override the relay's defaults; the value is never shown to non-superusers or logged.",
+							   "They override the relay's defaults; secret values are shown masked and never logged.",
 							   &outbox_producer_properties,
 							   "",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   check_producer_properties, NULL, NULL);
+							   check_producer_properties,
+							   assign_producer_properties,
+							   show_producer_properties);
+
+	DefineCustomStringVariable("outbox_kafka.producer_properties_file",
+							   "File of librdkafka producer properties, one key=value per line, applied after producer_properties.",
+							   "Only the server's operating system user may be able to read it; keep credentials here.",
+							   &outbox_producer_properties_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   check_producer_properties_file, NULL, NULL);
 
 	DefineCustomIntVariable("outbox_kafka.batch_size",
 							"Maximum number of events read and produced per chunk.",
@@ -348,6 +753,8 @@ _PG_init(void)
 	outbox_loaded_at_startup = true;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = redact_secret_setting;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = outbox_process_utility;
 	outbox_shmem_install_hooks();
 	outbox_register_launcher();
 }
