@@ -132,7 +132,7 @@ sub new
 		rollback_pct => $o{rollback_pct} // 20,
 		pace_ms => $o{pace_ms} // 20,
 		pad => $o{pad} // 0,
-		name => "fs$instances",
+		name => basename($0, '.pl') . "_fs$instances",
 		pids => {},
 		spawned_at => {},
 		restarts => 0,
