@@ -96,6 +96,8 @@ my $r = $fs->verify(max_duplicates => 0, name => 'stalled topic');
 $r->{healthy_p99_base_ms} = sprintf('%.1f', 1000 * $p99_base);
 $r->{healthy_p99_stall_ms} = sprintf('%.1f', 1000 * $p99_stall);
 note 'figures: ' . FaultStream::figures($r);
+my @wrongly_held = grep { $_ ne $sick } keys %{ $fs->held_seen };
+is("@wrongly_held", '', 'no healthy topic was ever held aside');
 ok( $fs->wait_for(
 		sub {
 			$node->safe_psql('postgres', 'SELECT count(*) FROM outbox.held_topics') eq '0';

@@ -323,7 +323,36 @@ sub tick
 		}
 	}
 	$self->_read_consumer;
+	$self->_sample_held;
 	return;
+}
+
+# Every 500 ms, note which topics outbox.held_topics lists (when the view
+# exists): held_seen() tells whether a topic was ever held.
+sub _sample_held
+{
+	my ($self) = @_;
+	return if time() - ($self->{held_sampled_at} // 0) < 0.5;
+	$self->{held_sampled_at} = time();
+	my ($ret, $out) = $self->{node}->psql($self->{db},
+		"SELECT string_agg(topic, ' ') FROM outbox.held_topics");
+	return unless $ret == 0;
+	$self->{held_seen}{$_}++ for split / /, $out;
+	return;
+}
+
+=pod
+
+=item $fs->held_seen
+
+Hash: topic => how many samples found it in outbox.held_topics.
+
+=cut
+
+sub held_seen
+{
+	my ($self) = @_;
+	return $self->{held_seen} // {};
 }
 
 =pod
@@ -715,6 +744,7 @@ sub verify
 		$fig{recovery_s} = sprintf('%.2f', $last - $fo);
 	}
 	my @lat = $self->latencies;
+	$fig{topics_seen_held} = join(',', sort keys %{ $self->held_seen }) || 'none';
 	$fig{latency_p50_ms} = sprintf('%.1f', 1000 * percentile(0.50, @lat));
 	$fig{latency_p99_ms} = sprintf('%.1f', 1000 * percentile(0.99, @lat));
 	$fig{latency_max_ms} = sprintf('%.1f', 1000 * percentile(1, @lat));
