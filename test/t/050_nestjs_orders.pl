@@ -1,7 +1,8 @@
 # Copyright (c) 2026, outbox_kafka developers
 
 # The NestJS example (examples/nestjs-orders) end to end: a PostgreSQL node
-# with outbox_kafka publishing database "orders" and the mock Kafka broker;
+# with outbox_kafka publishing database "orders" to a real Apache Kafka
+# broker (RealKafka.pm; OUTBOX_NESTJS_BROKER=mock uses the mock broker);
 # the example's own `npm test` (Jest) then drives HTTP orders through the
 # outbox to its billing consumer: committed orders charged exactly once even
 # after a replay, rolled-back ones never, poison messages in the
@@ -19,6 +20,7 @@ use lib $FindBin::Bin;
 
 use IPC::Run;
 use OutboxKafkaTest;
+use RealKafka;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -52,10 +54,15 @@ unless (-d "$example/node_modules/\@nestjs/core")
 	  or diag $out;
 }
 
-my $mock = start_mock(topics => [ 'order.created:3', 'order.created.dlq:3' ]);
+my @topics = ('order.created:3', 'order.created.dlq:3');
+my $broker =
+  ($ENV{OUTBOX_NESTJS_BROKER} // 'real') eq 'mock'
+  ? start_mock(topics => \@topics)
+  : RealKafka->start(topics => \@topics);
+note 'broker: ' . ref($broker) . ' at ' . $broker->bootstrap;
 my $node = new_node(
 	'nestjs',
-	bootstrap => $mock->bootstrap,
+	bootstrap => $broker->bootstrap,
 	databases => 'orders',
 	poll_interval => '100ms');
 
@@ -66,7 +73,7 @@ local $ENV{PGDATABASE} = 'orders';
 local $ENV{PGUSER} = $node->safe_psql('postgres', 'SELECT current_user');
 delete local $ENV{DATABASE_URL};
 delete local $ENV{BILLING_DATABASE_URL};
-local $ENV{KAFKA_BROKERS} = $mock->bootstrap;
+local $ENV{KAFKA_BROKERS} = $broker->bootstrap;
 local $ENV{KAFKAJS_NO_PARTITIONER_WARNING} = '1';
 
 my $started = time();
@@ -90,5 +97,5 @@ is($st->{events_dead_lettered}, 0,
 	'the relay dead-lettered nothing (poison is the consumer\'s business)');
 
 $node->stop;
-$mock->stop;
+$broker->stop;
 done_testing();

@@ -33,6 +33,7 @@ import {
   setGroupOffsets,
   topicEnd,
   waitFor,
+  waitForGroupCoordinator,
 } from './support/kafka';
 
 /** progress lines with the time since start, on stderr (Jest keeps stdout for results) */
@@ -152,6 +153,7 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       // are not this test's business.
       topicStart = await topicEnd(kafka, ORDER_CREATED_TOPIC);
       dlqStart = await topicEnd(kafka, DLQ);
+      await waitForGroupCoordinator(kafka, groupId, ORDER_CREATED_TOPIC);
       await setGroupOffsets(kafka, groupId, ORDER_CREATED_TOPIC, topicStart);
       step('consumer group placed at the end of the topic');
 

@@ -55,6 +55,36 @@ export async function groupOffsets(
   }
 }
 
+/**
+ * Wait until the broker can serve consumer group `groupId`.  On a broker
+ * that has just started, the first group request creates the internal
+ * __consumer_offsets topic and is answered "coordinator is loading" for a
+ * while; a consumer that joins then may crash and restart.
+ */
+export async function waitForGroupCoordinator(
+  kafka: Kafka,
+  groupId: string,
+  topic: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await admin.fetchOffsets({ groupId, topics: [topic] });
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Commit `offsets` for `groupId` by joining it briefly (the group's consumers must be stopped). */
 export async function setGroupOffsets(
   kafka: Kafka,
