@@ -18,7 +18,8 @@
 # rebuild it (e.g. after a new point release).
 #
 # Where the sources come from:
-#   - Debian: trixie, trixie-updates, trixie-security (postgresql-17),
+#   - Debian: bookworm(-security) (postgresql-15), trixie, trixie-updates,
+#     trixie-security (postgresql-17),
 #     forky and sid (postgresql-18).  apt picks the newest version on offer.
 #   - postgresql-16 is in no current Debian suite (trixie shipped with 17;
 #     sid dropped 16 in 2024).  When Debian has no postgresql-MAJOR, the
@@ -47,8 +48,8 @@ majors=("$@")
 [ ${#majors[@]} -gt 0 ] || majors=(16 17 18)
 
 debian_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-debian_suites=(trixie trixie-updates forky sid)
-debian_security_suites=(trixie-security)
+debian_suites=(bookworm trixie trixie-updates forky sid)
+debian_security_suites=(bookworm-security trixie-security)
 ubuntu_suites=(noble noble-updates noble-security)
 
 # Uploads this suite was verified with, taken when the mirror no longer (or
