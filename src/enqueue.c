@@ -58,12 +58,42 @@ static void outbox_xact_callback(XactEvent event, void *arg);
 static int	current_event_table(void);
 static Oid	outbox_owner(void);
 static SPIPlanPtr insert_plan(int table_no);
+static char *printable(const char *s, int len);
 static bool is_ascii(const char *s, int len);
 static void utf8_error_context(void *arg);
 static int	utf8_length(const char *s, int len, const char *what);
 static Size validate_headers(Jsonb *headers);
 static Datum enqueue_common(FunctionCallInfo fcinfo, bytea *payload,
 							char payload_kind);
+
+/*
+ * printable: s (len bytes in the database encoding) for an error message:
+ * control characters, DEL and backslashes escaped as \xNN, so that a name
+ * a caller made up cannot forge lines in the server log or the client's
+ * output, and cut to at most 64 bytes of the name (on a character
+ * boundary) with "..." appended.  Returns a palloc'd string.
+ */
+static char *
+printable(const char *s, int len)
+{
+	StringInfoData buf;
+	int			shown = len > 64 ? pg_mbcliplen(s, len, 64) : len;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < shown; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			appendStringInfo(&buf, "\\x%02x", c);
+		else
+			appendStringInfoChar(&buf, (char) c);
+	}
+	if (shown < len)
+		appendStringInfoString(&buf, "...");
+	return buf.data;
+}
 
 /*
  * outbox_validate_topic: ERROR unless topic is a legal Kafka topic name:
@@ -88,7 +118,7 @@ outbox_validate_topic(const char *topic)
 	if (strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid topic name \"%s\"", topic),
+				 errmsg("invalid topic name \"%s\"", printable(topic, len)),
 				 errdetail("Kafka does not allow \".\" or \"..\" as a topic name.")));
 	for (p = topic; *p; p++)
 	{
@@ -98,7 +128,7 @@ outbox_validate_topic(const char *topic)
 			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid topic name \"%s\"", topic),
+					 errmsg("invalid topic name \"%s\"", printable(topic, len)),
 					 errdetail("Kafka topic names may contain only ASCII letters, digits, \".\", \"_\" and \"-\".")));
 	}
 }
@@ -281,7 +311,8 @@ validate_headers(Jsonb *headers)
 							   strlen(OUTBOX_RESERVED_HEADER_PREFIX)) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("header name \"%s\" is reserved", name),
+						 errmsg("header name \"%s\" is reserved",
+								printable(name, v.val.string.len)),
 						 errdetail("Header names starting with \"%s\" are set by the relay.",
 								   OUTBOX_RESERVED_HEADER_PREFIX)));
 			name_len = utf8_length(v.val.string.val, v.val.string.len,
@@ -300,7 +331,7 @@ validate_headers(Jsonb *headers)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("value of header \"%s\" must be a string or null",
-								name ? name : ""),
+								name ? printable(name, strlen(name)) : ""),
 						 errhint("Convert numbers and other values to strings, for example with to_jsonb(value::text).")));
 		}
 	}

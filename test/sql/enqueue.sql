@@ -66,6 +66,14 @@ SELECT CASE WHEN t ~ '^[ -~]*$' THEN t ELSE '(non-ASCII)' END AS topic,
 SELECT length(t) AS topic_length,
        pg_temp.sqlstate_of(format('SELECT outbox.enqueue(%L, %L::text)', t, 'x'))
   FROM unnest(ARRAY[repeat('a', 250), repeat('b', 1000)]) AS t;
+-- names in messages: control characters and backslashes escaped, cut after
+-- 64 bytes, so that a made-up name cannot forge a log line
+SELECT pg_temp.sqlstate_of(format('SELECT outbox.enqueue(%L, %L::text)',
+                                  E'a\nLOG:  forged\\', 'x')) AS newline_topic;
+SELECT pg_temp.sqlstate_of(format('SELECT outbox.enqueue(%L, %L::text)',
+                                  repeat('é', 40) || ' ', 'x')) AS long_topic;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('t', 'x'::text, headers => jsonb_build_object(E'outbox-\r\nx', 'v'))$$) AS reserved_header;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('t', 'x'::text, headers => jsonb_build_object(E'h\t\u007f', 1))$$) AS bad_value_header;
 -- legal names
 SELECT outbox.enqueue(repeat('x', 249), 'longest'::text) AS id_249;
 SELECT outbox.enqueue('a', 'x'::text) AS id_a,

@@ -48,9 +48,13 @@ my $consumer = File::Spec->catfile($PostgreSQL::Test::Utils::tmp_check, 'fuzz_co
 my @valid_topics = ('T', '_', '-', '...', 'f.Topic_9-x', 'f.' . ('t' x 247));
 my @classes = qw(topic key hdr json text bytea size tomb);
 my %class_topic = map { $_ => "f.$_" } @classes;
-# eight partitions a class: the mock keeps at most 5 MiB per partition
+# eight partitions a class, sixteen for the large events of "size": the mock
+# keeps at most 5 MiB per partition and silently drops older data
 my $mock = start_mock(
-	topics => [ (map { "$_:1" } @valid_topics), (map { "$class_topic{$_}:8" } @classes) ]);
+	topics => [
+		(map { "$_:1" } @valid_topics),
+		(map { "$class_topic{$_}:" . ($_ eq 'size' ? 16 : 8) } @classes)
+	]);
 my $node = new_node(
 	'fuzz',
 	bootstrap => $mock->bootstrap,
@@ -352,7 +356,8 @@ foreach (1 .. 1000)    # raw bytes
 foreach (1 .. 800)    # around the size limit
 {
 	my %e = (class => 'size', kind => pick(qw(jsonb text bytea)),
-		key => pick(undef, rand_ustr(20)), headers => pick(undef, '{}', rand_headers()));
+		key => rand_ustr(20), headers => pick(undef, '{}', rand_headers()));
+	# a key spreads them over the partitions (null keys stick to one a while)
 	$e{pad_char} = pick('s', 's', 'é', '中', "\x{1F600}");
 	$e{payload} = $e{kind} eq 'jsonb' ? '{"p": "@PAD@"}' : '@PAD@';
 	my $used = $overhead + length($e{key} // '') + length($e{headers} // '') + 9;
@@ -499,6 +504,10 @@ foreach my $line (split /\n/,
 is($unclear, 0,
 	'every refusal has an expected SQLSTATE (22004, 22023, 54000, 22021, 22P05 at enqueue)');
 cmp_ok($delivered_n, '>', $n_inputs / 2, "$delivered_n inputs accepted");
+# a name the caller made up must not forge lines in the log or the client
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM fuzz_out WHERE stage = 'enqueue' AND message ~ '[\\x01-\\x1f\\x7f]'"),
+	'0', 'no error message of enqueue carries control characters from the input');
 
 # --- no crash -------------------------------------------------------------------------
 # every accepted event acknowledged (also those of topics the relay held
