@@ -30,6 +30,8 @@ my $example = abs_path("$FindBin::Bin/../../examples/nestjs-orders");
 plan skip_all => 'npm is not installed (test/install_deps.sh installs it)'
   unless grep { -x "$_/npm" } split /:/, $ENV{PATH};
 
+note 'Node.js ' . `node --version 2>&1` . 'npm ' . `npm --version 2>&1`;
+
 # npm and Jest must not write into the home directory of the test user
 my $tmp = PostgreSQL::Test::Utils::tempdir('nestjs');
 local $ENV{npm_config_cache} = "$tmp/npm-cache";

@@ -193,6 +193,8 @@ is(metric_until('outbox_kafka_dead_letters', 'inventory', sub { $_[0] >= 1 }), 1
 	'dead_letters is 1 for inventory');
 is(metric('outbox_kafka_events_dead_lettered_total', 'inventory'), 1,
 	'events_dead_lettered_total is 1 for inventory');
+cmp_ok(metric('outbox_kafka_events_failed_total', 'inventory'), '>=', 1,
+	'events_failed_total counts the refused delivery');
 cmp_ok(metric('outbox_kafka_last_error_timestamp_seconds', 'inventory'), '>', 0,
 	'last_error_timestamp_seconds is set for inventory');
 is(metric('outbox_kafka_dead_letters', 'orders'), 0, 'orders has no dead letters');
