@@ -85,7 +85,7 @@ sub rand_cp
 		do { $cp = 0x100 + int(rand(0xFF00)) } while $cp >= 0xD800 && $cp <= 0xDFFF;
 		return $cp;
 	}
-	my $plane = pick(1, 2, 3, 14, 15, 16);                      # astral planes
+	my $plane = 1 + int(rand(16));                              # astral planes, all
 	return pick($plane * 0x10000, $plane * 0x10000 + 0xFFFF,
 		$plane * 0x10000 + int(rand(0x10000)));
 }
@@ -230,8 +230,11 @@ foreach (1 .. 1600)    # keys
 	elsif ($r < 0.25) { $e{key} = pick(@invalid_utf8); }
 	elsif ($r < 0.35)
 	{
-		$e{key} = bytes_of(chr(pick(0xFFFF, 0xFFFE, 0x10000, 0x1F511, 0x20000, 0x2FFFF, 0x30000,
-			0xE0001, 0xF0000, 0xFFFFD, 0x100000, 0x10FFFF, 0x7F, 0x80, 0x1)));
+		# a character of any plane, at its start, end or anywhere (a
+		# surrogate of plane 0 is refused as invalid UTF-8)
+		my $plane = int(rand(17));
+		$e{key} = bytes_of(chr(pick(0x7F, 0x80, 0x1, 0xFFFE, 0xFFFF, 0x1F511, 0xE0001,
+			$plane * 0x10000 + pick(0, 0xFFFF, 0xFFFD, int(rand(0x10000))))));
 	}
 	elsif ($r < 0.45)
 	{
