@@ -79,7 +79,11 @@ ok(wait_until_published($node, 'postgres', 1),
 	'events flow with properties from the setting and from the file');
 my @msgs = consume_all($mock->bootstrap, $topic);
 is(scalar(@msgs), 1, 'the event reached Kafka');
-ok( $node->wait_for_log(qr/client\.id = outbox;semi#colon/),
+# (the configuration is printed when the producer is built, before the
+# event above could be published)
+ok( poll_until(
+		sub { slurp_file($node->logfile) =~ /client\.id = outbox;semi#colon/ },
+		10),
 	'a value with ";" and "#" from the file reached librdkafka whole');
 
 # --- what a pg_monitor member sees ----------------------------------------------
