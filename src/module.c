@@ -32,6 +32,7 @@
 #include "utils/varlena.h"
 
 #include "outbox_kafka.h"
+#include "pg_compat.h"
 #include "producer_config.h"
 #include "relay.h"
 
@@ -170,7 +171,7 @@ check_producer_properties(char **newval, void **extra, GucSource source)
 	}
 
 	shown = outbox_mask_property_list(*newval);
-	copy = malloc(strlen(shown) + 1);
+	copy = guc_malloc(LOG, strlen(shown) + 1);
 	if (copy == NULL)
 	{
 		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
