@@ -199,5 +199,48 @@ foreach my $msg (@messages)
 	like($ref, qr/$re/, "sql-reference.md documents the error \"$shown\"");
 }
 
+# --- relative links between the pages resolve --------------------------------
+
+# GitHub's anchor of a heading
+sub slug
+{
+	my ($h) = @_;
+	$h = lc $h;
+	$h =~ s/[^a-z0-9 _-]//g;
+	$h =~ s/ /-/g;
+	return $h;
+}
+my %anchors;
+foreach my $path (@files)
+{
+	my $text = slurp_text($path);
+	$text =~ s/^```.*?^```//msg;    # no headings inside code blocks
+	$anchors{$path} = { map { slug($_) => 1 } ($text =~ /^#+\s+(.+?)\s*$/mg) };
+}
+foreach my $path (@files)
+{
+	my $file = File::Spec->abs2rel($path, $top);
+	my $text = slurp_text($path);
+	$text =~ s/^\s*```.*?^\s*```//msg;
+	while ($text =~ /\]\(([^)\s]+)\)/g)
+	{
+		my $link = $1;
+		next if $link =~ m{^[a-z]+://} || $link =~ /^mailto:/;
+		my ($target, $anchor) = split /#/, $link, 2;
+		my $dest = $target eq '' ? $path
+		  : File::Spec->rel2abs($target, dirname($path));
+		ok(-e $dest, "$file: link $link points to an existing file")
+		  or next;
+		next unless defined $anchor && $dest =~ /\.md$/;
+		$anchors{$dest} //= do
+		{
+			my $t = slurp_text($dest);
+			$t =~ s/^```.*?^```//msg;
+			{ map { slug($_) => 1 } ($t =~ /^#+\s+(.+?)\s*$/mg) };
+		};
+		ok($anchors{$dest}->{$anchor}, "$file: link $link points to an existing heading");
+	}
+}
+
 $node->stop;
 done_testing();
