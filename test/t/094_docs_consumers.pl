@@ -147,9 +147,9 @@ SKIP:
 		open(my $fh, '>', $file) or die;
 		print $fh $code;
 		close $fh;
-		my $out = '';
-		my $h = IPC::Run::start([ 'node', $file ], '<', \undef, '>&', \$out);
-		return ($h, \$out);
+		my $log = "$file.log";
+		my $h = IPC::Run::start([ 'node', $file ], '<', \undef, '>&', $log);
+		return ($h, $log);
 	};
 
 	$node->safe_psql('postgres', q{
@@ -163,7 +163,7 @@ SKIP:
 	ok( $node->poll_query_until('billing',
 			'SELECT count(*) = 6 FROM processed_events'),
 		'the kafkajs consumer records every outbox-id, the tombstone included')
-	  or diag $$out;
+	  or diag slurp_text($out);
 	is($node->safe_psql('billing',
 			q{SELECT string_agg(order_id || ':' || amount, ' ' ORDER BY order_id) FROM charges}),
 		'1:10 2:20 3:30 4:40 5:50', 'and charges each order once (none for the tombstone)');
@@ -175,10 +175,53 @@ SKIP:
 		SELECT outbox.enqueue('order.created', '{"orderId": 6, "amount": 60}'::jsonb, key => '6')});
 	ok( $node->poll_query_until('billing', 'SELECT count(*) = 6 FROM charges'),
 		'replayed: the new order is charged after every older message was seen again')
-	  or diag $$out;
+	  or diag slurp_text($out);
 	is($node->safe_psql('billing', 'SELECT count(*) FROM processed_events'),
 		'7', 'each outbox-id recorded once');
-	ok($h->pumpable, 'the consumer took the redeliveries without failing') or diag $$out;
+	ok($h->pumpable, 'the consumer took the redeliveries without failing') or diag slurp_text($out);
+	$h->kill_kill(grace => 1);
+}
+
+# --- the confluent-kafka (librdkafka) consumer of the page ---------------------
+
+my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3';
+SKIP:
+{
+	skip 'python3-confluent-kafka and python3-psycopg are not installed', 3
+	  unless system($python, '-c', 'import confluent_kafka, psycopg') == 0;
+
+	my $doc = slurp_text("$top/docs/consumers.md");
+	my ($py) = $doc =~ /^```python\n(.*?)^```/ms;
+	my ($sql) = $doc =~ /^```sql\n(CREATE TABLE processed_events.*?)^```/ms;
+	ok($py, 'consumers.md has the confluent-kafka consumer');
+
+	$node->safe_psql('postgres', 'CREATE DATABASE billing_py');
+	$node->safe_psql('billing_py', $sql);
+	$node->safe_psql('billing_py', 'TRUNCATE processed_events, charges');
+
+	my $bootstrap = $mock->bootstrap;
+	(my $code = $py) =~ s/"kafka1:9092"/"$bootstrap"/g;
+	# a group of its own: the kafkajs runs above committed "billing"'s offsets
+	$code =~ s/"group.id": "billing"/"group.id": "billing-python"/;
+	my $file = PostgreSQL::Test::Utils::tempdir('consumer_py') . '/consumer.py';
+	open(my $fh, '>', $file) or die;
+	print $fh $code;
+	close $fh;
+
+	local $ENV{PGHOST} = $node->host;
+	local $ENV{PGPORT} = $node->port;
+	local $ENV{PGDATABASE} = 'billing_py';
+	local $ENV{PGUSER} = $node->safe_psql('postgres', 'SELECT current_user');
+	my $log = "$file.log";
+	my $h = IPC::Run::start([ $python, $file ], '<', \undef, '>&', $log);
+	# the topic holds orders 1..6 (twice charged by nobody) and a tombstone
+	ok( $node->poll_query_until('billing_py',
+			'SELECT count(*) = 7 FROM processed_events'),
+		'the confluent-kafka consumer records every outbox-id')
+	  or diag slurp_text($log);
+	is($node->safe_psql('billing_py',
+			q{SELECT string_agg(order_id || ':' || amount, ' ' ORDER BY order_id) FROM charges}),
+		'1:10 2:20 3:30 4:40 5:50 6:60', 'and charges each order once');
 	$h->kill_kill(grace => 1);
 }
 
