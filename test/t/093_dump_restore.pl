@@ -130,8 +130,8 @@ cmp_ok($old_txid, '>', $new_xmax,
 	"the old transaction ids ($old_txid) are ahead of the new cluster's ($new_xmax)");
 is($new->safe_psql('plain', 'SELECT events FROM outbox.open_batch()'),
 	'0', 'so the new relay publishes none of them yet');
-is($new->safe_psql('plain', 'SELECT pending_events FROM outbox.status'),
-	'3', 'while outbox.status counts them as pending');
+cmp_ok($new->safe_psql('plain', 'SELECT pending_events FROM outbox.status'),
+	'>=', 3, 'while outbox.status counts them as pending');
 # an event enqueued in the new cluster goes out before them
 $new->safe_psql('plain', "SELECT outbox.enqueue('t.a', 'e7', key => 'k1')");
 $new->safe_psql('plain', 'SELECT outbox.open_batch()');
