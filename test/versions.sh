@@ -11,7 +11,7 @@
 # `apt-get source` through a private apt configuration (its own
 # sources.list, state and cache under $OUTBOX_PG_CACHE/apt-*; the machine's
 # apt configuration is never read for sources nor changed), configure it with
-# --enable-tap-tests, build it under `nice -n 19` with `make -j2`, and install
+# --enable-tap-tests, build it and contrib under `nice -n 19` with `make -j2`, and install
 # it to $OUTBOX_PG_CACHE/postgresql-MAJOR.  Then run
 #   PG_CONFIG=$OUTBOX_PG_CACHE/postgresql-MAJOR/bin/pg_config bash test/run.sh
 # and print one result line per version.  Delete $OUTBOX_PG_CACHE/postgresql-MAJOR to
@@ -166,7 +166,8 @@ build_pg() {
     # 50-per-version-dirs.patch sets pkglibdir to /usr/lib/postgresql/MAJOR/lib,
     # outside the prefix, and `make install` would write into the system.
     local major=$1 prefix=$cache/postgresql-$1 conf dl src log dsc url check=--no-check
-    if [ -x "$prefix/bin/pg_config" ] && [ -f "$prefix/.outbox_kafka_built" ]; then
+    # "with contrib": builds of an earlier version of this script lacked it
+    if [ -x "$prefix/bin/pg_config" ] && grep -qs 'with contrib' "$prefix/.outbox_kafka_built"; then
         echo "== PostgreSQL $major: cached in $prefix ($(cat "$prefix/.outbox_kafka_built"))"
         return 0
     fi
@@ -198,24 +199,29 @@ build_pg() {
     echo "== PostgreSQL $major: building $(basename "$dsc" .dsc) into $prefix (log: $dl/build.log)"
 
     log=$dl/build.log
-    rm -rf "$prefix"
     # Debian's own configure options for the libraries our tests touch;
     # nothing else (no LLVM, PL languages, LDAP ...) is needed here.
+    # (&&, not set -e: errexit does not apply on the left of ||)
     (
-        cd "$src"
+        cd "$src" &&
         # shellcheck disable=SC2086
         nice -n 19 ./configure --prefix="$prefix" --enable-tap-tests --enable-debug \
             --with-openssl --with-icu --with-readline --with-zlib \
-            ${OUTBOX_PG_CONFIGURE:-} >"$log" 2>&1
-        nice -n 19 make -j2 -s >>"$log" 2>&1
-        nice -n 19 make -s install >>"$log" 2>&1
+            ${OUTBOX_PG_CONFIGURE:-} >"$log" 2>&1 &&
+        # contrib too: the tests use pg_stat_statements, and like an installed
+        # Debian PostgreSQL any contrib module may be used
+        nice -n 19 make -j2 -s >>"$log" 2>&1 &&
+        nice -n 19 make -C contrib -j2 -s >>"$log" 2>&1 &&
+        rm -rf "$prefix" &&
+        nice -n 19 make -s install >>"$log" 2>&1 &&
+        nice -n 19 make -C contrib -s install >>"$log" 2>&1 &&
         case $("$prefix/bin/pg_config" --pkglibdir) in
             "$prefix"/*) ;;
             *) echo "pkglibdir outside $prefix" >>"$log"; exit 1 ;;
         esac
     ) || { echo "build of PostgreSQL $major failed; last lines of $log:" >&2; tail -n 40 "$log" >&2; return 1; }
     chmod -R a+rX "$prefix"
-    echo "$(basename "$dsc" .dsc) ${OUTBOX_PG_CONFIGURE:-}" >"$prefix/.outbox_kafka_built"
+    echo "$(basename "$dsc" .dsc) with contrib ${OUTBOX_PG_CONFIGURE:-}" >"$prefix/.outbox_kafka_built"
     rm -rf "$src"   # keep the downloaded package and the log, not the build tree
 }
 
