@@ -528,6 +528,9 @@ BEGIN
            AND NOT pg_visible_in_snapshot(e.txid, st.prev_tick)
          ORDER BY e.id LIMIT 1;
     END IF;
+    -- events waiting in the queues of held topics are not in Kafka either
+    pending_events := pending_events + held_events;
+    pending_events_exact := pending_events_exact AND held_events < cap;
 END
 $$;
 

@@ -27,6 +27,7 @@
 
 #include "catalog/pg_type.h"
 #include "utils/datetime.h"
+#include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/jsonb.h"
@@ -38,6 +39,10 @@
 /* Log lines kept between two polls; more are counted as dropped. */
 #define LOG_RING_SIZE	64
 #define LOG_LINE_LEN	512
+/* Longest wait for a new topic's metadata (see learn_topic). */
+#define TOPIC_METADATA_MS	500
+/* How often the metadata of a topic in error is asked for again. */
+#define TOPIC_RECHECK_MS	500
 
 typedef struct LogLine
 {
@@ -53,10 +58,10 @@ struct OutboxProducer
 								 * queue gets something to serve */
 	bool		fatal;			/* error_cb saw RD_KAFKA_RESP_ERR__FATAL */
 	bool		brokers_down;	/* all brokers down since last delivery */
-	uint64		acks;			/* messages acknowledged so far */
 	int			last_error;		/* last error_cb code, 0 if none since the
 								 * last acknowledgement */
 	char		last_error_text[256];
+	HTAB	   *topics;			/* topics this producer has produced to */
 	pthread_mutex_t log_lock;	/* log_cb might run on another thread */
 	int			nlogs;
 	int			dropped_logs;
@@ -70,6 +75,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 				   const char *buf);
 static rd_kafka_headers_t *build_headers(OutboxEvent *event);
 static void enable_wake_fd(OutboxProducer *producer);
+static int	learn_topic(OutboxProducer *producer, const char *topic);
 static void emit_logs(OutboxProducer *producer);
 
 /*
@@ -89,7 +95,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 		event->delivery = OUTBOX_DELIVERY_ACKED;
 		producer->brokers_down = false;
 		producer->last_error = 0;
-		producer->acks++;
+		event->chunk->acked++;
 	}
 	else
 	{
@@ -112,6 +118,16 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		producer->fatal = true;
 	else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
 		producer->brokers_down = true;
+
+	/*
+	 * Keep the error that says most: a cluster-wide cause (credentials,
+	 * TLS, cluster ACLs) is not replaced by the "all brokers are down" or
+	 * transport errors that follow from it.
+	 */
+	if (producer->last_error != 0 &&
+		outbox_classify_error(producer->last_error) == OUTBOX_ERROR_CLUSTER &&
+		outbox_classify_error(err) != OUTBOX_ERROR_CLUSTER)
+		return;
 	producer->last_error = err;
 	strlcpy(producer->last_error_text, reason ? reason : "",
 			sizeof(producer->last_error_text));
@@ -265,6 +281,8 @@ outbox_producer_destroy(OutboxProducer *producer, int flush_ms)
 	rd_kafka_poll(producer->rk, 0);
 	emit_logs(producer);
 	rd_kafka_destroy_flags(producer->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (producer->topics != NULL)
+		hash_destroy(producer->topics);
 	if (producer->wake_fds[0] >= 0)
 	{
 		close(producer->wake_fds[0]);
@@ -331,10 +349,21 @@ int
 outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 					 OutboxEvent *event)
 {
-	rd_kafka_headers_t *hdrs = build_headers(event);
+	rd_kafka_headers_t *hdrs;
 	rd_kafka_resp_err_t err;
 
 	event->chunk = chunk;
+
+	/* a topic the cluster says it does not have (or lets us not see) */
+	err = learn_topic(producer, event->topic);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		event->delivery = OUTBOX_DELIVERY_FAILED;
+		event->error = err;
+		return err;
+	}
+
+	hdrs = build_headers(event);
 	event->delivery = OUTBOX_DELIVERY_IN_FLIGHT;
 	event->attempts++;
 	chunk->in_flight++;
@@ -357,6 +386,75 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 		chunk->in_flight--;
 	}
 	return err;
+}
+
+/* What this producer knows of a topic it produced to. */
+typedef struct KnownTopic
+{
+	char		name[OUTBOX_MAX_TOPIC_LEN + 1];	/* hash key */
+	int			error;			/* topic error in the last metadata seen */
+	TimestampTz checked_at;		/* when that metadata was fetched */
+} KnownTopic;
+
+/*
+ * learn_topic: the error the cluster reports for topic (unknown topic, not
+ * authorised...), or 0.  The first time this producer produces to topic it
+ * asks the cluster for the topic's metadata at once (waiting at most
+ * TOPIC_METADATA_MS): librdkafka would otherwise leave the first messages
+ * of a new topic waiting for its next periodic metadata refresh, about a
+ * second, on every start and for every new topic, and would keep the
+ * messages of an unknown topic for topic.metadata.propagation.max.ms before
+ * failing them.  A topic in error is asked about again at most every
+ * TOPIC_RECHECK_MS.
+ */
+static int
+learn_topic(OutboxProducer *producer, const char *topic)
+{
+	bool		found;
+	KnownTopic *known;
+	rd_kafka_topic_t *rkt;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+	TimestampTz now;
+
+	if (producer->topics == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = OUTBOX_MAX_TOPIC_LEN + 1;
+		ctl.entrysize = sizeof(KnownTopic);
+		ctl.hcxt = TopMemoryContext;
+		producer->topics = hash_create("outbox_kafka producer topics", 64, &ctl,
+									   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	if (strlen(topic) > OUTBOX_MAX_TOPIC_LEN)
+		return 0;				/* refused by librdkafka anyway */
+	known = hash_search(producer->topics, topic, HASH_ENTER, &found);
+	now = GetCurrentTimestamp();
+	if (found && (known->error == 0 ||
+				  !TimestampDifferenceExceeds(known->checked_at, now, TOPIC_RECHECK_MS)))
+		return known->error;
+
+	known->error = 0;
+	known->checked_at = now;
+	rkt = rd_kafka_topic_new(producer->rk, topic, NULL);
+	if (rkt == NULL)
+		return 0;
+	err = rd_kafka_metadata(producer->rk, 0, rkt, &md, TOPIC_METADATA_MS);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md != NULL && md->topic_cnt == 1)
+	{
+		rd_kafka_resp_err_t terr = md->topics[0].err;
+
+		/* only what the cluster says of the topic itself; not timeouts */
+		if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+			terr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+			terr == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION)
+			known->error = terr;
+	}
+	if (md != NULL)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return known->error;
 }
 
 /*
@@ -387,16 +485,6 @@ int
 outbox_producer_wake_fd(OutboxProducer *producer)
 {
 	return producer->wake_fds[0];
-}
-
-/*
- * outbox_producer_acks: how many messages this producer has had
- * acknowledged; progress of the cluster as a whole.
- */
-uint64
-outbox_producer_acks(OutboxProducer *producer)
-{
-	return producer->acks;
 }
 
 /*

@@ -47,6 +47,7 @@ static bool chunk_durable(OutboxChunk *chunk);
 static void settle_failures(OutboxChunk *chunk);
 static void hold_topic_in_chunk(OutboxChunk *chunk, const char *topic);
 static long check_stall(OutboxChunk *chunk);
+static void note_chunk_done(OutboxChunk *chunk);
 static void read_ahead(void);
 
 /*
@@ -229,7 +230,8 @@ relay_produce(OutboxChunk *chunk)
 	if (any)
 	{
 		chunk->produced_at = GetCurrentTimestamp();
-		chunk->acks_at_produce = outbox_producer_acks(relay.producer);
+		chunk->acked = 0;
+		chunk->evidence_at = 0;
 	}
 	return err;
 }
@@ -369,11 +371,14 @@ settle_failures(OutboxChunk *chunk)
 
 /*
  * check_stall: events of the chunk have been in flight for longer than
- * outbox_kafka.stall_timeout.  If the cluster otherwise answers (other
- * messages were acknowledged meanwhile, or a metadata request succeeds),
- * the stalled topics are held aside so that every other topic flows;
- * otherwise the whole cluster is in trouble: say so, and wait.  Returns
- * how long to wait before looking again.
+ * outbox_kafka.stall_timeout.  Once the cluster has been seen answering
+ * while they wait (other events of the chunk acknowledged, or a metadata
+ * request succeeding) and they are still unacknowledged stall_timeout
+ * later, their topics are held aside so that every other topic flows.
+ * Until then the whole cluster is down or slow (or just back from an
+ * outage, with acknowledgements on their way): say so, and wait; holding
+ * topics then would only send events on a detour.  Returns how long to
+ * wait before looking again.
  */
 static long
 check_stall(OutboxChunk *chunk)
@@ -381,32 +386,39 @@ check_stall(OutboxChunk *chunk)
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz stalled_at = TimestampTzPlusMilliseconds(chunk->produced_at,
 														 outbox_stall_timeout_ms);
-	bool		answers;
 	char		errbuf[256];
 	int			err;
 	int			i;
 
+	if (chunk->acked > 0 && chunk->evidence_at == 0)
+		chunk->evidence_at = now;
 	if (now < stalled_at)
 		return Max(TimestampDifferenceMilliseconds(now, stalled_at), 1);
 
-	answers = outbox_producer_acks(relay.producer) > chunk->acks_at_produce;
-	if (!answers && TimestampDifferenceExceeds(relay.stall_probed_at, now,
-											   outbox_stall_timeout_ms))
+	if (chunk->evidence_at == 0 &&
+		TimestampDifferenceExceeds(relay.stall_probed_at, now, outbox_stall_timeout_ms))
 	{
 		relay.stall_probed_at = now;
-		answers = outbox_producer_cluster_answers(relay.producer, STALL_PROBE_MS);
+		if (outbox_producer_cluster_answers(relay.producer, STALL_PROBE_MS))
+			chunk->evidence_at = GetCurrentTimestamp();
 	}
-	if (!answers)
+	if (chunk->evidence_at == 0 ||
+		!TimestampDifferenceExceeds(chunk->evidence_at, now, outbox_stall_timeout_ms))
 	{
 		err = outbox_producer_last_error(relay.producer, errbuf, sizeof(errbuf));
 		relay_enter_state(err != 0 &&
 						  outbox_classify_error(err) == OUTBOX_ERROR_CLUSTER ?
 						  OUTBOX_STATE_MISCONFIGURED : OUTBOX_STATE_BROKER_UNREACHABLE,
 						  WARNING,
-						  psprintf("%d event(s) unacknowledged for %ld ms; the Kafka cluster does not answer%s%s",
+						  psprintf("%d event(s) unacknowledged for %ld ms; the Kafka cluster does not answer, or answers slowly%s%s",
 								   chunk->in_flight,
 								   (long) TimestampDifferenceMilliseconds(chunk->produced_at, now),
 								   err != 0 ? ": " : "", err != 0 ? errbuf : ""));
+		relay.slow = true;
+		if (chunk->evidence_at != 0)
+			return Max(TimestampDifferenceMilliseconds(now,
+													   TimestampTzPlusMilliseconds(chunk->evidence_at,
+																				   outbox_stall_timeout_ms)), 1);
 		return Min(outbox_stall_timeout_ms, 1000);
 	}
 
@@ -423,6 +435,34 @@ check_stall(OutboxChunk *chunk)
 		hold_topic_in_chunk(chunk, event->topic);
 	}
 	return 0;
+}
+
+/*
+ * note_chunk_done: the chunk is done: if its acknowledgements took longer
+ * than stall_timeout the cluster is slow, which outbox.status says until a
+ * chunk goes through promptly again.
+ */
+static void
+note_chunk_done(OutboxChunk *chunk)
+{
+	long		took;
+
+	if (chunk->produced_at == 0)
+		return;
+	took = TimestampDifferenceMilliseconds(chunk->produced_at, GetCurrentTimestamp());
+	if (took > outbox_stall_timeout_ms)
+	{
+		relay.slow = true;
+		relay_enter_state(OUTBOX_STATE_PUBLISHING, WARNING,
+						  psprintf("the cluster is slow: the last %d event(s) took %ld ms to be acknowledged (\"outbox_kafka.stall_timeout\" is %d ms)",
+								   chunk->nevents, took, outbox_stall_timeout_ms));
+	}
+	else if (relay.slow)
+	{
+		relay.slow = false;
+		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
+		outbox_slot_clear_error(relay.slot);
+	}
 }
 
 /*
@@ -484,8 +524,12 @@ relay_publish(void)
 	}
 
 	/* the chunk is done (or empty): record it and fetch the next one */
-	if (chunk->nevents > 0 && relay.state != OUTBOX_STATE_PUBLISHING)
-		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
+	if (chunk->nevents > 0)
+	{
+		if (relay.state != OUTBOX_STATE_PUBLISHING)
+			relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
+		note_chunk_done(chunk);
+	}
 	relay.backoff_ms = 0;
 	relay.retry_at = 0;
 	relay_record_progress(true);
@@ -494,6 +538,7 @@ relay_publish(void)
 	{
 		relay_flush_progress();
 		relay_enter_state(OUTBOX_STATE_IDLE, DEBUG1, NULL);
+		/* a slow cluster stays reported while idle: nothing proved it fast */
 		return outbox_poll_interval_ms;
 	}
 	if (relay.state != OUTBOX_STATE_PUBLISHING)

@@ -70,7 +70,11 @@ struct OutboxChunk
 	int			in_flight;		/* produced, awaiting delivery reports */
 	int			recorded;		/* head of events already recorded */
 	TimestampTz produced_at;	/* when events were last handed over */
-	uint64		acks_at_produce;	/* producer's acks then */
+	int			acked;			/* events acknowledged since produced */
+	TimestampTz evidence_at;	/* when the cluster was first seen
+								 * answering while events of this chunk
+								 * were in flight (an ack of it, or a
+								 * metadata probe); 0 if not yet */
 	XLogRecPtr	durable_lsn;	/* publish only once WAL is flushed (and,
 								 * if asked, confirmed by standbys) to here */
 	char	   *lane_topic;		/* held lane: the topic it serves */
@@ -127,7 +131,6 @@ extern int	outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 								 OutboxEvent *event);
 extern void outbox_producer_serve(OutboxProducer *producer);
 extern int	outbox_producer_wake_fd(OutboxProducer *producer);
-extern uint64 outbox_producer_acks(OutboxProducer *producer);
 extern int	outbox_producer_last_error(OutboxProducer *producer, char *errbuf,
 									   size_t errbuf_size);
 extern bool outbox_producer_cluster_answers(OutboxProducer *producer,

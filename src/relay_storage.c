@@ -185,6 +185,8 @@ outbox_chunk_reset(OutboxChunk *chunk)
 	chunk->in_flight = 0;
 	chunk->recorded = 0;
 	chunk->produced_at = 0;
+	chunk->acked = 0;
+	chunk->evidence_at = 0;
 	chunk->durable_lsn = InvalidXLogRecPtr;
 	chunk->lane_topic = NULL;
 }

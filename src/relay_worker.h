@@ -49,6 +49,8 @@ typedef struct RelayWorker
 	TimestampTz retry_at;		/* no publishing of chunk before this */
 	TimestampTz next_maintenance;
 	TimestampTz stall_probed_at;	/* last cluster probe for a stall */
+	bool		slow;			/* the last chunk took longer than
+								 * stall_timeout to be acknowledged */
 	OutboxWorkerState state;
 	TimestampTz state_logged_at;
 	bool		extension_ready;	/* extension seen installed */
