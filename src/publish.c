@@ -36,6 +36,8 @@
 #define RETRY_BACKOFF_MAX_MS	10000
 /* How long a metadata probe may take when a stall is suspected. */
 #define STALL_PROBE_MS			500
+/* Progress commits are flushed at most this often (see G4 in the docs). */
+#define PROGRESS_FLUSH_MS		100
 /* How often to look again while waiting for standbys to confirm. */
 #define STANDBY_POLL_MS			5
 
@@ -108,9 +110,22 @@ relay_record_progress(bool fetch)
 			relay.ahead = spare;
 			outbox_chunk_reset(spare);
 		}
+		else if (chunk->batch_completed && !relay.commits_seen)
+		{
+			/*
+			 * The batch is done and no commit woke us since its tick was
+			 * taken: there is nothing new to look for (a commit sets the
+			 * latch after it becomes visible).  Saves a transaction per
+			 * batch when events trickle in.
+			 */
+			relay.chunk = spare;
+			outbox_chunk_reset(spare);
+		}
 		else
 		{
 			relay.chunk = spare;
+			/* commits from now on set the latch again */
+			relay.commits_seen = false;
 			outbox_storage_fetch_chunk(spare, outbox_batch_size,
 									   (int64) outbox_max_batch_bytes_kb * 1024, 0);
 			spare->durable_lsn = GetXLogInsertRecPtr();
@@ -133,17 +148,37 @@ relay_record_progress(bool fetch)
 }
 
 /*
- * relay_flush_progress: make the last progress commit durable.  Called
- * right after the next chunk was handed to the producer (the flush overlaps
- * its round trip) and before the worker sleeps.
+ * relay_flush_progress: make the last progress commit durable, at most
+ * every PROGRESS_FLUSH_MS (unless force): a crash then publishes again
+ * what was in flight plus at most that much of acknowledged events (G4),
+ * and the relay does not pay an fsync per chunk when events trickle in.
+ * Returns how long until a deferred flush is due (0 if nothing is left).
+ */
+long
+relay_flush_progress_at_most_every(bool force)
+{
+	TimestampTz now;
+	TimestampTz due;
+
+	if (relay.unflushed_progress == InvalidXLogRecPtr)
+		return 0;
+	now = GetCurrentTimestamp();
+	due = TimestampTzPlusMilliseconds(relay.progress_flushed_at, PROGRESS_FLUSH_MS);
+	if (!force && now < due)
+		return Max(TimestampDifferenceMilliseconds(now, due), 1);
+	XLogFlush(relay.unflushed_progress);
+	relay.unflushed_progress = InvalidXLogRecPtr;
+	relay.progress_flushed_at = now;
+	return 0;
+}
+
+/*
+ * relay_flush_progress: flush the progress if a flush is due.
  */
 void
 relay_flush_progress(void)
 {
-	if (relay.unflushed_progress == InvalidXLogRecPtr)
-		return;
-	XLogFlush(relay.unflushed_progress);
-	relay.unflushed_progress = InvalidXLogRecPtr;
+	(void) relay_flush_progress_at_most_every(false);
 }
 
 /*
@@ -536,10 +571,12 @@ relay_publish(void)
 	chunk = relay.chunk;
 	if (chunk->nevents == 0)
 	{
-		relay_flush_progress();
+		long		flush_due = relay_flush_progress_at_most_every(false);
+
 		relay_enter_state(OUTBOX_STATE_IDLE, DEBUG1, NULL);
 		/* a slow cluster stays reported while idle: nothing proved it fast */
-		return outbox_poll_interval_ms;
+		return flush_due > 0 ? Min(flush_due, outbox_poll_interval_ms) :
+			outbox_poll_interval_ms;
 	}
 	if (relay.state != OUTBOX_STATE_PUBLISHING)
 		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);

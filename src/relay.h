@@ -69,6 +69,7 @@ struct OutboxChunk
 	int			nevents;
 	int			in_flight;		/* produced, awaiting delivery reports */
 	int			recorded;		/* head of events already recorded */
+	bool		batch_completed;	/* recording it completed its batch */
 	TimestampTz produced_at;	/* when events were last handed over */
 	int			acked;			/* events acknowledged since produced */
 	TimestampTz evidence_at;	/* when the cluster was first seen

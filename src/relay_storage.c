@@ -185,6 +185,7 @@ outbox_chunk_reset(OutboxChunk *chunk)
 	chunk->in_flight = 0;
 	chunk->recorded = 0;
 	chunk->produced_at = 0;
+	chunk->batch_completed = false;
 	chunk->acked = 0;
 	chunk->evidence_at = 0;
 	chunk->durable_lsn = InvalidXLogRecPtr;
@@ -326,7 +327,8 @@ record_held(OutboxChunk *chunk, int from, int upto, OutboxHeldReasonFn reason_fn
  * dead-lettered or held aside.  Dead letters and held events of the run
  * not yet recorded (from chunk->recorded on) are written, then the batch
  * cursor moves past the run.  Returns the run's length; the caller stores
- * it in chunk->recorded once the transaction has committed.
+ * it in chunk->recorded once the transaction has committed.  Sets
+ * chunk->batch_completed when that completed the open batch.
  */
 int
 outbox_storage_finish_chunk(OutboxChunk *chunk, OutboxHeldReasonFn reason_fn)
@@ -368,6 +370,13 @@ outbox_storage_finish_chunk(OutboxChunk *chunk, OutboxHeldReasonFn reason_fn)
 								   2, ack_types),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "outbox.ack_events() failed");
+	{
+		bool		isnull;
+
+		chunk->batch_completed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc,
+															1, &isnull)) && !isnull;
+	}
 	SPI_finish();
 	return resolved;
 }

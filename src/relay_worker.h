@@ -49,6 +49,11 @@ typedef struct RelayWorker
 	TimestampTz retry_at;		/* no publishing of chunk before this */
 	TimestampTz next_maintenance;
 	TimestampTz stall_probed_at;	/* last cluster probe for a stall */
+	bool		commits_seen;	/* the latch (or the poll fallback) woke us
+								 * since the last look for new events */
+	WaitEventSet *wait_set;		/* latch, postmaster death, producer pipe */
+	uint32		producer_generation;	/* bumped for every new producer */
+	uint32		wait_set_generation;	/* producer_generation of wait_set */
 	bool		slow;			/* the last chunk took longer than
 								 * stall_timeout to be acknowledged */
 	OutboxWorkerState state;
@@ -58,6 +63,7 @@ typedef struct RelayWorker
 	MemoryContext loop_cxt;		/* reset at every pass of the loop */
 	XLogRecPtr	unflushed_progress; /* end of a progress commit not yet
 									 * known to be on disk */
+	TimestampTz progress_flushed_at;	/* when progress was last flushed */
 } RelayWorker;
 
 extern RelayWorker relay;
@@ -73,6 +79,7 @@ extern void relay_recreate_producer(const char *reason);
 extern long relay_publish(void);
 extern void relay_record_progress(bool fetch);
 extern void relay_flush_progress(void);
+extern long relay_flush_progress_at_most_every(bool force);
 extern int	relay_produce(OutboxChunk *chunk);
 extern void relay_forget_in_flight(OutboxChunk *chunk);
 

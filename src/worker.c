@@ -362,6 +362,7 @@ ensure_producer(void)
 	client_id = psprintf("outbox_kafka-%s", relay.dbname);
 	relay.producer = outbox_producer_create(client_id, errbuf, sizeof(errbuf));
 	pfree(client_id);
+	relay.producer_generation++;
 	if (relay.producer == NULL)
 	{
 		relay_enter_state(OUTBOX_STATE_MISCONFIGURED, WARNING, errbuf);
@@ -391,6 +392,7 @@ relay_recreate_producer(const char *reason)
 	}
 	outbox_producer_destroy(relay.producer, 0);
 	relay.producer = NULL;
+	relay.producer_generation++;
 
 	/* purged messages whose reports were lost with the producer */
 	relay_forget_in_flight(relay.chunk);
@@ -518,20 +520,37 @@ relay_step(void)
 /*
  * wait_for_work: sleep up to timeout_ms on the latch (commits, signals,
  * barriers), the producer's wake-up pipe (delivery reports, errors, log
- * lines) and postmaster death, whichever comes first.
+ * lines) and postmaster death, whichever comes first.  The wait event set
+ * is kept, and rebuilt only when the producer (its pipe) changes.
  */
 static void
 wait_for_work(long timeout_ms)
 {
+	WaitEvent	event;
 	int			fd = relay.producer ? outbox_producer_wake_fd(relay.producer) : -1;
-	int			events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
 
-	if (fd >= 0)
-		events |= WL_SOCKET_READABLE;
-	else if (relay.producer != NULL)
+	if (relay.wait_set == NULL ||
+		relay.wait_set_generation != relay.producer_generation)
+	{
+		if (relay.wait_set != NULL)
+			FreeWaitEventSet(relay.wait_set);
+		relay.wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+		AddWaitEventToSet(relay.wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(relay.wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		if (fd >= 0)
+			AddWaitEventToSet(relay.wait_set, WL_SOCKET_READABLE, fd, NULL, NULL);
+		relay.wait_set_generation = relay.producer_generation;
+	}
+	if (fd < 0 && relay.producer != NULL)
 		timeout_ms = Min(timeout_ms, NO_PIPE_POLL_MS);
-	(void) WaitLatchOrSocket(MyLatch, events, fd, timeout_ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
+
+	if (WaitEventSetWait(relay.wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION) == 0)
+		relay.commits_seen = true;	/* the poll_interval fallback */
+	else if (event.events & WL_LATCH_SET)
+	{
+		relay.commits_seen = true;
+		ResetLatch(MyLatch);
+	}
 }
 
 /*
@@ -561,7 +580,7 @@ shutdown_relay(void)
 			relay_recreate_producer(NULL);
 		if (relay.chunk->nevents > 0 && !RecoveryInProgress() && relay.extension_ready)
 			relay_record_progress(false);
-		relay_flush_progress();
+		(void) relay_flush_progress_at_most_every(true);
 	}
 	ereport(LOG,
 			(errmsg("outbox_kafka worker for database \"%s\" stopped",
@@ -604,9 +623,11 @@ recover_from_error(void)
 	{
 		outbox_producer_destroy(relay.producer, 0);
 		relay.producer = NULL;
+		relay.producer_generation++;
 	}
 	held_drop_all_chunks();
 	held_forget();
+	relay.commits_seen = true;
 	relay.backoff_ms = relay.backoff_ms == 0 ? 1000 : Min(relay.backoff_ms * 2, BACKOFF_MAX_MS);
 	relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), relay.backoff_ms);
 	relay_enter_state(OUTBOX_STATE_BACKING_OFF, WARNING,
@@ -644,6 +665,7 @@ outbox_worker_main(Datum main_arg)
 	relay.ahead = outbox_chunk_create();
 	relay.lane = outbox_chunk_create();
 	relay.producer_settings = current_producer_settings();
+	relay.commits_seen = true;
 
 	StartTransactionCommand();
 	relay.dbname = MemoryContextStrdup(TopMemoryContext,
