@@ -9,6 +9,7 @@ outbox_packages=(
     librdkafka-dev kcat
     libipc-run-perl
     prometheus-postgres-exporter    # test/t/051_prometheus.pl
+    python3-confluent-kafka python3-psycopg   # test/t/094_docs_consumers.pl
 )
 # examples/nestjs-orders (test/t/050_nestjs_orders.pl) needs Node.js and npm:
 # Debian's when the machine has no npm (one installed otherwise is used as is)
@@ -34,6 +35,15 @@ install_deps() {
     if command -v pg_lsclusters >/dev/null && pg_lsclusters -h | grep -q '^15 *main .*online'; then
         pg_ctlcluster 15 main stop || true
     fi
+    # nor the exporter's service (it would listen on every interface); the
+    # tests start their own on loopback
+    if pgrep -x prometheus-postgres-exporter >/dev/null 2>&1 ||
+        pgrep -f '^/usr/bin/prometheus-postgres-exporter' >/dev/null 2>&1; then
+        service prometheus-postgres-exporter stop >/dev/null 2>&1 || true
+        pkill -f '^/usr/bin/prometheus-postgres-exporter' 2>/dev/null || true
+    fi
+    command -v systemctl >/dev/null 2>&1 &&
+        systemctl disable prometheus-postgres-exporter >/dev/null 2>&1 || true
 }
 
 # build_and_install TOP: build and install the extension found in TOP, and
