@@ -11,11 +11,12 @@
 # `apt-get source` through a private apt configuration (its own
 # sources.list, state and cache under $OUTBOX_PG_CACHE/apt-*; the machine's
 # apt configuration is never read for sources nor changed), configure it with
-# --enable-tap-tests, build it and contrib under `nice -n 19` with `make -j2`, and install
-# it to $OUTBOX_PG_CACHE/postgresql-MAJOR.  Then run
+# --enable-tap-tests, build it and contrib under `nice -n 19` with `make -j2`,
+# and install it to $OUTBOX_PG_CACHE/postgresql-MAJOR.  Then run
 #   PG_CONFIG=$OUTBOX_PG_CACHE/postgresql-MAJOR/bin/pg_config bash test/run.sh
-# and print one result line per version.  Delete $OUTBOX_PG_CACHE/postgresql-MAJOR to
-# rebuild it (e.g. after a new point release).
+# and print one result line per version (logs in $OUTBOX_PG_CACHE/logs).
+# Delete $OUTBOX_PG_CACHE/postgresql-MAJOR to rebuild it (e.g. after a new
+# point release).
 #
 # Where the sources come from:
 #   - Debian: bookworm(-security) (postgresql-15), trixie, trixie-updates,
