@@ -14,6 +14,10 @@
 #                             until it answers metadata requests, creates the
 #                             topics, prints BOOTSTRAP=host:port
 #   kafka.sh stop DIR         stop it (SIGTERM, bounded wait, then SIGKILL)
+#   kafka.sh version          the Apache Kafka version it runs
+#
+# OUTBOX_KAFKA_VERSION=X.Y.Z runs that Apache Kafka version instead of the one
+# pom.xml pins.
 #
 # The cache is $OUTBOX_KAFKA_CACHE, else /var/cache/outbox_kafka when it is
 # writable or already holds the jars, else ~/.cache/outbox_kafka.  A cache
@@ -21,7 +25,9 @@
 set -euo pipefail
 
 kafka_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$kafka_dir/pom.xml")
+# the version pom.xml pins, unless OUTBOX_KAFKA_VERSION names another one (a
+# run against an older or newer broker: the jars go to a cache of their own)
+kafka_version=${OUTBOX_KAFKA_VERSION:-$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$kafka_dir/pom.xml")}
 
 # cache_dir: where the jars of this Kafka version live (or will)
 cache_dir() {
@@ -50,7 +56,7 @@ fetch() {
         # the local Maven repository stays in the cache too: a second fetch
         # (another version, a wiped libs folder) needs no network
         mvn -B -q -Dstyle.color=never -f "$kafka_dir/pom.xml" -Dmaven.repo.local="${dir%/*}/m2" \
-            dependency:copy-dependencies -DoutputDirectory="$dir/libs.tmp" >&2
+            -Dkafka.version="$kafka_version" dependency:copy-dependencies -DoutputDirectory="$dir/libs.tmp" >&2
         rm -rf "$dir/libs"
         mv "$dir/libs.tmp" "$dir/libs"
         chmod -R a+rX "${dir%/*}"

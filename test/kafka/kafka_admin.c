@@ -8,6 +8,9 @@
  *
  * Usage:
  *	kafka_admin -b BOOTSTRAP [-X key=value]... COMMAND [ARGS]...
+ *	kafka_admin version		(the version of the librdkafka it runs with,
+ *							 e.g. 2.0.2: the relay's, as both link the
+ *							 system's)
  *
  *	create-topic NAME PARTITIONS REPLICATION [config=value]...
  *	delete-topic NAME
@@ -253,6 +256,11 @@ main(int argc, char **argv)
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	int			i = 1;
 
+	if (argc == 2 && strcmp(argv[1], "version") == 0)
+	{
+		printf("%s\n", rd_kafka_version_str());
+		return 0;
+	}
 	for (; i + 1 < argc && argv[i][0] == '-'; i += 2)
 	{
 		if (strcmp(argv[i], "-b") == 0)

@@ -41,6 +41,18 @@ reads and admin requests and for replication; the relay only ever gets
 Node logs are tmp_check/log/kafka_<test>_<n>_node<i>.log (the broker's log4j file
 is <dir>/node<i>/server.log; both are kept).
 
+Kafka version: the one test/kafka/pom.xml pins, or kafka_version => 'X.Y.Z',
+or the environment's OUTBOX_KAFKA_VERSION.  One exception: SASL_SCRAM with a
+librdkafka older than 2.6.1 (Debian 12 has 2.0.2) runs Kafka 3.9.1
+($RealKafka::SCRAM_COMPAT_KAFKA).  Those librdkafka versions send the client
+nonce twice in the SCRAM client-final-message (fixed by librdkafka pull
+request 4895); Kafka 3.8.1 to 3.9.x accept a nonce that ends with the
+server's, Kafka 4.x compares the whole nonce as RFC 5802 says and answers
+every login, right password or not, with "Authentication failed during
+authentication due to invalid credentials".  No relay setting can change
+that: the relay, like kcat and kafka_admin, authenticates with the
+librdkafka it is linked with.
+
 =cut
 
 package RealKafka;
@@ -66,6 +78,8 @@ our $KAFKA_DIR = File::Spec->catdir($here, '..', 'kafka');
 our $KAFKA_SH = File::Spec->catfile($KAFKA_DIR, 'kafka.sh');
 our $ADMIN = File::Spec->catfile($KAFKA_DIR, 'kafka_admin');
 our $KCAT = $ENV{KCAT} // 'kcat';
+# the newest Kafka whose SCRAM accepts librdkafka < 2.6.1 (see above)
+our $SCRAM_COMPAT_KAFKA = '3.9.1';
 
 my $count = 0;
 # names of directories and logs: per test file and cluster
@@ -110,7 +124,7 @@ sub run_ok
 
 =over
 
-=item RealKafka->start(nodes => 1, topics => ['name:partitions', ...], replication => nodes, min_insync => 1 or 2, security => 'PLAINTEXT'|'SASL_SCRAM'|'SSL', scram_users => {name => password}, ssl_keystore => file)
+=item RealKafka->start(nodes => 1, topics => ['name:partitions', ...], replication => nodes, min_insync => 1 or 2, security => 'PLAINTEXT'|'SASL_SCRAM'|'SSL', scram_users => {name => password}, ssl_keystore => file, kafka_version => 'X.Y.Z')
 
 Format and start the brokers, wait until every one answers metadata
 requests and create the topics (replication factor defaults to the number of
@@ -137,11 +151,23 @@ sub start
 	  unless $self->{security} =~ /^(PLAINTEXT|SASL_SCRAM|SSL)$/;
 
 	my $t0 = time();
-	$self->{libs} = (split /\n/, run_ok([ 'bash', $KAFKA_SH, 'fetch' ], timeout => 600))[-1];
-	my $t_fetch = time();
-
 	# build the admin client when the tree was not built by test/run.sh
 	run_ok([ 'make', '-s', '-C', $KAFKA_DIR, 'kafka_admin' ]) unless -x $ADMIN;
+
+	$self->{kafka_version} = $o{kafka_version} // $ENV{OUTBOX_KAFKA_VERSION};
+	if (!$self->{kafka_version} && $self->{security} eq 'SASL_SCRAM')
+	{
+		my $lib = librdkafka_version();
+		if (version_number($lib) < version_number('2.6.1'))
+		{
+			$self->{kafka_version} = $SCRAM_COMPAT_KAFKA;
+			note "librdkafka $lib sends a SCRAM nonce that Kafka 4 refuses (fixed in 2.6.1): "
+			  . "SASL_SCRAM runs Kafka $SCRAM_COMPAT_KAFKA";
+		}
+	}
+	$self->{libs} = (split /\n/, run_ok([ $self->kafka_sh('fetch') ], timeout => 600))[-1];
+	$self->{kafka_version} //= (split /\n/, run_ok([ $self->kafka_sh('version') ]))[-1];
+	my $t_fetch = time();
 
 	File::Path::rmtree($self->{dir});
 	my $secure = $self->{security} ne 'PLAINTEXT';
@@ -227,7 +253,7 @@ allow.everyone.if.no.acl.found=false
 	my @fmt;
 	foreach my $node (@{ $self->{nodes} })
 	{
-		my $h = IPC::Run::start([ 'bash', $KAFKA_SH, 'format', $node->{dir}, $cid, @scram ],
+		my $h = IPC::Run::start([ $self->kafka_sh('format', $node->{dir}, $cid, @scram) ],
 			'<', \undef, '>&', "$node->{dir}/format.out",
 			IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 		push @fmt, [ $node, $h ];
@@ -242,8 +268,8 @@ allow.everyone.if.no.acl.found=false
 	$self->start_node($_->{i}, wait => 0) foreach @{ $self->{nodes} };
 	$self->wait_brokers($self->{n});
 	my $t_ready = time();
-	note sprintf("kafka_%s: %d node(s) %s at %s: fetch check %.1f s, format %.1f s, start %.1f s",
-		$self->{id}, $self->{n}, $self->{security}, $self->{bootstrap},
+	note sprintf("kafka_%s: %d node(s) Kafka %s %s at %s: fetch check %.1f s, format %.1f s, start %.1f s",
+		$self->{id}, $self->{n}, $self->{kafka_version}, $self->{security}, $self->{bootstrap},
 		$t_fetch - $t0, $t_format - $t_fetch, $t_ready - $t_format);
 	$self->{startup_seconds} = $t_ready - $t0;
 
@@ -253,6 +279,32 @@ allow.everyone.if.no.acl.found=false
 		$self->create_topic($name, $parts // 1);
 	}
 	return $self;
+}
+
+# the command line of test/kafka/kafka.sh with these arguments, for this
+# cluster's Kafka version
+sub kafka_sh
+{
+	my ($self, @args) = @_;
+	my @env = $self->{kafka_version} ? ("OUTBOX_KAFKA_VERSION=$self->{kafka_version}") : ();
+	return ('env', @env, 'bash', $KAFKA_SH, @args);
+}
+
+# the version of librdkafka the tests' clients and the relay run with (all
+# link the system's), e.g. "2.0.2"
+sub librdkafka_version
+{
+	my $v = run_ok([ $ADMIN, 'version' ]);
+	chomp $v;
+	return $v;
+}
+
+# "2.6.1" -> 20601 (leading numbers only: "2.6.1-RC1" -> 20601)
+sub version_number
+{
+	my ($v) = @_;
+	my @n = ($v =~ /^(\d+)\.(\d+)(?:\.(\d+))?/) or croak "not a version: $v";
+	return $n[0] * 10000 + $n[1] * 100 + ($n[2] // 0);
 }
 
 sub _write_ssl_props
@@ -321,7 +373,7 @@ sub start_node
 		open STDERR, '>&', \*STDOUT;
 		# tests need a quick start, not peak throughput
 		$ENV{KAFKA_JVM_PERFORMANCE_OPTS} //= '-XX:+UseSerialGC -XX:TieredStopAtLevel=1';
-		exec('bash', $KAFKA_SH, 'run', $node->{dir}) or POSIX::_exit(127);
+		exec($self->kafka_sh('run', $node->{dir})) or POSIX::_exit(127);
 	}
 	$node->{pid} = $pid;
 	note "kafka_$self->{id} node $i started, pid $pid";
