@@ -496,8 +496,19 @@ int
 outbox_producer_last_error(OutboxProducer *producer, char *errbuf,
 						   size_t errbuf_size)
 {
-	if (producer->last_error != 0)
-		strlcpy(errbuf, producer->last_error_text, errbuf_size);
+	if (producer->last_error == 0)
+		return 0;
+	strlcpy(errbuf, producer->last_error_text, errbuf_size);
+
+	/*
+	 * librdkafka before 2.6.1 sends a SCRAM nonce that Kafka 4 refuses
+	 * whatever the password: say so, or operators chase their credentials.
+	 */
+	if (producer->last_error == RD_KAFKA_RESP_ERR__AUTHENTICATION &&
+		rd_kafka_version() < 0x020601ff && strstr(errbuf, "SCRAM") != NULL)
+		snprintf(errbuf + strlen(errbuf), errbuf_size - strlen(errbuf),
+				 " (note: librdkafka %s cannot log in to Kafka 4 with SCRAM, fixed in librdkafka 2.6.1; with Kafka 4 use SASL/PLAIN over TLS or a newer librdkafka)",
+				 rd_kafka_version_str());
 	return producer->last_error;
 }
 

@@ -42,6 +42,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "producer_config.h"
 #include "relay_worker.h"
 
 /* Back-off after failures: from MIN to MAX, doubling. */
@@ -193,16 +194,19 @@ guard_database(void)
 }
 
 /*
- * current_producer_settings: the settings a producer is built from, as
- * one string, to notice changes on reload.
+ * current_producer_settings: what a producer is built from (servers,
+ * properties, the properties file's identity and the opt-out), as one
+ * string in TopMemoryContext, to notice changes on reload.  It holds
+ * secrets: never log it.
  */
 static char *
 current_producer_settings(void)
 {
-	return MemoryContextStrdup(TopMemoryContext,
-							   psprintf("%s\n%s",
-										outbox_bootstrap_servers ? outbox_bootstrap_servers : "",
-										outbox_producer_properties ? outbox_producer_properties : ""));
+	char	   *signature = outbox_producer_settings_signature();
+	char	   *result = MemoryContextStrdup(TopMemoryContext, signature);
+
+	pfree(signature);
+	return result;
 }
 
 /*
