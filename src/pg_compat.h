@@ -15,7 +15,9 @@
 #ifndef OUTBOX_PG_COMPAT_H
 #define OUTBOX_PG_COMPAT_H
 
+#include "storage/latch.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 /*
  * A GUC check hook's *extra (like a replaced *newval) is freed by the GUC
@@ -26,6 +28,19 @@
  */
 #if PG_VERSION_NUM < 160000
 #define guc_malloc(elevel, size) malloc(size)
+#endif
+
+/*
+ * CreateWaitEventSet() takes the ResourceOwner that tracks the set since
+ * PostgreSQL 17 (NULL: untracked, allocated in TopMemoryContext), and the
+ * MemoryContext to allocate it in before.  outbox_create_wait_event_set()
+ * makes a set that lives until FreeWaitEventSet() or process exit on every
+ * version.
+ */
+#if PG_VERSION_NUM >= 170000
+#define outbox_create_wait_event_set(nevents) CreateWaitEventSet(NULL, (nevents))
+#else
+#define outbox_create_wait_event_set(nevents) CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
 #endif							/* OUTBOX_PG_COMPAT_H */

@@ -42,6 +42,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "pg_compat.h"
 #include "producer_config.h"
 #include "relay_worker.h"
 
@@ -538,7 +539,7 @@ wait_for_work(long timeout_ms)
 	{
 		if (relay.wait_set != NULL)
 			FreeWaitEventSet(relay.wait_set);
-		relay.wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+		relay.wait_set = outbox_create_wait_event_set(3);
 		AddWaitEventToSet(relay.wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		AddWaitEventToSet(relay.wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 		if (fd >= 0)
