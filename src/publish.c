@@ -51,6 +51,7 @@ static void hold_topic_in_chunk(OutboxChunk *chunk, const char *topic);
 static long check_stall(OutboxChunk *chunk);
 static void note_chunk_done(OutboxChunk *chunk);
 static void read_ahead(void);
+static bool produce_durable(OutboxChunk *chunk);
 
 /*
  * chunk_done: may the cursor move past the whole chunk?
@@ -523,6 +524,26 @@ read_ahead(void)
 }
 
 /*
+ * produce_durable: produce what is to be produced of chunk once its
+ * commits are durable (events of held topics go to their queues instead).
+ * Returns false when nothing could be produced: the commits are not
+ * confirmed yet, or the producer turned out fatal (it is rebuilt).
+ */
+static bool
+produce_durable(OutboxChunk *chunk)
+{
+	if (!chunk_durable(chunk))
+		return false;
+	held_mark_chunk(chunk);
+	if (outbox_error_is_fatal(relay_produce(chunk)))
+	{
+		relay_recreate_producer("the producer refused a message: it is in a fatal state");
+		return false;
+	}
+	return true;
+}
+
+/*
  * relay_publish: one pass of publishing the open batch.  Returns how long
  * the worker may sleep (any wake-up cuts it short): 0 to go on at once.
  */
@@ -530,7 +551,6 @@ long
 relay_publish(void)
 {
 	OutboxChunk *chunk = relay.chunk;
-	int			err;
 
 	if (chunk->nevents > 0 && !chunk_done(chunk))
 	{
@@ -548,12 +568,8 @@ relay_publish(void)
 				return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 														   relay.retry_at), 1);
 			}
-			if (!chunk_durable(chunk))
+			if (!produce_durable(chunk) && relay.producer != NULL)
 				return STANDBY_POLL_MS;
-			held_mark_chunk(chunk);
-			err = relay_produce(chunk);
-			if (outbox_error_is_fatal(err))
-				relay_recreate_producer("the producer refused a message: it is in a fatal state");
 			return 0;
 		}
 	}
@@ -581,15 +597,8 @@ relay_publish(void)
 	if (relay.state != OUTBOX_STATE_PUBLISHING)
 		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
 
-	if (!chunk_durable(chunk))
-		return STANDBY_POLL_MS;
-	held_mark_chunk(chunk);
-	err = relay_produce(chunk);
-	if (outbox_error_is_fatal(err))
-	{
-		relay_recreate_producer("the producer refused a message: it is in a fatal state");
-		return 0;
-	}
+	if (!produce_durable(chunk))
+		return relay.producer == NULL ? 0 : STANDBY_POLL_MS;
 	relay_flush_progress();
 	read_ahead();
 	return chunk->in_flight > 0 ? outbox_stall_timeout_ms : 0;
