@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# bench/relay_cost.sh: what the relay costs the database server it runs in,
+# against the mock broker: CPU seconds of the worker (all its threads, from
+# /proc) and WAL per event at a fixed enqueue rate, transaction ids and WAL
+# of an idle relay, and how soon the first event of a new topic arrives.
+#
+#   bash bench/relay_cost.sh            (RATES="200 2000", SECONDS_PER_RATE=10)
+#
+# Needs root (installs what is missing, runs the server as $OUTBOX_TEST_USER).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+run_user=${OUTBOX_TEST_USER:-postgres}
+rates=${RATES:-200 2000}
+secs=${SECONDS_PER_RATE:-10}
+# shellcheck source=test/install_deps.sh
+source "$here/test/install_deps.sh"
+install_deps
+build_and_install "$here"
+pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
+
+work=$(mktemp -d /tmp/outbox_kafka_cost.XXXXXX)
+chown "$run_user" "$work"
+mock_pid=
+cleanup() {
+    set +e
+    [ -f "$work/data/postmaster.pid" ] &&
+        runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1
+    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_mock_broker "$work" --brokers 1 --topic cost:4 --auto-partitions 4
+start_throwaway_server "$work" postgres "$bootstrap" "shared_buffers = '256MB'
+outbox_kafka.poll_interval = '1h'"
+psql() { runuser -u "$run_user" -- "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres -d postgres "$@"; }
+psql -c 'CREATE EXTENSION outbox_kafka' 2>/dev/null
+
+# wait_published N: until the relay has published N events (deadline 60 s)
+wait_published() {
+    for _ in $(seq 6000); do
+        [ "$(psql -Atc "SELECT events_published >= $1 AND pending_events = 0 FROM outbox.status")" = t ] && return 0
+        sleep 0.01
+    done
+    echo "relay did not publish $1 events" >&2; return 1
+}
+
+echo "# Relay cost, $(date -u +%F), $(nproc) cores, mock broker; command: \`bash bench/relay_cost.sh\`"
+echo
+echo "## First event of a new topic (commit to published, polled from outbox.status every 10 ms)"
+echo
+echo "| topic | ms |"
+echo "|---|---|"
+n=0
+for t in first second third; do
+    n=$((n + 1))
+    t0=$(date +%s%N)
+    psql -c "SELECT outbox.enqueue('cost.$t', '{}'::jsonb)" >/dev/null
+    wait_published $n
+    echo "| cost.$t | $(( ($(date +%s%N) - t0) / 1000000 )) |"
+done
+
+pid=$(psql -Atc 'SELECT worker_pid FROM outbox.status')
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+cat >"$work/enqueue.sql" <<'SQL'
+SELECT outbox.enqueue('cost', '{"orderId": 42, "amount": 99.5}'::jsonb, key => (random() * 1000)::int::text);
+SQL
+chmod a+r "$work/enqueue.sql"
+
+echo
+echo "## Relay CPU and WAL per event (pgbench --rate, 4 clients, ${secs} s; CPU of the worker process, all threads)"
+echo
+echo "| rate (ev/s) | events | relay CPU s | µs per event | WAL bytes per event (all of the server) | tps reached |"
+echo "|---|---|---|---|---|---|"
+for rate in $rates; do
+    pub0=$(psql -Atc 'SELECT events_published FROM outbox.status')
+    seq0=$(psql -Atc 'SELECT last_value FROM outbox.event_id_seq')
+    lsn0=$(psql -Atc 'SELECT pg_current_wal_insert_lsn()')
+    c0=$(ticks)
+    tps=$(runuser -u "$run_user" -- "$pgbin/pgbench" -n -h "$work" -p "$port" -U postgres \
+        -f "$work/enqueue.sql" -R "$rate" -T "$secs" -c 4 -j 2 postgres 2>/dev/null |
+        sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+    events=$(( $(psql -Atc 'SELECT last_value FROM outbox.event_id_seq') - seq0 ))
+    wait_published $((pub0 + events))
+    c1=$(ticks)
+    wal=$(psql -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0')")
+    echo "| $rate | $events | $(echo "scale=2; ($c1 - $c0) / $hz" | bc) | $(echo "scale=1; ($c1 - $c0) * 1000000 / $hz / $events" | bc) | $(( ${wal%.*} / events )) | $tps |"
+done
+
+echo
+echo "## Idle relay (poll_interval = 50 ms, 10 s)"
+echo
+psql -c "ALTER SYSTEM SET outbox_kafka.poll_interval = '50ms'" -c 'SELECT pg_reload_conf()' >/dev/null
+x0=$(psql -Atc 'SELECT pg_current_xact_id()'); l0=$(psql -Atc 'SELECT pg_current_wal_insert_lsn()')
+sleep 10    # the measurement is what happens while nothing happens
+x1=$(psql -Atc 'SELECT pg_current_xact_id()'); l1=$(psql -Atc 'SELECT pg_current_wal_insert_lsn()')
+echo "transaction ids used by others than this script: $(( x1 - x0 - 1 )); WAL written by the whole server: $(psql -Atc "SELECT pg_wal_lsn_diff('$l1', '$l0')") bytes"
