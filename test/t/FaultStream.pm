@@ -394,9 +394,10 @@ Events committed so far (0 while the server is down).
 sub committed_count
 {
 	my ($self) = @_;
+	# as in _sample_held: psql against a server that is down may die
 	my ($ret, $out) =
-	  $self->{node}->psql($self->{db}, 'SELECT count(*) FROM fs_log');
-	return $ret == 0 ? $out + 0 : 0;
+	  eval { $self->{node}->psql($self->{db}, 'SELECT count(*) FROM fs_log') };
+	return defined $ret && $ret == 0 ? $out + 0 : 0;
 }
 
 =pod
