@@ -49,6 +49,24 @@ majors=("$@")
 [ ${#majors[@]} -gt 0 ] || majors=(16 17 18)
 
 debian_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+
+# machine_apt_uri SUFFIX: the Debian archive this machine's own apt uses
+# (its sources ending in /debian, or /debian-security), so that the private
+# configuration below reaches the same archive the same way
+machine_apt_uri() {
+    local suffix=$1 uri
+    uri=$( (cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+        /etc/apt/sources.list.d/*.sources 2>/dev/null || true) |
+        grep -oE "https?://[^ ]+/${suffix}/?( |$)" | head -n 1 | tr -d ' ' || true)
+    echo "${uri%/}"
+}
+debian_uri=${OUTBOX_DEBIAN_ARCHIVE:-$(machine_apt_uri debian)}
+debian_security_uri=${OUTBOX_DEBIAN_SECURITY_ARCHIVE:-$(machine_apt_uri debian-security)}
+[ -n "$debian_security_uri" ] || debian_security_uri=${debian_uri}-security
+if [ -z "$debian_uri" ]; then
+    echo "no Debian archive in this machine's apt sources: set OUTBOX_DEBIAN_ARCHIVE" >&2
+    exit 1
+fi
 debian_suites=(bookworm trixie trixie-updates forky sid)
 debian_security_suites=(bookworm-security trixie-security)
 ubuntu_suites=(noble noble-updates noble-security)
@@ -58,8 +76,8 @@ ubuntu_suites=(noble noble-updates noble-security)
 # against its uploader's OpenPGP signature (debian-keyring), the tarballs
 # against the .dsc.  OUTBOX_PG_DSC_17=<url> etc. override them.
 declare -A known_dsc=(
-    [17]=http://deb.debian.org/debian/pool/main/p/postgresql-17/postgresql-17_17.11-0+deb13u1.dsc
-    [18]=http://deb.debian.org/debian/pool/main/p/postgresql-18/postgresql-18_18.6-3.dsc
+    [17]=$debian_uri/pool/main/p/postgresql-17/postgresql-17_17.11-0+deb13u1.dsc
+    [18]=$debian_uri/pool/main/p/postgresql-18/postgresql-18_18.6-3.dsc
 )
 
 # What building PostgreSQL from source needs, from Debian.
@@ -113,13 +131,13 @@ apt_root() {
 debian_apt() {
     local lines=() s
     for s in "${debian_suites[@]}"; do
-        lines+=("deb-src [signed-by=$debian_keyring] http://deb.debian.org/debian $s main")
+        lines+=("deb-src [signed-by=$debian_keyring] $debian_uri $s main")
     done
     for s in "${debian_security_suites[@]}"; do
-        lines+=("deb-src [signed-by=$debian_keyring] http://deb.debian.org/debian-security $s main")
+        lines+=("deb-src [signed-by=$debian_keyring] $debian_security_uri $s main")
     done
     # binary index for ubuntu-keyring only
-    lines+=("deb [signed-by=$debian_keyring] http://deb.debian.org/debian bookworm-backports main")
+    lines+=("deb [signed-by=$debian_keyring] $debian_uri bookworm-backports main")
     apt_root debian "${lines[@]}"
 }
 
