@@ -28,21 +28,12 @@ use Test::More;
 
 my $top = File::Spec->rel2abs(File::Spec->catdir(dirname(__FILE__), '..', '..'));
 
-sub slurp_text
-{
-	my ($path) = @_;
-	open(my $fh, '<', $path) or die "could not open $path: $!";
-	local $/;
-	my $text = <$fh>;
-	close $fh;
-	return $text;
-}
 
 # the ```sql blocks of a Markdown file: [{line, sql, expect}]
 sub sql_blocks
 {
 	my ($path) = @_;
-	my @lines = split /\n/, slurp_text($path), -1;
+	my @lines = split /\n/, slurp_file($path), -1;
 	my @blocks;
 	my $i = 0;
 	while ($i < @lines)
@@ -145,7 +136,7 @@ cmp_ok($total, '>=', 20, "$total SQL examples run");
 
 # --- docs/sql-reference.md names every object, column and error ------------
 
-my $ref = slurp_text("$top/docs/sql-reference.md");
+my $ref = slurp_file("$top/docs/sql-reference.md");
 $node->safe_psql('postgres', 'CREATE DATABASE docs_ref');
 $node->safe_psql('docs_ref', 'CREATE EXTENSION outbox_kafka');
 
@@ -180,12 +171,12 @@ foreach my $line (split /\n/, $node->safe_psql('docs_ref', q{
 my @messages;
 foreach my $c ('src/enqueue.c', 'src/capture.c')
 {
-	my $text = slurp_text("$top/$c");
+	my $text = slurp_file("$top/$c");
 	push @messages, $1 while $text =~ /errmsg\("((?:[^"\\]|\\.)*)"/g;
 }
 foreach my $s (glob("$top/sql/*.sql"))
 {
-	my $text = slurp_text($s);
+	my $text = slurp_file($s);
 	push @messages, $1 while $text =~ /RAISE EXCEPTION '((?:[^']|'')*)'/g;
 }
 cmp_ok(scalar(@messages), '>=', 15, scalar(@messages) . ' error messages found in the sources');
@@ -213,14 +204,14 @@ sub slug
 my %anchors;
 foreach my $path (@files)
 {
-	my $text = slurp_text($path);
+	my $text = slurp_file($path);
 	$text =~ s/^```.*?^```//msg;    # no headings inside code blocks
 	$anchors{$path} = { map { slug($_) => 1 } ($text =~ /^#+\s+(.+?)\s*$/mg) };
 }
 foreach my $path (@files)
 {
 	my $file = File::Spec->abs2rel($path, $top);
-	my $text = slurp_text($path);
+	my $text = slurp_file($path);
 	$text =~ s/^\s*```.*?^\s*```//msg;
 	while ($text =~ /\]\(([^)\s]+)\)/g)
 	{
@@ -234,7 +225,7 @@ foreach my $path (@files)
 		next unless defined $anchor && $dest =~ /\.md$/;
 		$anchors{$dest} //= do
 		{
-			my $t = slurp_text($dest);
+			my $t = slurp_file($dest);
 			$t =~ s/^```.*?^```//msg;
 			{ map { slug($_) => 1 } ($t =~ /^#+\s+(.+?)\s*$/mg) };
 		};

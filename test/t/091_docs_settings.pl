@@ -19,19 +19,10 @@ use Test::More;
 
 my $top = File::Spec->rel2abs(File::Spec->catdir(dirname(__FILE__), '..', '..'));
 
-sub slurp_text
-{
-	my ($path) = @_;
-	open(my $fh, '<', $path) or die "could not open $path: $!";
-	local $/;
-	my $text = <$fh>;
-	close $fh;
-	return $text;
-}
 
 # --- what the documentation says -------------------------------------------
 
-my $doc = slurp_text("$top/docs/configuration.md");
+my $doc = slurp_file("$top/docs/configuration.md");
 my %documented;
 # sections "### `outbox_kafka.name`" up to the next heading
 while ($doc =~ /^### `(outbox_kafka\.[a-z_]+)`\n(.*?)(?=^#)/msg)
@@ -55,7 +46,7 @@ is_deeply([ sort keys %summary ], [ sort keys %documented ],
 my %in_source;
 foreach my $c (glob("$top/src/*.c"))
 {
-	my $text = slurp_text($c);
+	my $text = slurp_file($c);
 	$in_source{$1} = 1
 	  while $text =~ /DefineCustom\w+Variable\(\s*"(outbox_kafka\.[A-Za-z0-9_]+)"/g;
 }
@@ -109,7 +100,7 @@ foreach my $name (sort keys %documented)
 }
 
 # the README's table links here instead of repeating the settings
-my $readme = slurp_text("$top/README.md");
+my $readme = slurp_file("$top/README.md");
 like($readme, qr{docs/configuration\.md}, 'README links to docs/configuration.md');
 
 $node->stop;

@@ -28,15 +28,6 @@ use Test::More;
 
 my $top = abs_path("$FindBin::Bin/../..");
 
-sub slurp_text
-{
-	my ($path) = @_;
-	open(my $fh, '<', $path) or die "could not open $path: $!";
-	local $/;
-	my $text = <$fh>;
-	close $fh;
-	return $text;
-}
 
 my $mock = start_mock(
 	brokers => 1,
@@ -121,7 +112,7 @@ SKIP:
 	  unless -d "$example/node_modules/kafkajs" && -d "$example/node_modules/pg"
 	  && grep { -x "$_/node" } split /:/, $ENV{PATH};
 
-	my $doc = slurp_text("$top/docs/consumers.md");
+	my $doc = slurp_file("$top/docs/consumers.md");
 	my ($js) = $doc =~ /^```js\n(.*?)^```/ms;
 	my ($sql) = $doc =~ /^```sql\n(CREATE TABLE processed_events.*?)^```/ms;
 	ok($js && $sql, 'consumers.md has the kafkajs consumer and its tables');
@@ -163,7 +154,7 @@ SKIP:
 	ok( $node->poll_query_until('billing',
 			'SELECT count(*) = 6 FROM processed_events'),
 		'the kafkajs consumer records every outbox-id, the tombstone included')
-	  or diag slurp_text($out);
+	  or diag slurp_file($out);
 	is($node->safe_psql('billing',
 			q{SELECT string_agg(order_id || ':' || amount, ' ' ORDER BY order_id) FROM charges}),
 		'1:10 2:20 3:30 4:40 5:50', 'and charges each order once (none for the tombstone)');
@@ -175,10 +166,10 @@ SKIP:
 		SELECT outbox.enqueue('order.created', '{"orderId": 6, "amount": 60}'::jsonb, key => '6')});
 	ok( $node->poll_query_until('billing', 'SELECT count(*) = 6 FROM charges'),
 		'replayed: the new order is charged after every older message was seen again')
-	  or diag slurp_text($out);
+	  or diag slurp_file($out);
 	is($node->safe_psql('billing', 'SELECT count(*) FROM processed_events'),
 		'7', 'each outbox-id recorded once');
-	ok($h->pumpable, 'the consumer took the redeliveries without failing') or diag slurp_text($out);
+	ok($h->pumpable, 'the consumer took the redeliveries without failing') or diag slurp_file($out);
 	$h->kill_kill(grace => 1);
 }
 
@@ -190,7 +181,7 @@ SKIP:
 	skip 'python3-confluent-kafka and python3-psycopg are not installed', 3
 	  unless system($python, '-c', 'import confluent_kafka, psycopg') == 0;
 
-	my $doc = slurp_text("$top/docs/consumers.md");
+	my $doc = slurp_file("$top/docs/consumers.md");
 	my ($py) = $doc =~ /^```python\n(.*?)^```/ms;
 	my ($sql) = $doc =~ /^```sql\n(CREATE TABLE processed_events.*?)^```/ms;
 	ok($py, 'consumers.md has the confluent-kafka consumer');
@@ -218,7 +209,7 @@ SKIP:
 	ok( $node->poll_query_until('billing_py',
 			'SELECT count(*) = 7 FROM processed_events'),
 		'the confluent-kafka consumer records every outbox-id')
-	  or diag slurp_text($log);
+	  or diag slurp_file($log);
 	is($node->safe_psql('billing_py',
 			q{SELECT string_agg(order_id || ':' || amount, ' ' ORDER BY order_id) FROM charges}),
 		'1:10 2:20 3:30 4:40 5:50 6:60', 'and charges each order once');
