@@ -64,4 +64,4 @@ isolation-specs:
 
 # PGXS does not track header dependencies: rebuild everything when a shared
 # header changes (a changed shared-memory layout must never be half-built).
-$(filter src/%.o,$(OBJS)): src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h
+$(filter src/%.o,$(OBJS)): src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h
