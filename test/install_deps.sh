@@ -8,6 +8,8 @@ outbox_packages=(
     postgresql-15 postgresql-server-dev-15
     librdkafka-dev kcat
     libipc-run-perl
+    openjdk-17-jre-headless maven   # the real Apache Kafka broker (test/kafka)
+    openssl                         # test/t/103_real_tls.pl makes a throwaway CA
     prometheus-postgres-exporter    # test/t/051_prometheus.pl
     python3-confluent-kafka python3-psycopg   # test/t/094_docs_consumers.pl
 )
