@@ -104,11 +104,8 @@ my $offset = -s $node->logfile;
 # override unless outbox_kafka.allow_unsafe_producer_properties is on; this
 # phase checks that expiring messages are retried, not dropped, so it opts
 # in where the setting exists.
-my $has_unsafe = $node->safe_psql('postgres',
-	"SELECT count(*) FROM pg_settings WHERE name = 'outbox_kafka.allow_unsafe_producer_properties'");
 $node->safe_psql('postgres',
-	'ALTER SYSTEM SET outbox_kafka.allow_unsafe_producer_properties = on')
-  if $has_unsafe;
+	'ALTER SYSTEM SET outbox_kafka.allow_unsafe_producer_properties = on');
 $node->safe_psql('postgres',
 	"ALTER SYSTEM SET outbox_kafka.producer_properties = 'message.timeout.ms=1500'");
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
@@ -147,8 +144,7 @@ unlike(slurp_file($node->logfile),
 $node->safe_psql('postgres',
 	'ALTER SYSTEM RESET outbox_kafka.producer_properties');
 $node->safe_psql('postgres',
-	'ALTER SYSTEM RESET outbox_kafka.allow_unsafe_producer_properties')
-  if $has_unsafe;
+	'ALTER SYSTEM RESET outbox_kafka.allow_unsafe_producer_properties');
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 
 # --- shutdown during an outage ----------------------------------------------------------

@@ -25,10 +25,7 @@ my @topics = ('fs.rtt.a', 'fs.rtt.b');
 my $mock = start_mock(brokers => 2, topics => [ map { "$_:3" } @topics ]);
 my $node = new_node('rtt', bootstrap => $mock->bootstrap, poll_interval => '200ms',
 	extra_conf => "outbox_kafka.batch_size = $batch_size\n");
-my ($have_stall) = $node->safe_psql('postgres',
-	"SELECT count(*) FROM pg_settings WHERE name = 'outbox_kafka.stall_timeout'");
-$node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.stall_timeout = '1s'")
-  if $have_stall;
+$node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.stall_timeout = '1s'");
 $node->reload;
 
 my $fs = FaultStream->new(node => $node, mock => $mock, topics => \@topics);

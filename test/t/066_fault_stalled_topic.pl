@@ -29,10 +29,7 @@ my $sick = 'fs.sick';
 my @topics = (@healthy, $sick);
 my $mock = start_mock(topics => [ map { "$_:3" } @topics ]);
 my $node = new_node('stall', bootstrap => $mock->bootstrap, poll_interval => '200ms');
-my ($have_stall) = $node->safe_psql('postgres',
-	"SELECT count(*) FROM pg_settings WHERE name = 'outbox_kafka.stall_timeout'");
-$node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.stall_timeout = '1s'")
-  if $have_stall;
+$node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.stall_timeout = '1s'");
 $node->reload;
 
 my $fs = FaultStream->new(node => $node, mock => $mock, topics => \@topics);

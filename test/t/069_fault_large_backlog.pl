@@ -28,18 +28,9 @@ my $bound_mb = 3 * $max_batch_mb + 100;
 my @topics = ('fs.big.small');
 my $mock = start_mock(topics => [ 'fs.big.small:3', 'fs.big.large:3' ]);
 my $node = new_node('large', bootstrap => $mock->bootstrap, poll_interval => '200ms');
-my ($have) = $node->safe_psql('postgres',
-	"SELECT count(*) FROM pg_settings WHERE name = 'outbox_kafka.max_batch_bytes'");
-if ($have)
-{
-	$node->safe_psql('postgres',
-		"ALTER SYSTEM SET outbox_kafka.max_batch_bytes = '${max_batch_mb}MB'");
-	$node->reload;
-}
-else
-{
-	note 'outbox_kafka.max_batch_bytes does not exist: the relay is bounded by batch_size only';
-}
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET outbox_kafka.max_batch_bytes = '${max_batch_mb}MB'");
+$node->reload;
 my $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM outbox.status');
 
 my $fs = FaultStream->new(node => $node, mock => $mock, topics => \@topics, pace_ms => 50);
