@@ -1,16 +1,16 @@
 # Copyright (c) 2026, outbox_kafka developers
 #
-# ALTER EXTENSION outbox_kafka UPDATE from 0.1 to 0.2, as docs/operations.md
-# describes it:
+# ALTER EXTENSION outbox_kafka UPDATE from 0.1 to the current version
+# (through 0.2 and 0.3), as docs/operations.md describes it:
 #
 # - events enqueued under 0.1 are still there after the update and are
 #   published by the relay (which backs off, saying why, while the schema is
-#   still 0.1 and the library already 0.2);
+#   still 0.1 and the library already newer);
 # - the 0.2 objects exist and work: held topics, byte-bounded chunks,
 #   re-queued dead letters carrying outbox-requeued-from, the new status
-#   columns;
+#   columns; the 0.3 batch functions serve the relay API;
 # - an updated database has exactly the objects, definitions, privileges
-#   and comments of a fresh 0.2 install.
+#   and comments of a fresh install.
 use strict;
 use warnings;
 
@@ -66,7 +66,7 @@ is($in_update, '1:k1:j 2:k2:t 3:k1:j',
 	'after ALTER EXTENSION UPDATE the 0.1 events are still there');
 is($node->safe_psql('upg',
 		"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
-	'0.2', 'now at version 0.2');
+	'0.3', 'now at version 0.3');
 
 ok(wait_until_published($node, 'upg', 3),
 	'the relay publishes them without a restart');
@@ -128,7 +128,7 @@ is($node->safe_psql('upg_api',
 $node->safe_psql('fresh', 'CREATE EXTENSION outbox_kafka');
 is($node->safe_psql('fresh',
 		"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
-	'0.2', 'a fresh install is 0.2');
+	'0.3', 'a fresh install is 0.3');
 
 # every member object of the extension, with its definition, columns,
 # constraints, indexes, privileges and comment
@@ -182,7 +182,7 @@ my $fresh = $node->safe_psql('fresh', $describe);
 my @updated_objs = ($updated =~ /^(\w[^\n]*(?:function|table|view|sequence|schema|type)[^\n]*)$/mg);
 ok(scalar(@updated_objs) >= 30, scalar(@updated_objs) . ' objects compared');
 is($updated, $fresh,
-	'an updated 0.1 has exactly the objects, definitions, privileges and comments of a fresh 0.2');
+	'an updated 0.1 has exactly the objects, definitions, privileges and comments of a fresh install');
 foreach my $obj ('table outbox.held_topic', 'table outbox.held_event',
 	'view outbox.held_topics', 'function outbox.hold_events(bigint[],text,text,text)',
 	'function outbox.next_events(integer,bigint,bigint)')
