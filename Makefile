@@ -10,12 +10,14 @@ OBJS = \
 	src/capture.o \
 	src/enqueue.o \
 	src/error_class.o \
+	src/event_scan.o \
 	src/held_lane.o \
 	src/launcher.o \
 	src/module.o \
 	src/producer.o \
 	src/producer_config.o \
 	src/publish.o \
+	src/relay_batch.o \
 	src/relay_storage.o \
 	src/shmem.o \
 	src/status.o \

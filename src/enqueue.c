@@ -21,6 +21,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -53,6 +54,8 @@ static Oid	cached_owner = InvalidOid;
 
 /* Set once this transaction enqueued something; cleared at its end. */
 static bool wake_at_commit = false;
+/* this transaction was counted by outbox_async_commit_begin() */
+static bool async_commit_counted = false;
 
 static void outbox_xact_callback(XactEvent event, void *arg);
 static int	current_event_table(void);
@@ -660,16 +663,31 @@ outbox_requeue_event(PG_FUNCTION_ARGS)
 
 /*
  * outbox_xact_callback: wake the relay when a transaction that enqueued
- * commits.  Runs after the commit is visible to other backends; must not
- * throw.  A prepared transaction is picked up by the poll_interval fallback.
+ * commits (the commit is visible to other backends by then), and tell it
+ * about a commit that may be visible before it is on disk
+ * (synchronous_commit = off), so it can flush WAL before publishing (G9)
+ * without flushing for every chunk.  Must not throw.  A prepared
+ * transaction is picked up by the poll_interval fallback; COMMIT PREPARED
+ * always waits for the disk.
  */
 static void
 outbox_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (wake_at_commit && OutboxShmem != NULL &&
+				synchronous_commit <= SYNCHRONOUS_COMMIT_OFF)
+			{
+				outbox_async_commit_begin();
+				async_commit_counted = true;
+			}
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+			if (async_commit_counted)
+				outbox_async_commit_end(XactLastCommitEnd);
+			async_commit_counted = false;
 			if (wake_at_commit)
 				outbox_wake_worker(MyDatabaseId);
 			wake_at_commit = false;
@@ -677,6 +695,9 @@ outbox_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
+			if (async_commit_counted)
+				outbox_async_commit_end(InvalidXLogRecPtr);
+			async_commit_counted = false;
 			wake_at_commit = false;
 			break;
 		default:

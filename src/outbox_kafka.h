@@ -21,6 +21,7 @@
 
 #include "postgres.h"
 
+#include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
@@ -134,6 +135,15 @@ typedef struct OutboxWorkerSlot
 typedef struct OutboxShared
 {
 	LWLock	   *lock;			/* protects slot assignment */
+
+	/*
+	 * Transactions that enqueued and commit with synchronous_commit = off
+	 * (their commit can be visible before it is on disk): how many are
+	 * between pre-commit and commit, and the end of the latest commit
+	 * record of one of them.  See outbox_async_commits_end().
+	 */
+	pg_atomic_uint32 async_committing;
+	pg_atomic_uint64 async_commit_end;
 	int			nslots;
 	OutboxWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } OutboxShared;
@@ -168,6 +178,9 @@ extern void outbox_slot_set_state(OutboxWorkerSlot *slot, OutboxWorkerState stat
 extern void outbox_slot_set_error(OutboxWorkerSlot *slot, const char *message);
 extern void outbox_slot_clear_error(OutboxWorkerSlot *slot);
 extern void outbox_wake_worker(Oid dboid);
+extern void outbox_async_commit_begin(void);
+extern void outbox_async_commit_end(XLogRecPtr commit_end);
+extern XLogRecPtr outbox_async_commits_end(void);
 
 /* enqueue.c */
 extern void outbox_validate_topic(const char *topic);

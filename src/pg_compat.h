@@ -43,4 +43,16 @@
 #define outbox_create_wait_event_set(nevents) CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
+/*
+ * index_beginscan() takes the scan's instrumentation (NULL: none) since
+ * PostgreSQL 18.
+ */
+#if PG_VERSION_NUM >= 180000
+#define outbox_index_beginscan(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan((heap), (index), (snapshot), NULL, (nkeys), (norderbys))
+#else
+#define outbox_index_beginscan(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan((heap), (index), (snapshot), (nkeys), (norderbys))
+#endif
+
 #endif							/* OUTBOX_PG_COMPAT_H */

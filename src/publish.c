@@ -36,8 +36,8 @@
 #define RETRY_BACKOFF_MAX_MS	10000
 /* How long a metadata probe may take when a stall is suspected. */
 #define STALL_PROBE_MS			500
-/* Progress commits are flushed at most this often (see G4 in the docs). */
-#define PROGRESS_FLUSH_MS		100
+/* Progress is saved to outbox.relay_state at most this often (G4 in docs). */
+#define PROGRESS_SAVE_MS		100
 /* How often to look again while waiting for standbys to confirm. */
 #define STANDBY_POLL_MS			5
 
@@ -52,6 +52,7 @@ static long check_stall(OutboxChunk *chunk);
 static void note_chunk_done(OutboxChunk *chunk);
 static void read_ahead(void);
 static bool produce_durable(OutboxChunk *chunk);
+static XLogRecPtr commits_to_flush(void);
 
 /*
  * chunk_done: may the cursor move past the whole chunk?
@@ -68,23 +69,29 @@ chunk_done(OutboxChunk *chunk)
 }
 
 /*
- * relay_record_progress: in one transaction, record the resolved head of
- * the current chunk (dead letters, held events, the cursor) and, if fetch
- * and the chunk is done, replace it with the next one.  A done chunk whose
- * held events are still in flight is pinned until their reports are in.
+ * relay_record_progress: record the resolved head of the current chunk
+ * (the cursor, in memory; dead letters and held events, in storage) and,
+ * if fetch and the chunk is done, replace it with the next one.  A
+ * transaction is opened only when storage is read or written.  A done
+ * chunk whose held events are still in flight is pinned until their
+ * reports are in.
  */
 void
 relay_record_progress(bool fetch)
 {
 	OutboxChunk *chunk = relay.chunk;
 	int			from = chunk->recorded;
-	int			recorded;
+	int			recorded = outbox_chunk_resolved_head(chunk);
+	bool		in_xact = false;
 	uint64		published = 0;
 	uint64		dead = 0;
 	int			i;
 
-	relay_begin_step("outbox_kafka: record progress and fetch events");
-
+	if (outbox_chunk_head_needs_storage(chunk, recorded))
+	{
+		relay_begin_step("outbox_kafka: record dead letters and held events");
+		in_xact = true;
+	}
 	recorded = outbox_storage_finish_chunk(chunk, held_reason);
 	for (i = from; i < recorded; i++)
 	{
@@ -92,6 +99,14 @@ relay_record_progress(bool fetch)
 			published++;
 		else if (chunk->events[i].delivery == OUTBOX_DELIVERY_DEAD && !chunk->events[i].held)
 			dead++;
+	}
+	if (in_xact)
+	{
+		relay_end_step();
+		in_xact = false;
+		/* dead letters and held events are not re-done after a crash */
+		XLogFlush(XactLastCommitEnd);
+		relay.progress_saved_at = GetCurrentTimestamp();
 	}
 	chunk->recorded = recorded;
 
@@ -127,16 +142,14 @@ relay_record_progress(bool fetch)
 			relay.chunk = spare;
 			/* commits from now on set the latch again */
 			relay.commits_seen = false;
+			relay_begin_step("outbox_kafka: fetch events");
 			outbox_storage_fetch_chunk(spare, outbox_batch_size,
 									   (int64) outbox_max_batch_bytes_kb * 1024, 0);
-			spare->durable_lsn = GetXLogInsertRecPtr();
+			spare->durable_lsn = commits_to_flush();
+			relay_end_step();
 		}
 	}
 
-	relay_end_step();
-
-	if (recorded > from)
-		relay.unflushed_progress = XactLastCommitEnd;
 	if (relay.slot != NULL && published > 0)
 	{
 		pg_atomic_fetch_add_u64(&relay.slot->events_published, published);
@@ -149,37 +162,58 @@ relay_record_progress(bool fetch)
 }
 
 /*
- * relay_flush_progress: make the last progress commit durable, at most
- * every PROGRESS_FLUSH_MS (unless force): a crash then publishes again
- * what was in flight plus at most that much of acknowledged events (G4),
- * and the relay does not pay an fsync per chunk when events trickle in.
- * Returns how long until a deferred flush is due (0 if nothing is left).
+ * relay_save_progress_at_most_every: save the batch state in memory to
+ * outbox.relay_state and flush it, at most every PROGRESS_SAVE_MS (unless
+ * force): a crash then publishes again what was in flight plus at most
+ * that much of acknowledged events (G4), and the relay spends no
+ * transaction id, WAL or fsync per chunk.  Returns how long until a
+ * deferred save is due (0 if nothing is left to save).  Opens its own
+ * transaction: none may be open.
  */
 long
-relay_flush_progress_at_most_every(bool force)
+relay_save_progress_at_most_every(bool force)
 {
 	TimestampTz now;
 	TimestampTz due;
 
-	if (relay.unflushed_progress == InvalidXLogRecPtr)
+	if (!outbox_batch_unsaved())
 		return 0;
 	now = GetCurrentTimestamp();
-	due = TimestampTzPlusMilliseconds(relay.progress_flushed_at, PROGRESS_FLUSH_MS);
+	due = TimestampTzPlusMilliseconds(relay.progress_saved_at, PROGRESS_SAVE_MS);
 	if (!force && now < due)
 		return Max(TimestampDifferenceMilliseconds(now, due), 1);
-	XLogFlush(relay.unflushed_progress);
-	relay.unflushed_progress = InvalidXLogRecPtr;
-	relay.progress_flushed_at = now;
+	relay_begin_step("outbox_kafka: save progress");
+	outbox_batch_save();
+	relay_end_step();
+	XLogFlush(XactLastCommitEnd);
+	relay.progress_saved_at = now;
 	return 0;
 }
 
 /*
- * relay_flush_progress: flush the progress if a flush is due.
+ * relay_save_progress: save the progress if a save is due.
  */
 void
-relay_flush_progress(void)
+relay_save_progress(void)
 {
-	(void) relay_flush_progress_at_most_every(false);
+	(void) relay_save_progress_at_most_every(false);
+}
+
+/*
+ * commits_to_flush: how far WAL must be on disk (and, with
+ * outbox_kafka.wait_for_standbys, confirmed by the synchronous standbys)
+ * before the events just fetched may be published (G9); InvalidXLogRecPtr
+ * if it already is.  Call after the fetch, in its transaction.  Without
+ * standbys to wait for, only asynchronous commits of enqueuing
+ * transactions need a flush (shmem.c tracks them); with them, everything
+ * inserted so far must be confirmed.
+ */
+static XLogRecPtr
+commits_to_flush(void)
+{
+	if (outbox_wait_for_standbys)
+		return GetXLogInsertRecPtr();
+	return outbox_async_commits_end();
 }
 
 /*
@@ -519,7 +553,7 @@ read_ahead(void)
 	outbox_storage_fetch_chunk(relay.ahead, outbox_batch_size,
 							   (int64) outbox_max_batch_bytes_kb * 1024,
 							   chunk->events[chunk->nevents - 1].id);
-	relay.ahead->durable_lsn = GetXLogInsertRecPtr();
+	relay.ahead->durable_lsn = commits_to_flush();
 	relay_end_step();
 }
 
@@ -564,7 +598,7 @@ relay_publish(void)
 			{
 				/* keep what succeeded meanwhile */
 				relay_record_progress(false);
-				relay_flush_progress();
+				relay_save_progress();
 				return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 														   relay.retry_at), 1);
 			}
@@ -587,7 +621,7 @@ relay_publish(void)
 	chunk = relay.chunk;
 	if (chunk->nevents == 0)
 	{
-		long		flush_due = relay_flush_progress_at_most_every(false);
+		long		flush_due = relay_save_progress_at_most_every(false);
 
 		relay_enter_state(OUTBOX_STATE_IDLE, DEBUG1, NULL);
 		/* a slow cluster stays reported while idle: nothing proved it fast */
@@ -599,7 +633,7 @@ relay_publish(void)
 
 	if (!produce_durable(chunk))
 		return relay.producer == NULL ? 0 : STANDBY_POLL_MS;
-	relay_flush_progress();
+	relay_save_progress();
 	read_ahead();
 	return chunk->in_flight > 0 ? outbox_stall_timeout_ms : 0;
 }

@@ -20,6 +20,7 @@
 #include "outbox_kafka.h"
 
 #include "access/xlogdefs.h"
+#include "executor/spi.h"
 
 #include "error_class.h"
 
@@ -91,6 +92,8 @@ extern PGDLLEXPORT void outbox_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void outbox_worker_main(Datum main_arg);
 
 /* relay_storage.c: the SQL relay API, called through kept SPI plans */
+extern SPIPlanPtr outbox_keep_plan(SPIPlanPtr *plan, const char *sql,
+								   int nargs, Oid *argtypes);
 extern bool outbox_storage_extension_ready(void);
 extern OutboxChunk *outbox_chunk_create(void);
 extern void outbox_chunk_reset(OutboxChunk *chunk);
@@ -100,6 +103,8 @@ extern void outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
 /* the reason (and its class, through cls) why topic is held */
 typedef const char *(*OutboxHeldReasonFn) (const char *topic, const char **cls);
 extern bool outbox_event_resolved(OutboxEvent *event);
+extern int	outbox_chunk_resolved_head(OutboxChunk *chunk);
+extern bool outbox_chunk_head_needs_storage(OutboxChunk *chunk, int resolved);
 extern int	outbox_storage_finish_chunk(OutboxChunk *chunk,
 										OutboxHeldReasonFn reason_fn);
 extern int	outbox_storage_maintain(void);
@@ -123,6 +128,31 @@ extern void outbox_storage_note_held_attempt(const char *topic,
 extern int64 outbox_storage_dead_letter_held(const char *topic,
 											 const char *error, int attempts,
 											 List *ids);
+
+/* event_scan.c: the relay's reads of the event tables, by index */
+typedef struct OutboxBatchBounds
+{
+	int64		first_id;
+	int64		last_id;
+	int64		events;			/* 0: no batch (the ids are then 0) */
+} OutboxBatchBounds;
+
+/* takes one event: id, topic, key, payload, payload_kind, headers, created_at */
+typedef void (*OutboxEventEmitFn) (void *arg, Datum *values, bool *nulls);
+
+extern void outbox_scan_bounds(Datum prev_tick, Datum tick,
+							   OutboxBatchBounds *bounds);
+extern void outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id,
+							   int64 last_id, int max_events, int64 max_bytes,
+							   OutboxEventEmitFn emit, void *arg);
+
+/* relay_batch.c: the open batch, in memory, saved to outbox.relay_state */
+extern void outbox_batch_forget(void);
+extern bool outbox_batch_unsaved(void);
+extern bool outbox_batch_open(void);
+extern void outbox_batch_fetch_args(Datum *values, int64 after_id);
+extern bool outbox_batch_advance(int64 up_to_id, int64 events);
+extern void outbox_batch_save(void);
 
 /* producer.c */
 extern OutboxProducer *outbox_producer_create(const char *client_id,

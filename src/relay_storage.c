@@ -1,15 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * relay_storage.c
- *	  The worker's side of the relay API in SQL (outbox.open_batch,
- *	  next_events, ack_events, dead_letter, maintain), called through
- *	  kept SPI plans so the worker and the SQL tests share one
- *	  implementation of snapshot batching.
+ *	  The worker's reads and writes of outbox storage: chunks of the open
+ *	  batch (read by index, event_scan.c; the batch itself is kept in
+ *	  memory, relay_batch.c), and, through kept SPI plans, the relay API
+ *	  in SQL for what is rare (dead letters, held topics, maintenance),
+ *	  so the worker and the SQL tests share one implementation of it.
  *
- * Every function here expects a transaction to be open and SPI not to be
- * connected; the caller commits.  Chunk data is copied into chunk->cxt,
- * which outlives the transaction: no snapshot or transaction is ever held
- * while Kafka acknowledgements are awaited.
+ * Every function here expects a transaction to be open (unless it says
+ * otherwise) and SPI not to be connected; the caller commits.  Chunk data
+ * is copied into chunk->cxt, which outlives the transaction: no snapshot
+ * or transaction is ever held while Kafka acknowledgements are awaited.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -32,9 +33,6 @@
 
 #include "relay.h"
 
-static SPIPlanPtr open_plan = NULL;
-static SPIPlanPtr next_plan = NULL;
-static SPIPlanPtr ack_plan = NULL;
 static SPIPlanPtr dead_letter_plan = NULL;
 static SPIPlanPtr maintain_plan = NULL;
 static SPIPlanPtr hold_plan = NULL;
@@ -44,20 +42,20 @@ static SPIPlanPtr release_plan = NULL;
 static SPIPlanPtr note_attempt_plan = NULL;
 static SPIPlanPtr dead_letter_held_plan = NULL;
 
-static SPIPlanPtr keep_plan(SPIPlanPtr *plan, const char *sql, int nargs,
-							Oid *argtypes);
-static void copy_event(OutboxEvent *event, HeapTuple tuple, TupleDesc desc);
+static void copy_event(OutboxEvent *event, Datum *values, bool *nulls);
+static void append_event(void *arg, Datum *values, bool *nulls);
 static void copy_events(OutboxChunk *chunk);
 static Datum id_array(List *ids);
 static void record_held(OutboxChunk *chunk, int from, int upto,
 						OutboxHeldReasonFn reason_fn);
 
 /*
- * keep_plan: prepare sql once per process and keep the plan.  The plan
- * cache re-plans by itself if the extension is dropped and re-created.
+ * outbox_keep_plan: prepare sql once per process and keep the plan in
+ * *plan.  The plan cache re-plans by itself if the extension is dropped
+ * and re-created.  SPI must be connected.
  */
-static SPIPlanPtr
-keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
+SPIPlanPtr
+outbox_keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*plan == NULL)
 	{
@@ -83,20 +81,15 @@ outbox_storage_extension_ready(void)
 }
 
 /*
- * copy_event: fill event from one row of next_events(), copying every
- * value into the current memory context (the chunk's).  Keys and headers
- * are converted to UTF-8 (payloads were stored in UTF-8 at enqueue); needs
- * a transaction.
+ * copy_event: fill event from the values of one event (id, topic, key,
+ * payload, payload_kind, headers, created_at), copying every value into
+ * the current memory context (the chunk's).  Keys and headers are
+ * converted to UTF-8 (payloads were stored in UTF-8 at enqueue); needs a
+ * transaction.
  */
 static void
-copy_event(OutboxEvent *event, HeapTuple tuple, TupleDesc desc)
+copy_event(OutboxEvent *event, Datum *values, bool *nulls)
 {
-	Datum		values[7];
-	bool		nulls[7];
-
-	/* one pass over the tuple: the varlena columns make getattr costly */
-	heap_deform_tuple(tuple, desc, values, nulls);
-
 	memset(event, 0, sizeof(OutboxEvent));
 	event->id = DatumGetInt64(values[0]);
 	event->topic = TextDatumGetCString(values[1]);
@@ -137,10 +130,33 @@ copy_events(OutboxChunk *chunk)
 	chunk->events = palloc(sizeof(OutboxEvent) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
-		copy_event(&chunk->events[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		Datum		values[7];
+		bool		nulls[7];
+
+		/* one pass over the tuple: the varlena columns make getattr costly */
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
+		copy_event(&chunk->events[i], values, nulls);
 		chunk->events[i].chunk = chunk;
 	}
 	chunk->nevents = (int) SPI_processed;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * append_event: an OutboxEventEmitFn adding one event to the chunk arg,
+ * whose events array has room for chunk->nevents + 1 (see
+ * outbox_storage_fetch_chunk).
+ */
+static void
+append_event(void *arg, Datum *values, bool *nulls)
+{
+	OutboxChunk *chunk = arg;
+	MemoryContext old = MemoryContextSwitchTo(chunk->cxt);
+	OutboxEvent *event = &chunk->events[chunk->nevents];
+
+	copy_event(event, values, nulls);
+	event->chunk = chunk;
+	chunk->nevents++;
 	MemoryContextSwitchTo(old);
 }
 
@@ -195,53 +211,31 @@ outbox_chunk_reset(OutboxChunk *chunk)
 /*
  * outbox_storage_fetch_chunk: load the next events (id order) of the open
  * batch into chunk, replacing what chunk held: at most max_events events
- * and, beyond the first, at most max_bytes of payload, key and headers.  With after_id
- * 0 the batch is opened first if none is open and reading starts at the
- * batch cursor; otherwise (reading ahead) only events after after_id of an
- * already open batch are read.  chunk->nevents is 0 when there is nothing.
+ * and, beyond the first, at most max_bytes of payload, key and headers.
+ * With after_id 0 a batch is opened first if none is open (relay_batch.c)
+ * and reading starts at the batch cursor; otherwise (reading ahead) only
+ * events after after_id of the open batch are read.  chunk->nevents is 0
+ * when there is nothing.  Needs an active snapshot.
  */
 void
 outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
 						   int64 max_bytes, int64 after_id)
 {
-	Oid			argtypes[3] = {INT4OID, INT8OID, INT8OID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	bool		isnull;
+	Datum		args[4];
+	int64		left;
 
 	outbox_chunk_reset(chunk);
+	if (!outbox_batch_open())
+		return;
 
-	SPI_connect();
-	if (after_id == 0)
-	{
-		int64		events;
-
-		if (SPI_execute_plan(keep_plan(&open_plan,
-									   "SELECT events FROM outbox.open_batch()",
-									   0, NULL),
-							 NULL, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "outbox.open_batch() failed");
-		events = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-		if (isnull || events == 0)
-		{
-			SPI_finish();
-			return;
-		}
-		nulls[1] = 'n';
-	}
-
-	values[0] = Int32GetDatum(max_events);
-	values[1] = Int64GetDatum(after_id);
-	values[2] = Int64GetDatum(max_bytes);
-	if (SPI_execute_plan(keep_plan(&next_plan,
-								   "SELECT id, topic, key, payload, payload_kind, headers, created_at"
-								   " FROM outbox.next_events($1, $2, $3)",
-								   3, argtypes),
-						 values, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "outbox.next_events() failed");
-	copy_events(chunk);
-	SPI_finish();
+	outbox_batch_fetch_args(args, after_id);
+	left = DatumGetInt64(args[3]) - DatumGetInt64(args[2]);
+	/* room for every event the id range and max_events allow */
+	chunk->events = MemoryContextAlloc(chunk->cxt,
+									   sizeof(OutboxEvent) * Max(Min(left, max_events), 1));
+	outbox_scan_events(args[0], args[1], DatumGetInt64(args[2]),
+					   DatumGetInt64(args[3]), max_events, max_bytes,
+					   append_event, chunk);
 }
 
 /*
@@ -311,7 +305,7 @@ record_held(OutboxChunk *chunk, int from, int upto, OutboxHeldReasonFn reason_fn
 		values[1] = CStringGetTextDatum(first->topic);
 		values[2] = CStringGetTextDatum(reason);
 		values[3] = CStringGetTextDatum(cls);
-		if (SPI_execute_plan(keep_plan(&hold_plan,
+		if (SPI_execute_plan(outbox_keep_plan(&hold_plan,
 									   "SELECT outbox.hold_events($1, $2, $3, $4)",
 									   4, types),
 							 values, NULL, false, 1) != SPI_OK_SELECT)
@@ -322,62 +316,86 @@ record_held(OutboxChunk *chunk, int from, int upto, OutboxHeldReasonFn reason_fn
 }
 
 /*
- * outbox_storage_finish_chunk: record the resolved head of chunk: the
- * longest run of events, from the first, that are acknowledged, to be
- * dead-lettered or held aside.  Dead letters and held events of the run
- * not yet recorded (from chunk->recorded on) are written, then the batch
- * cursor moves past the run.  Returns the run's length; the caller stores
- * it in chunk->recorded once the transaction has committed.  Sets
+ * outbox_chunk_resolved_head: the length of the longest run of events of
+ * chunk, from the first, that are acknowledged, to be dead-lettered or
+ * held aside.  Needs no transaction.
+ */
+int
+outbox_chunk_resolved_head(OutboxChunk *chunk)
+{
+	int			resolved = chunk->recorded;
+
+	while (resolved < chunk->nevents &&
+		   outbox_event_resolved(&chunk->events[resolved]))
+		resolved++;
+	return resolved;
+}
+
+/*
+ * outbox_chunk_head_needs_storage: must recording the resolved head of
+ * chunk up to resolved write to storage (dead letters or held events
+ * among the events not recorded yet)?  Needs no transaction.
+ */
+bool
+outbox_chunk_head_needs_storage(OutboxChunk *chunk, int resolved)
+{
+	int			i;
+
+	for (i = chunk->recorded; i < resolved; i++)
+		if (chunk->events[i].held || chunk->events[i].delivery == OUTBOX_DELIVERY_DEAD)
+			return true;
+	return false;
+}
+
+/*
+ * outbox_storage_finish_chunk: record the resolved head of chunk (see
+ * outbox_chunk_resolved_head).  Dead letters and held events of it not yet
+ * recorded (from chunk->recorded on) are written, together with the batch
+ * state, in the caller's transaction, which must then be open; without
+ * them the cursor only moves in memory (relay_batch.c) and no transaction
+ * is needed.  Returns the run's length; the caller stores it in
+ * chunk->recorded once the transaction (if any) has committed.  Sets
  * chunk->batch_completed when that completed the open batch.
  */
 int
 outbox_storage_finish_chunk(OutboxChunk *chunk, OutboxHeldReasonFn reason_fn)
 {
 	Oid			dl_types[3] = {INT8OID, TEXTOID, INT4OID};
-	Oid			ack_types[2] = {INT8OID, INT8OID};
 	Datum		values[3];
-	int			resolved = chunk->recorded;
+	int			resolved = outbox_chunk_resolved_head(chunk);
+	bool		write = outbox_chunk_head_needs_storage(chunk, resolved);
 	int			i;
 
-	while (resolved < chunk->nevents &&
-		   outbox_event_resolved(&chunk->events[resolved]))
-		resolved++;
 	if (resolved == chunk->recorded)
 		return resolved;
 
-	SPI_connect();
-	record_held(chunk, chunk->recorded, resolved, reason_fn);
-	for (i = chunk->recorded; i < resolved; i++)
+	if (write)
 	{
-		OutboxEvent *event = &chunk->events[i];
+		SPI_connect();
+		record_held(chunk, chunk->recorded, resolved, reason_fn);
+		for (i = chunk->recorded; i < resolved; i++)
+		{
+			OutboxEvent *event = &chunk->events[i];
 
-		if (event->delivery != OUTBOX_DELIVERY_DEAD || event->held)
-			continue;
-		values[0] = Int64GetDatum(event->id);
-		values[1] = CStringGetTextDatum(outbox_error_text(event->error));
-		values[2] = Int32GetDatum(Max(event->attempts, 1));
-		if (SPI_execute_plan(keep_plan(&dead_letter_plan,
-									   "SELECT outbox.dead_letter($1, $2, $3)",
-									   3, dl_types),
-							 values, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "outbox.dead_letter() failed");
+			if (event->delivery != OUTBOX_DELIVERY_DEAD || event->held)
+				continue;
+			values[0] = Int64GetDatum(event->id);
+			values[1] = CStringGetTextDatum(outbox_error_text(event->error));
+			values[2] = Int32GetDatum(Max(event->attempts, 1));
+			if (SPI_execute_plan(outbox_keep_plan(&dead_letter_plan,
+												  "SELECT outbox.dead_letter($1, $2, $3)",
+												  3, dl_types),
+								 values, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "outbox.dead_letter() failed");
+		}
+		SPI_finish();
 	}
 
-	values[0] = Int64GetDatum(chunk->events[resolved - 1].id);
-	values[1] = Int64GetDatum(resolved - chunk->recorded);
-	if (SPI_execute_plan(keep_plan(&ack_plan,
-								   "SELECT outbox.ack_events($1, $2)",
-								   2, ack_types),
-						 values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "outbox.ack_events() failed");
-	{
-		bool		isnull;
-
-		chunk->batch_completed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-															SPI_tuptable->tupdesc,
-															1, &isnull)) && !isnull;
-	}
-	SPI_finish();
+	chunk->batch_completed = outbox_batch_advance(chunk->events[resolved - 1].id,
+												  resolved - chunk->recorded);
+	/* the cursor moves past them in the same transaction: never twice */
+	if (write)
+		outbox_batch_save();
 	return resolved;
 }
 
@@ -392,7 +410,7 @@ outbox_storage_maintain(void)
 	int			current;
 
 	SPI_connect();
-	if (SPI_execute_plan(keep_plan(&maintain_plan,
+	if (SPI_execute_plan(outbox_keep_plan(&maintain_plan,
 								   "SELECT current_table FROM outbox.maintain()",
 								   0, NULL),
 						 NULL, NULL, false, 1) != SPI_OK_SELECT)
@@ -415,7 +433,7 @@ outbox_storage_held_topics(void)
 	uint64		i;
 
 	SPI_connect();
-	if (SPI_execute_plan(keep_plan(&held_topics_plan,
+	if (SPI_execute_plan(outbox_keep_plan(&held_topics_plan,
 								   "SELECT topic, held_since, reason, error_class"
 								   " FROM outbox.held_topic ORDER BY topic",
 								   0, NULL),
@@ -456,7 +474,7 @@ outbox_storage_fetch_held(OutboxChunk *chunk, const char *topic,
 	values[0] = CStringGetTextDatum(topic);
 	values[1] = Int32GetDatum(max_events);
 	values[2] = Int64GetDatum(max_bytes);
-	if (SPI_execute_plan(keep_plan(&held_events_plan,
+	if (SPI_execute_plan(outbox_keep_plan(&held_events_plan,
 								   "SELECT id, topic, key, payload, payload_kind, headers, created_at"
 								   " FROM outbox.held_events($1, $2, $3)",
 								   3, types),
@@ -484,7 +502,7 @@ outbox_storage_release_held(const char *topic, List *ids, bool release_topic)
 	values[0] = CStringGetTextDatum(topic);
 	values[1] = id_array(ids);
 	values[2] = BoolGetDatum(release_topic);
-	if (SPI_execute_plan(keep_plan(&release_plan,
+	if (SPI_execute_plan(outbox_keep_plan(&release_plan,
 								   "SELECT outbox.release_held_events($1, $2, $3)",
 								   3, types),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
@@ -510,7 +528,7 @@ outbox_storage_note_held_attempt(const char *topic, const char *reason,
 	values[0] = CStringGetTextDatum(topic);
 	values[1] = CStringGetTextDatum(reason);
 	values[2] = CStringGetTextDatum(error_class);
-	if (SPI_execute_plan(keep_plan(&note_attempt_plan,
+	if (SPI_execute_plan(outbox_keep_plan(&note_attempt_plan,
 								   "SELECT outbox.note_held_attempt($1, $2, $3)",
 								   3, types),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
@@ -541,7 +559,7 @@ outbox_storage_dead_letter_held(const char *topic, const char *error,
 		values[3] = id_array(ids);
 	else
 		nulls[3] = 'n';
-	if (SPI_execute_plan(keep_plan(&dead_letter_held_plan,
+	if (SPI_execute_plan(outbox_keep_plan(&dead_letter_held_plan,
 								   "SELECT outbox.dead_letter_held($1, $2, $3, $4)",
 								   4, types),
 						 values, nulls, false, 1) != SPI_OK_SELECT)

@@ -61,9 +61,8 @@ typedef struct RelayWorker
 	bool		extension_ready;	/* extension seen installed */
 	bool		stopping;		/* in shutdown_relay() */
 	MemoryContext loop_cxt;		/* reset at every pass of the loop */
-	XLogRecPtr	unflushed_progress; /* end of a progress commit not yet
-									 * known to be on disk */
-	TimestampTz progress_flushed_at;	/* when progress was last flushed */
+	TimestampTz progress_saved_at;	/* when progress was last saved to
+									 * outbox.relay_state */
 } RelayWorker;
 
 extern RelayWorker relay;
@@ -78,8 +77,8 @@ extern void relay_recreate_producer(const char *reason);
 /* publish.c */
 extern long relay_publish(void);
 extern void relay_record_progress(bool fetch);
-extern void relay_flush_progress(void);
-extern long relay_flush_progress_at_most_every(bool force);
+extern void relay_save_progress(void);
+extern long relay_save_progress_at_most_every(bool force);
 extern int	relay_produce(OutboxChunk *chunk);
 extern void relay_forget_in_flight(OutboxChunk *chunk);
 

@@ -17,6 +17,8 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
+
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -90,6 +92,8 @@ outbox_shmem_startup(void)
 			pg_atomic_init_u64(&slot->events_failed, 0);
 			pg_atomic_init_u32(&slot->current_table, 0);
 		}
+		pg_atomic_init_u32(&OutboxShmem->async_committing, 0);
+		pg_atomic_init_u64(&OutboxShmem->async_commit_end, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -141,6 +145,58 @@ outbox_wake_worker(Oid dboid)
 	latch = slot->latch;
 	if (latch != NULL)
 		SetLatch(latch);
+}
+
+/*
+ * outbox_async_commit_begin: the calling backend is about to commit, with
+ * synchronous_commit = off, a transaction that enqueued.  Call at
+ * pre-commit, before the commit can become visible; pair it with
+ * outbox_async_commit_end().  Safe without a transaction.
+ */
+void
+outbox_async_commit_begin(void)
+{
+	pg_atomic_fetch_add_u32(&OutboxShmem->async_committing, 1);
+}
+
+/*
+ * outbox_async_commit_end: the transaction counted by
+ * outbox_async_commit_begin() committed with its commit record ending at
+ * commit_end (or, with InvalidXLogRecPtr, did not commit).  Must not throw.
+ */
+void
+outbox_async_commit_end(XLogRecPtr commit_end)
+{
+	uint64		seen = pg_atomic_read_u64(&OutboxShmem->async_commit_end);
+
+	while (seen < commit_end &&
+		   !pg_atomic_compare_exchange_u64(&OutboxShmem->async_commit_end,
+										   &seen, commit_end))
+		;
+	/* a full barrier: the position is published before the count drops */
+	pg_atomic_fetch_sub_u32(&OutboxShmem->async_committing, 1);
+}
+
+/*
+ * outbox_async_commits_end: how far WAL must be on disk for every commit
+ * visible to a snapshot taken before this call to be on disk (G9): the
+ * end of the latest asynchronous commit of an enqueuing transaction, or,
+ * while one is between pre-commit and commit (its position not yet
+ * known), the current insert position.  InvalidXLogRecPtr when that is
+ * already flushed.  Synchronous commits are on disk before they are
+ * visible, so they need nothing.
+ */
+XLogRecPtr
+outbox_async_commits_end(void)
+{
+	XLogRecPtr	end;
+
+	pg_memory_barrier();
+	if (pg_atomic_read_u32(&OutboxShmem->async_committing) > 0)
+		return GetXLogInsertRecPtr();
+	pg_read_barrier();
+	end = pg_atomic_read_u64(&OutboxShmem->async_commit_end);
+	return end <= GetFlushRecPtr(NULL) ? InvalidXLogRecPtr : end;
 }
 
 /*

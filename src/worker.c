@@ -236,6 +236,15 @@ pin_settings(void)
 		{"deadlock_timeout", "50ms"},
 		/* the relay's plans do not depend on the values: plan them once */
 		{"plan_cache_mode", "force_generic_plan"},
+
+		/*
+		 * Batches are read by index ranges on id and txid (relay_batch.c,
+		 * outbox._batch_events): never by a scan of a whole event table,
+		 * whatever the statistics of a table that was just truncated say.
+		 */
+		{"enable_seqscan", "off"},
+		{"enable_bitmapscan", "off"},
+		{"enable_sort", "off"},
 		/* the relay writes, waits for nobody's timeouts, and reads committed */
 		{"default_transaction_read_only", "off"},
 		{"default_transaction_isolation", "read committed"},
@@ -464,6 +473,8 @@ run_maintenance(void)
 	relay.next_maintenance = TimestampTzPlusMilliseconds(now, MAINTENANCE_INTERVAL_MS);
 
 	relay_begin_step("outbox_kafka: storage maintenance");
+	/* maintenance truncates what the saved progress covers: save it first */
+	outbox_batch_save();
 	current = outbox_storage_maintain();
 	relay_end_step();
 
@@ -585,7 +596,7 @@ shutdown_relay(void)
 			relay_recreate_producer(NULL);
 		if (relay.chunk->nevents > 0 && !RecoveryInProgress() && relay.extension_ready)
 			relay_record_progress(false);
-		(void) relay_flush_progress_at_most_every(true);
+		(void) relay_save_progress_at_most_every(true);
 	}
 	ereport(LOG,
 			(errmsg("outbox_kafka worker for database \"%s\" stopped",
@@ -632,6 +643,7 @@ recover_from_error(void)
 	}
 	held_drop_all_chunks();
 	held_forget();
+	outbox_batch_forget();
 	relay.commits_seen = true;
 	relay.backoff_ms = relay.backoff_ms == 0 ? 1000 : Min(relay.backoff_ms * 2, BACKOFF_MAX_MS);
 	relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), relay.backoff_ms);

@@ -59,15 +59,15 @@ cmp_ok($wal, '<=', 200, "an idle relay wrote no WAL of its own ($wal bytes in a 
 
 # a relay that cannot work says why: take away a function it calls
 $node->safe_psql('postgres',
-	'ALTER FUNCTION outbox.ack_events(bigint, bigint) RENAME TO ack_events_gone');
+	'ALTER FUNCTION outbox.maintain(boolean) RENAME TO maintain_gone');
 $node->safe_psql('postgres',
 	"SELECT outbox.enqueue('$topic', 'x'::text)");
 ok( $node->poll_query_until('postgres',
-		"SELECT state = 'backing_off' AND last_error LIKE '%ack_events%' FROM outbox.status"),
+		"SELECT state = 'backing_off' AND last_error LIKE '%outbox.maintain%' FROM outbox.status"),
 	'outbox.status says why the relay cannot work')
   or diag explain outbox_status($node, 'postgres');
 $node->safe_psql('postgres',
-	'ALTER FUNCTION outbox.ack_events_gone(bigint, bigint) RENAME TO ack_events');
+	'ALTER FUNCTION outbox.maintain_gone(boolean) RENAME TO maintain');
 ok(wait_until_published($node, 'postgres', 1), 'and recovers once it can');
 
 # a held topic keeps its retry clock across a restart
