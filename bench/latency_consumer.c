@@ -8,8 +8,11 @@
  * seconds since the epoch (the benchmark enqueues
  * jsonb_build_object('t', extract(epoch from clock_timestamp()))).  The
  * consumer fetches with fetch.wait.max.ms=1, like the consumers the
- * design's latency bar was measured with, and prints one line:
+ * design's latency bar was measured with, and prints two lines:
  *	  count=N p50_ms=... p90_ms=... p99_ms=... max_ms=...
+ *	  windows_p99_ms=A,B,...
+ * the second giving the p99 of each WINDOW_S seconds of arrivals (is the
+ * tail flat over the run?).
  *
  * Usage: latency_consumer BOOTSTRAP TOPIC PARTITIONS COUNT TIMEOUT_S
  *
@@ -47,6 +50,9 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Width of the windows of arrival time whose p99 is reported. */
+#define WINDOW_S 10.0
+
 /* enqueue_time: the "t" field of a JSON payload, or -1. */
 static double
 enqueue_time(const char *payload, size_t len)
@@ -76,7 +82,10 @@ main(int argc, char **argv)
 	long		want;
 	double		deadline;
 	double	   *lat;
+	double	   *arrived;
+	double	   *window;
 	long		n = 0;
+	long		first;
 	int			i;
 
 	if (argc != 6)
@@ -88,6 +97,8 @@ main(int argc, char **argv)
 	want = atol(argv[4]);
 	deadline = now_s() + atof(argv[5]);
 	lat = calloc(want, sizeof(double));
+	arrived = calloc(want, sizeof(double));
+	window = calloc(want, sizeof(double));
 
 	conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)) ||
@@ -126,9 +137,30 @@ main(int argc, char **argv)
 			continue;
 		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->payload != NULL &&
 			(t = enqueue_time(m->payload, m->len)) > 0)
-			lat[n++] = (now_s() - t) * 1000.0;
+		{
+			arrived[n] = now_s();
+			lat[n] = (arrived[n] - t) * 1000.0;
+			n++;
+		}
 		rd_kafka_message_destroy(m);
 	}
+
+	/* the p99 of each window of arrivals, before lat is sorted */
+	printf("windows_p99_ms=");
+	for (first = 0; first < n;)
+	{
+		long		k = 0;
+
+		while (first + k < n && arrived[first + k] < arrived[first] + WINDOW_S)
+		{
+			window[k] = lat[first + k];
+			k++;
+		}
+		qsort(window, k, sizeof(double), cmp_double);
+		printf("%s%.2f", first > 0 ? "," : "", window[(long) (k * 0.99)]);
+		first += k;
+	}
+	printf("\n");
 
 	qsort(lat, n, sizeof(double), cmp_double);
 	if (n == 0)
@@ -139,5 +171,7 @@ main(int argc, char **argv)
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
 	free(lat);
+	free(arrived);
+	free(window);
 	return n == want ? 0 : 1;
 }

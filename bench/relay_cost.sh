@@ -37,10 +37,14 @@ outbox_kafka.poll_interval = '1h'"
 psql() { runuser -u "$run_user" -- "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres -d postgres "$@"; }
 psql -c 'CREATE EXTENSION outbox_kafka' 2>/dev/null
 
-# wait_published N: until the relay has published N events (deadline 60 s)
+# wait_published N [saved]: until the relay has published N events and,
+# with "saved", saved its progress (pending_events = 0; it saves at most
+# every 100 ms); polls every 10 ms, deadline 60 s
 wait_published() {
+    local cond="events_published >= $1"
+    [ "${2:-}" = saved ] && cond="$cond AND pending_events = 0"
     for _ in $(seq 6000); do
-        [ "$(psql -Atc "SELECT events_published >= $1 AND pending_events = 0 FROM outbox.status")" = t ] && return 0
+        [ "$(psql -Atc "SELECT $cond FROM outbox.status")" = t ] && return 0
         sleep 0.01
     done
     echo "relay did not publish $1 events" >&2; return 1
@@ -48,7 +52,7 @@ wait_published() {
 
 echo "# Relay cost, $(date -u +%F), $(nproc) cores, mock broker; command: \`bash bench/relay_cost.sh\`"
 echo
-echo "## First event of a new topic (commit to published, polled from outbox.status every 10 ms)"
+echo "## First event of a new topic (commit to acknowledged, polled from outbox.status every 10 ms)"
 echo
 echo "| topic | ms |"
 echo "|---|---|"
@@ -83,10 +87,26 @@ for rate in $rates; do
         -f "$work/enqueue.sql" -R "$rate" -T "$secs" -c 4 -j 2 postgres 2>/dev/null |
         sed -n 's/^tps = \([0-9.]*\).*/\1/p')
     events=$(( $(psql -Atc 'SELECT last_value FROM outbox.event_id_seq') - seq0 ))
-    wait_published $((pub0 + events))
+    wait_published $((pub0 + events)) saved
     c1=$(ticks)
     wal=$(psql -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0')")
     echo "| $rate | $events | $(echo "scale=2; ($c1 - $c0) / $hz" | bc) | $(echo "scale=1; ($c1 - $c0) * 1000000 / $hz / $events" | bc) | $(( ${wal%.*} / events )) | $tps |"
+done
+
+echo
+echo "## First event after the worker starts (relay stopped and started by a reload; commit to acknowledged)"
+echo
+echo "| run | ms |"
+echo "|---|---|"
+for r in 1 2 3; do
+    psql -c "ALTER SYSTEM SET outbox_kafka.databases = ''" -c 'SELECT pg_reload_conf()' >/dev/null
+    until [ "$(psql -Atc 'SELECT worker_pid IS NULL FROM outbox.status')" = t ]; do sleep 0.01; done
+    psql -c "ALTER SYSTEM RESET outbox_kafka.databases" -c 'SELECT pg_reload_conf()' >/dev/null
+    until [ "$(psql -Atc "SELECT state = 'idle' FROM outbox.status")" = t ]; do sleep 0.01; done
+    t0=$(date +%s%N)
+    psql -c "SELECT outbox.enqueue('cost.cold.$r', '{}'::jsonb)" >/dev/null
+    wait_published 1
+    echo "| $r | $(( ($(date +%s%N) - t0) / 1000000 )) |"
 done
 
 echo

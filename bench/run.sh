@@ -4,18 +4,27 @@
 # TCP_NODELAY) and against a real single-node Apache Kafka (test/kafka).
 # Prints a Markdown report (docs/benchmarks.md keeps the latest).
 #
-#   bash bench/run.sh [all|enqueue|latency|drain|bloat]
+#   bash bench/run.sh [all|cost|enqueue|latency|drain|bloat]
+#
+# cost runs bench/relay_cost.sh (relay CPU and WAL per event, idle relay,
+# first events) on a server of its own; all runs it first.
 #
 # Needs root (installs what is missing, runs servers as $OUTBOX_TEST_USER).
 # Settings: BENCH_SECONDS (default 20), BENCH_RATE (2000), BENCH_DRAIN (1000000),
 # BENCH_BLOAT_SECONDS (120), BENCH_PRODUCER_PROPERTIES (''), BENCH_EXTRA_CONF
 # (lines added to postgresql.conf), BENCH_BROKERS ("mock kafka": latency and
-# drain against each, in that order; the real broker's latency runs end with
-# the floor: kcat producing straight to it, read by the same consumer).
+# drain against each, in that order; each latency run is followed by the
+# floor at the same rate: bench/floor_producer.c producing straight to the
+# broker, read by the same consumer).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
+if [ "$what" = all ] || [ "$what" = cost ]; then
+    bash "$here/bench/relay_cost.sh"
+    echo
+    [ "$what" = cost ] && exit 0
+fi
 run_user=${OUTBOX_TEST_USER:-postgres}
 pgbin=/usr/lib/postgresql/15/bin
 seconds=${BENCH_SECONDS:-20}
@@ -31,6 +40,7 @@ build_and_install "$here"
 work=$(mktemp -d /tmp/outbox_kafka_bench.XXXXXX)
 chown "$run_user" "$work"
 gcc -O2 -Wall -Wextra -Werror -o "$work/latency_consumer" "$here/bench/latency_consumer.c" -lrdkafka
+gcc -O2 -Wall -Wextra -Werror -o "$work/floor_producer" "$here/bench/floor_producer.c" -lrdkafka
 
 mock_pid=
 cleanup() {
@@ -90,7 +100,8 @@ wait_drained() {
 }
 psql -d postgres -c "CREATE DATABASE bench"
 psql -d bench -c "SET client_min_messages = error" -c "CREATE EXTENSION outbox_kafka" \
-    -c "CREATE TABLE plain_event (LIKE outbox.event_0 INCLUDING DEFAULTS INCLUDING INDEXES)"
+    -c "CREATE TABLE plain_event (LIKE outbox.event_0 INCLUDING DEFAULTS INCLUDING INDEXES)" \
+    -c "CREATE TABLE orders (id bigserial PRIMARY KEY, customer int NOT NULL, amount numeric NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
 set_relay bench
 
 echo "# outbox_kafka benchmarks"
@@ -99,66 +110,106 @@ echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version
 echo
 
 if [ "$what" = all ] || [ "$what" = enqueue ]; then
-    cat >"$work/plain.sql" <<'EOF'
+    # the application's transaction: an order and its event, three ways
+    cat >"$work/order_enqueue.sql" <<'EOF'
 \set k random(1, 1000)
-INSERT INTO plain_event (topic, key, payload, payload_kind) VALUES ('orders', :k, convert_to('{"orderId": 42, "amount": 99.5}', 'UTF8'), 'j');
-EOF
-    cat >"$work/enqueue.sql" <<'EOF'
-\set k random(1, 1000)
+BEGIN;
+INSERT INTO orders (customer, amount) VALUES (:k, 99.5);
 SELECT outbox.enqueue('orders', '{"orderId": 42, "amount": 99.5}'::jsonb, key => :k::text);
+END;
+EOF
+    cat >"$work/order_plain.sql" <<'EOF'
+\set k random(1, 1000)
+BEGIN;
+INSERT INTO orders (customer, amount) VALUES (:k, 99.5);
+INSERT INTO plain_event (topic, key, payload, payload_kind) VALUES ('orders', :k, convert_to('{"orderId": 42, "amount": 99.5}', 'UTF8'), 'j');
+END;
+EOF
+    cat >"$work/order_only.sql" <<'EOF'
+\set k random(1, 1000)
+INSERT INTO orders (customer, amount) VALUES (:k, 99.5);
 EOF
     chown "$run_user" "$work"/*.sql
-    echo "## Enqueue overhead (pgbench, 2 clients, ${seconds}s per run, alternating, relay running)"
+    echo "## Application throughput (pgbench, 8 clients, no rate limit, ${seconds}s per run, alternating; the relay publishes every enqueued event)"
     echo
-    echo "| run | plain INSERT tps | outbox.enqueue tps | enqueue / INSERT |"
-    echo "|---|---|---|---|"
+    echo "| run | order + enqueue, relay publishing (tps) | order + INSERT into an ordinary event table, no relay (tps) | order alone (tps) | enqueue / plain event | enqueue / order alone | relay CPU s during the enqueue run |"
+    echo "|---|---|---|---|---|---|---|"
     for r in 1 2 3; do
-        p=$(pgbench -n -f "$work/plain.sql" -T "$seconds" -c 2 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-        e=$(pgbench -n -f "$work/enqueue.sql" -T "$seconds" -c 2 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-        echo "| $r | ${p%.*} | ${e%.*} | $(awk -v e="$e" -v p="$p" 'BEGIN{printf "%.3f", e/p}') |"
+        set_relay ''
+        p=$(pgbench -n -f "$work/order_plain.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        o=$(pgbench -n -f "$work/order_only.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        set_relay bench
+        wpid=$(psql -d bench -Atc 'SELECT worker_pid FROM outbox.status')
+        c0=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
+        e=$(pgbench -n -f "$work/order_enqueue.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        c1=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
+        wait_drained
+        echo "| $r | ${e%.*} | ${p%.*} | ${o%.*} | $(awk -v e="$e" -v p="$p" 'BEGIN{printf "%.3f", e/p}') | $(awk -v e="$e" -v o="$o" 'BEGIN{printf "%.3f", e/o}') | $(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", c/hz}') |"
     done
     echo
 fi
 
+# latency_line BROKER PATH RATE: the consumer's figures as a table row
+latency_line() {
+    sed -n 's/^count=\([0-9]*\) p50_ms=\([0-9.]*\) p90_ms=\([0-9.]*\) p99_ms=\([0-9.]*\) max_ms=\([0-9.]*\)/| '"$1"' | '"$2"' | '"$3"' | \1 | \2 | \3 | \4 | \5 |/p' "$work/lat.out"
+}
+
+# start_consumer TOPIC COUNT [TIMEOUT_S]: the latency consumer, reading from
+# the end, until COUNT messages or the timeout (default: the run + 20 s)
+start_consumer() {
+    "$work/latency_consumer" "$bootstrap" "$1" 4 "$2" "${3:-$(( seconds + 20 ))}" >"$work/lat.out" &
+    cpid=$!
+    for _ in $(seq 100); do grep -q ready "$work/lat.out" && break; sleep 0.1; done
+}
+
+# floor_run BROKER RATE: a plain librdkafka producer with the relay's
+# delivery settings (bench/floor_producer.c) produces straight to the broker
+# at RATE, and the same consumer reads
+floor_run() {
+    create_topic "bench.floor.$1.$2" 4
+    start_consumer "bench.floor.$1.$2" $(( $2 * seconds * 98 / 100 ))
+    "$work/floor_producer" "$bootstrap" "bench.floor.$1.$2" "$2" "$seconds"
+    wait "$cpid" || true
+    latency_line "$1" "floor: librdkafka producer, broker, consumer" "$2"
+    windows="$windows
+- $1, floor at $2 ev/s: $(sed -n 's/^windows_p99_ms=//p' "$work/lat.out")"
+}
+
 latency_runs() {   # latency_runs BROKER
-    local r n cpid
-    printf "SELECT outbox.enqueue('bench.latency.%s.' || :rate, jsonb_build_object('t', extract(epoch from clock_timestamp())), key => (random()*1000)::int::text);\n" "$1" >"$work/latency.sql"
-    chown "$run_user" "$work/latency.sql"
-    echo "## Commit to consumer latency, $1 broker (pgbench --rate, 4 clients, ${seconds}s; consumer fetch.wait.max.ms=1)"
+    local r n t
+    windows=
+    echo "## Commit to consumer latency, $1 broker (pgbench --rate, 4 clients, then 8 clients with no rate limit, ${seconds}s each; consumer fetch.wait.max.ms=1; the floor is a plain librdkafka producer at the same rate)"
     echo
     echo "| broker | path | rate (ev/s) | events | p50 ms | p90 ms | p99 ms | max ms |"
     echo "|---|---|---|---|---|---|---|---|"
-    for r in 200 "$rate"; do
+    for r in 200 "$rate" max; do
         # a fresh topic per run: the mock broker's fetches slow down as a
         # partition log grows, which would measure the mock, not the relay
-        create_topic "bench.latency.$1.$r" 4
-        psql -d bench -c "SELECT outbox.enqueue('bench.latency.$1.$r', '{\"t\": 0}'::jsonb)" >/dev/null
+        t="bench.latency.$1.$r"
+        printf "SELECT outbox.enqueue('%s', jsonb_build_object('t', extract(epoch from clock_timestamp())), key => (random()*1000)::int::text);\n" "$t" >"$work/latency.sql"
+        chown "$run_user" "$work/latency.sql"
+        create_topic "$t" 4
+        psql -d bench -c "SELECT outbox.enqueue('$t', '{\"t\": 0}'::jsonb)" >/dev/null
         wait_drained
-        n=$(( r * seconds * 98 / 100 ))
-        "$work/latency_consumer" "$bootstrap" "bench.latency.$1.$r" 4 "$n" $(( seconds + 20 )) >"$work/lat.out" &
-        cpid=$!
-        for _ in $(seq 100); do grep -q ready "$work/lat.out" && break; sleep 0.1; done
-        pgbench -n -f "$work/latency.sql" -D rate="$r" -R "$r" -T "$seconds" -c 4 -j 2 bench >/dev/null 2>&1
+        if [ "$r" = max ]; then
+            # as many as come: the run, and 3 s for the last ones
+            start_consumer "$t" $(( 20000 * seconds )) $(( seconds + 3 ))
+            n=$(pgbench -n -f "$work/latency.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null |
+                sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+            r=$(( n / seconds ))
+        else
+            start_consumer "$t" $(( r * seconds * 98 / 100 ))
+            pgbench -n -f "$work/latency.sql" -R "$r" -T "$seconds" -c 4 -j 2 bench >/dev/null 2>&1
+        fi
         wait "$cpid" || true
-        sed -n 's/^count=\([0-9]*\) p50_ms=\([0-9.]*\) p90_ms=\([0-9.]*\) p99_ms=\([0-9.]*\) max_ms=\([0-9.]*\)/| '"$1"' | commit, relay, broker, consumer | '"$r"' | \1 | \2 | \3 | \4 | \5 |/p' "$work/lat.out"
+        latency_line "$1" "commit, relay, broker, consumer" "$r"
+        windows="$windows
+- $1, relay at $r ev/s: $(sed -n 's/^windows_p99_ms=//p' "$work/lat.out")"
+        # the floor at the same rate, on the same broker
+        floor_run "$1" "$r"
     done
-    if [ "$1" = kafka ]; then
-        for r in 200 "$rate"; do
-            # the floor on the same broker: kcat produces straight to it
-            # (idempotent, acks=all, linger.ms=1), the same consumer reads
-            create_topic "bench.floor.$r" 4
-            n=$(( r * seconds * 98 / 100 ))
-            "$work/latency_consumer" "$bootstrap" "bench.floor.$r" 4 "$n" $(( seconds + 20 )) >"$work/lat.out" &
-            cpid=$!
-            for _ in $(seq 100); do grep -q ready "$work/lat.out" && break; sleep 0.1; done
-            perl -MTime::HiRes=time,sleep -e '$| = 1; my ($r, $s) = @ARGV; my $t0 = time;
-                for my $i (0 .. $r * $s - 1) { my $w = $t0 + $i / $r - time; sleep($w) if $w > 0;
-                    printf "{\"t\": %.6f}\n", time }' "$r" "$seconds" |
-                kcat -P -b "$bootstrap" -t "bench.floor.$r" -X linger.ms=1 -X acks=all -X enable.idempotence=true 2>/dev/null
-            wait "$cpid" || true
-            sed -n 's/^count=\([0-9]*\) p50_ms=\([0-9.]*\) p90_ms=\([0-9.]*\) p99_ms=\([0-9.]*\) max_ms=\([0-9.]*\)/| kafka | floor: kcat producer, broker, consumer | '"$r"' | \1 | \2 | \3 | \4 | \5 |/p' "$work/lat.out"
-        done
-    fi
+    echo
+    echo "p99 ms of each 10 s of arrivals (a flat tail keeps these alike):$windows"
     echo
 }
 
