@@ -113,6 +113,7 @@ echo
 echo "## Idle relay (poll_interval = 50 ms, 10 s)"
 echo
 psql -c "ALTER SYSTEM SET outbox_kafka.poll_interval = '50ms'" -c 'SELECT pg_reload_conf()' >/dev/null
+wait_published 1 saved    # the last event's progress is saved: idle from here
 x0=$(psql -Atc 'SELECT pg_current_xact_id()'); l0=$(psql -Atc 'SELECT pg_current_wal_insert_lsn()')
 sleep 10    # the measurement is what happens while nothing happens
 x1=$(psql -Atc 'SELECT pg_current_xact_id()'); l1=$(psql -Atc 'SELECT pg_current_wal_insert_lsn()')

@@ -130,6 +130,10 @@ typedef struct OutboxWorkerSlot
 	pg_atomic_uint64 events_failed;
 	pg_atomic_uint32 current_table;	/* event table taking new rows, plus
 										 * one; 0 while unknown */
+	pg_atomic_uint64 commits;	/* enqueuing commits so far (see
+								 * outbox_wake_worker) */
+	pg_atomic_uint32 listening; /* the worker wants its latch set at
+								 * commit; 0 while a chunk is in flight */
 } OutboxWorkerSlot;
 
 typedef struct OutboxShared

@@ -126,12 +126,13 @@ relay_record_progress(bool fetch)
 			relay.ahead = spare;
 			outbox_chunk_reset(spare);
 		}
-		else if (chunk->batch_completed && !relay.commits_seen)
+		else if (chunk->batch_completed && !relay.commits_seen &&
+				 !relay_new_commits())
 		{
 			/*
-			 * The batch is done and no commit woke us since its tick was
-			 * taken: there is nothing new to look for (a commit sets the
-			 * latch after it becomes visible).  Saves a transaction per
+			 * The batch is done and no commit was counted since its tick
+			 * was taken: there is nothing new to look for (a commit is
+			 * counted after it becomes visible).  Saves a transaction per
 			 * batch when events trickle in.
 			 */
 			relay.chunk = spare;
@@ -140,8 +141,8 @@ relay_record_progress(bool fetch)
 		else
 		{
 			relay.chunk = spare;
-			/* commits from now on set the latch again */
-			relay.commits_seen = false;
+			/* commits from now on are new */
+			relay_look_for_commits();
 			relay_begin_step("outbox_kafka: fetch events");
 			outbox_storage_fetch_chunk(spare, outbox_batch_size,
 									   (int64) outbox_max_batch_bytes_kb * 1024, 0);

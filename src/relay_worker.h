@@ -49,6 +49,10 @@ typedef struct RelayWorker
 	TimestampTz retry_at;		/* no publishing of chunk before this */
 	TimestampTz next_maintenance;
 	TimestampTz stall_probed_at;	/* last cluster probe for a stall */
+	uint64		commits_looked_at;	/* slot->commits when new events were
+									 * last looked for */
+	uint64		commits_waited_at;	/* slot->commits when the worker last
+									 * went to sleep */
 	bool		commits_seen;	/* the latch (or the poll fallback) woke us
 								 * since the last look for new events */
 	WaitEventSet *wait_set;		/* latch, postmaster death, producer pipe */
@@ -73,6 +77,10 @@ extern void relay_enter_state(OutboxWorkerState state, int elevel,
 extern void relay_begin_step(const char *activity);
 extern void relay_end_step(void);
 extern void relay_recreate_producer(const char *reason);
+
+/* worker.c: commits since new events were last looked for */
+extern bool relay_new_commits(void);
+extern void relay_look_for_commits(void);
 
 /* publish.c */
 extern long relay_publish(void);

@@ -91,6 +91,8 @@ outbox_shmem_startup(void)
 			pg_atomic_init_u64(&slot->events_dead_lettered, 0);
 			pg_atomic_init_u64(&slot->events_failed, 0);
 			pg_atomic_init_u32(&slot->current_table, 0);
+			pg_atomic_init_u64(&slot->commits, 0);
+			pg_atomic_init_u32(&slot->listening, 1);
 		}
 		pg_atomic_init_u32(&OutboxShmem->async_committing, 0);
 		pg_atomic_init_u64(&OutboxShmem->async_commit_end, 0);
@@ -131,8 +133,12 @@ outbox_find_slot(Oid dboid)
 }
 
 /*
- * outbox_wake_worker: set the latch of the relay serving dboid, if any.
- * Safe in any backend, at commit time, without a transaction.
+ * outbox_wake_worker: tell the relay serving dboid, if any, that a
+ * transaction that enqueued has committed (and is visible): count it, and
+ * set the relay's latch if it listens.  While a chunk is in flight the
+ * relay does not listen (it looks at the count when the chunk is done), so
+ * a busy relay is not woken by every commit.  Safe in any backend, at
+ * commit time, without a transaction.
  */
 void
 outbox_wake_worker(Oid dboid)
@@ -141,6 +147,10 @@ outbox_wake_worker(Oid dboid)
 	Latch	   *latch;
 
 	if (slot == NULL)
+		return;
+	/* a full barrier: counted before listening is read (see the worker) */
+	pg_atomic_fetch_add_u64(&slot->commits, 1);
+	if (pg_atomic_read_u32(&slot->listening) == 0)
 		return;
 	latch = slot->latch;
 	if (latch != NULL)

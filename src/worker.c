@@ -138,6 +138,7 @@ claim_slot(Oid dboid)
 	slot->last_publish_at = 0;
 	SpinLockRelease(&slot->mutex);
 	pg_atomic_write_u32(&slot->current_table, 0);
+	pg_atomic_write_u32(&slot->listening, 1);
 	pg_atomic_write_u64(&slot->events_published, 0);
 	pg_atomic_write_u64(&slot->events_retried, 0);
 	pg_atomic_write_u64(&slot->events_dead_lettered, 0);
@@ -534,6 +535,55 @@ relay_step(void)
 }
 
 /*
+ * relay_new_commits: were transactions that enqueued committed since new
+ * events were last looked for (relay_look_for_commits)?
+ */
+bool
+relay_new_commits(void)
+{
+	return relay.slot == NULL ||
+		pg_atomic_read_u64(&relay.slot->commits) != relay.commits_looked_at;
+}
+
+/*
+ * relay_look_for_commits: new events are about to be looked for (before
+ * the snapshot is taken): commits counted from now on are new.
+ */
+void
+relay_look_for_commits(void)
+{
+	relay.commits_seen = false;
+	if (relay.slot != NULL)
+		relay.commits_looked_at = pg_atomic_read_u64(&relay.slot->commits);
+}
+
+/*
+ * listen_for_commits: before sleeping, tell committing backends whether to
+ * set our latch: not while a chunk is in flight (its delivery reports wake
+ * us, and then relay_new_commits() says whether to look for more).
+ * Returns true if commits were counted since the last sleep while we were
+ * not listening: then there is no sleeping.
+ */
+static bool
+listen_for_commits(void)
+{
+	bool		listen = relay.chunk->in_flight == 0;
+	uint64		commits;
+
+	if (relay.slot == NULL)
+		return false;
+	pg_atomic_write_u32(&relay.slot->listening, listen ? 1 : 0);
+	/* listening is published before the count is read (shmem.c's order) */
+	pg_memory_barrier();
+	commits = pg_atomic_read_u64(&relay.slot->commits);
+	if (commits == relay.commits_waited_at)
+		return false;
+	relay.commits_waited_at = commits;
+	relay.commits_seen = true;
+	return listen;
+}
+
+/*
  * wait_for_work: sleep up to timeout_ms on the latch (commits, signals,
  * barriers), the producer's wake-up pipe (delivery reports, errors, log
  * lines) and postmaster death, whichever comes first.  The wait event set
@@ -559,6 +609,8 @@ wait_for_work(long timeout_ms)
 	}
 	if (fd < 0 && relay.producer != NULL)
 		timeout_ms = Min(timeout_ms, NO_PIPE_POLL_MS);
+	if (listen_for_commits())
+		return;
 
 	if (WaitEventSetWait(relay.wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION) == 0)
 		relay.commits_seen = true;	/* the poll_interval fallback */
@@ -594,9 +646,12 @@ shutdown_relay(void)
 		}
 		if (relay.producer != NULL)
 			relay_recreate_producer(NULL);
-		if (relay.chunk->nevents > 0 && !RecoveryInProgress() && relay.extension_ready)
-			relay_record_progress(false);
-		(void) relay_save_progress_at_most_every(true);
+		if (!RecoveryInProgress() && relay.extension_ready)
+		{
+			if (relay.chunk->nevents > 0)
+				relay_record_progress(false);
+			(void) relay_save_progress_at_most_every(true);
+		}
 	}
 	ereport(LOG,
 			(errmsg("outbox_kafka worker for database \"%s\" stopped",

@@ -10,6 +10,8 @@
 # - if somebody else changes outbox.relay_state under a running relay, the
 #   relay notices at its next save, says so, starts over from the table
 #   and loses nothing;
+# - a relay with a chunk in flight is not woken by every commit (it
+#   counts them and looks when the chunk is done), and loses none;
 # - after a restart the relay goes on from the saved progress.
 
 use strict;
@@ -27,15 +29,16 @@ my $topic = 't.memory';
 my $mock = start_mock(topics => ["$topic:2"]);
 my $node = new_node('memory', bootstrap => $mock->bootstrap);
 
-# a procedure that commits every event on its own, paced at about 100
-# events per second: the load, not a synchronisation
+# a procedure that commits every event on its own, paced (pause seconds
+# between commits): the load, not a synchronisation
 $node->safe_psql('postgres', qq{
-CREATE PROCEDURE trickle(n int, tag text) LANGUAGE plpgsql AS \$\$
+CREATE PROCEDURE trickle(n int, tag text, pause float8 DEFAULT 0.01)
+LANGUAGE plpgsql AS \$\$
 BEGIN
     FOR i IN 1 .. n LOOP
         PERFORM outbox.enqueue('$topic', tag || i, key => 'k' || (i % 7));
         COMMIT;
-        PERFORM pg_sleep(0.01);
+        PERFORM pg_sleep(pause);
     END LOOP;
 END
 \$\$;
@@ -73,6 +76,31 @@ ok(wait_until_published($node, 'postgres', $events + 20),
 @msgs = consume_all($mock->bootstrap, $topic);
 my %seen = map { $_->{payload} => 1 } @msgs;
 is(scalar(grep { !$seen{"b$_"} } 1 .. 20), 0, 'none of the events is missing');
+
+# a relay with a chunk in flight is not woken by every commit
+$mock->command_ok('broker_down 1');
+$node->safe_psql('postgres', "SELECT outbox.enqueue('$topic', 'stuck')");
+ok( $node->poll_query_until('postgres',
+		"SELECT state = 'broker_unreachable' FROM outbox.status"),
+	'with the broker down, a chunk stays in flight');
+my $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM outbox.status');
+sub wakeups
+{
+	my ($switches) = slurp_file("/proc/$pid/status") =~ /^voluntary_ctxt_switches:\s*(\d+)/m;
+	return $switches;
+}
+my $w0 = wakeups();
+$node->safe_psql('postgres', "CALL trickle(300, 'c', 0.001)");
+my $woken = wakeups() - $w0;
+cmp_ok($woken, '<', 100,
+	"300 commits while a chunk is in flight woke the relay $woken times");
+$mock->command_ok('broker_up 1');
+ok(wait_until_published($node, 'postgres', 1),
+	'once the broker is back, everything is published');
+@msgs = consume_all($mock->bootstrap, $topic);
+%seen = map { $_->{payload} => 1 } @msgs;
+is(scalar(grep { !$seen{"c$_"} } 1 .. 300), 0,
+	'none of the events committed while the relay did not listen is missing');
 
 # a restart goes on from the saved progress: nothing saved is published again
 my $before = scalar(@msgs);
