@@ -27,15 +27,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-/* now_s: wall-clock time in seconds, as latency_consumer reads it. */
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "wall_clock.h"
 
 /* sleep_until: sleep until wall-clock time t (seconds), if it is ahead. */
 static void

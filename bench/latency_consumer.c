@@ -30,15 +30,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-/* now_s: wall-clock time in seconds, as the database's clock_timestamp(). */
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "wall_clock.h"
 
 /* cmp_double: qsort comparator. */
 static int

@@ -67,6 +67,8 @@ done
 
 pid=$(psql -Atc 'SELECT worker_pid FROM outbox.status')
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+# main_ticks: CPU ticks of the worker's own thread (the rest is librdkafka's)
+main_ticks() { awk '{print $14 + $15}' "/proc/$pid/task/$pid/stat"; }
 hz=$(getconf CLK_TCK)
 cat >"$work/enqueue.sql" <<'SQL'
 SELECT outbox.enqueue('cost', '{"orderId": 42, "amount": 99.5}'::jsonb, key => (random() * 1000)::int::text);
@@ -76,21 +78,26 @@ chmod a+r "$work/enqueue.sql"
 echo
 echo "## Relay CPU and WAL per event (pgbench --rate, 4 clients, ${secs} s; CPU of the worker process, all threads)"
 echo
-echo "| rate (ev/s) | events | relay CPU s | µs per event | WAL bytes per event (all of the server) | tps reached |"
-echo "|---|---|---|---|---|---|"
+echo "| rate (ev/s) | events | relay CPU s | µs per event | of which the worker's thread / librdkafka's threads (µs) | transaction ids the relay used | WAL bytes per event (all of the server) | tps reached |"
+echo "|---|---|---|---|---|---|---|---|"
 for rate in $rates; do
     pub0=$(psql -Atc 'SELECT events_published FROM outbox.status')
     seq0=$(psql -Atc 'SELECT last_value FROM outbox.event_id_seq')
     lsn0=$(psql -Atc 'SELECT pg_current_wal_insert_lsn()')
+    x0=$(psql -Atc 'SELECT pg_current_xact_id()')
     c0=$(ticks)
+    m0=$(main_ticks)
     tps=$(runuser -u "$run_user" -- "$pgbin/pgbench" -n -h "$work" -p "$port" -U postgres \
         -f "$work/enqueue.sql" -R "$rate" -T "$secs" -c 4 -j 2 postgres 2>/dev/null |
         sed -n 's/^tps = \([0-9.]*\).*/\1/p')
     events=$(( $(psql -Atc 'SELECT last_value FROM outbox.event_id_seq') - seq0 ))
     wait_published $((pub0 + events)) saved
     c1=$(ticks)
+    m1=$(main_ticks)
+    # every enqueue used one; so did this script's two calls
+    relay_xids=$(( $(psql -Atc 'SELECT pg_current_xact_id()') - x0 - events - 1 ))
     wal=$(psql -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0')")
-    echo "| $rate | $events | $(echo "scale=2; ($c1 - $c0) / $hz" | bc) | $(echo "scale=1; ($c1 - $c0) * 1000000 / $hz / $events" | bc) | $(( ${wal%.*} / events )) | $tps |"
+    echo "| $rate | $events | $(echo "scale=2; ($c1 - $c0) / $hz" | bc) | $(echo "scale=1; ($c1 - $c0) * 1000000 / $hz / $events" | bc) | $(echo "scale=1; ($m1 - $m0) * 1000000 / $hz / $events" | bc) / $(echo "scale=1; ($c1 - $c0 - $m1 + $m0) * 1000000 / $hz / $events" | bc) | $relay_xids | $(( ${wal%.*} / events )) | $tps |"
 done
 
 echo
