@@ -130,10 +130,10 @@ EOF
 INSERT INTO orders (customer, amount) VALUES (:k, 99.5);
 EOF
     chown "$run_user" "$work"/*.sql
-    echo "## Application throughput (pgbench, 8 clients, no rate limit, ${seconds}s per run, alternating; the relay publishes every enqueued event)"
+    echo "## Application throughput (pgbench, 8 clients, no rate limit, ${seconds}s per run, alternating; the relay publishes every enqueued event to the mock broker, which runs on the same two cores)"
     echo
-    echo "| run | order + enqueue, relay publishing (tps) | order + INSERT into an ordinary event table, no relay (tps) | order alone (tps) | enqueue / plain event | enqueue / order alone | relay CPU s during the enqueue run |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| run | order + enqueue, relay publishing (tps) | order + INSERT into an ordinary event table, no relay (tps) | order alone (tps) | enqueue / plain event | enqueue / order alone | relay CPU s during the enqueue run | mock broker CPU s during the enqueue run |"
+    echo "|---|---|---|---|---|---|---|---|"
     for r in 1 2 3; do
         set_relay ''
         p=$(pgbench -n -f "$work/order_plain.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
@@ -141,10 +141,12 @@ EOF
         set_relay bench
         wpid=$(psql -d bench -Atc 'SELECT worker_pid FROM outbox.status')
         c0=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
+        b0=$(awk '{print $14 + $15}' "/proc/$mock_pid/stat")
         e=$(pgbench -n -f "$work/order_enqueue.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
         c1=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
+        b1=$(awk '{print $14 + $15}' "/proc/$mock_pid/stat")
         wait_drained
-        echo "| $r | ${e%.*} | ${p%.*} | ${o%.*} | $(awk -v e="$e" -v p="$p" 'BEGIN{printf "%.3f", e/p}') | $(awk -v e="$e" -v o="$o" 'BEGIN{printf "%.3f", e/o}') | $(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", c/hz}') |"
+        echo "| $r | ${e%.*} | ${p%.*} | ${o%.*} | $(awk -v e="$e" -v p="$p" 'BEGIN{printf "%.3f", e/p}') | $(awk -v e="$e" -v o="$o" 'BEGIN{printf "%.3f", e/o}') | $(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", c/hz}') | $(awk -v c=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", c/hz}') |"
     done
     echo
 fi
