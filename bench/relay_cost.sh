@@ -22,14 +22,7 @@ pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 work=$(mktemp -d /tmp/outbox_kafka_cost.XXXXXX)
 chown "$run_user" "$work"
 mock_pid=
-cleanup() {
-    set +e
-    [ -f "$work/data/postmaster.pid" ] &&
-        runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1
-    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'remove_throwaway "$work"' EXIT
 
 start_mock_broker "$work" --brokers 1 --topic cost:4 --auto-partitions 4
 start_throwaway_server "$work" postgres "$bootstrap" "shared_buffers = '256MB'

@@ -44,13 +44,8 @@ gcc -O2 -Wall -Wextra -Werror -o "$work/floor_producer" "$here/bench/floor_produ
 
 mock_pid=
 cleanup() {
-    set +e
     jobs -p | xargs -r kill 2>/dev/null
-    [ -f "$work/data/postmaster.pid" ] &&
-        runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1
-    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
-    [ -d "$work/kafka" ] && stop_real_broker "$work"
-    rm -rf "$work"
+    remove_throwaway "$work"
 }
 trap cleanup EXIT
 

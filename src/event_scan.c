@@ -77,7 +77,8 @@ typedef struct EventTable
 	bool		has_row;		/* slot holds the next row of the scan */
 } EventTable;
 
-static void open_event_table(EventTable *t, int table_no, const char *index_suffix);
+static void open_event_table(EventTable *t, Oid nsp, int table_no,
+							 const char *index_suffix);
 static void close_event_table(EventTable *t);
 static Datum column(EventTable *t, int col, bool *isnull);
 static void scan_txids(EventTable *t, StrategyNumber lo_strategy, Datum lo,
@@ -87,12 +88,12 @@ static bool next_visible(EventTable *t, Datum prev_tick, Datum tick);
 
 /*
  * open_event_table: open outbox.event_<table_no> and its index
- * event_<table_no>_<index_suffix>, and find the columns by name.
+ * event_<table_no>_<index_suffix> (nsp is the schema outbox), and find the
+ * columns by name.
  */
 static void
-open_event_table(EventTable *t, int table_no, const char *index_suffix)
+open_event_table(EventTable *t, Oid nsp, int table_no, const char *index_suffix)
 {
-	Oid			nsp = get_namespace_oid("outbox", false);
 	char		name[NAMEDATALEN];
 	Oid			relid;
 	Oid			indexid;
@@ -237,6 +238,7 @@ outbox_scan_bounds(Datum prev_tick, Datum tick, OutboxBatchBounds *bounds)
 	Datum		lo = DirectFunctionCall1(pg_snapshot_xmax, prev_tick);
 	Datum		hi = DirectFunctionCall1(pg_snapshot_xmax, tick);
 	List	   *xip = in_progress_txids(prev_tick);
+	Oid			nsp = get_namespace_oid("outbox", false);
 	int			i;
 
 	memset(bounds, 0, sizeof(OutboxBatchBounds));
@@ -245,7 +247,7 @@ outbox_scan_bounds(Datum prev_tick, Datum tick, OutboxBatchBounds *bounds)
 		EventTable	t;
 		ListCell   *lc;
 
-		open_event_table(&t, i, "txid_idx");
+		open_event_table(&t, nsp, i, "txid_idx");
 		scan_txids(&t, BTGreaterEqualStrategyNumber, lo, hi, tick, bounds);
 		foreach(lc, xip)
 			scan_txids(&t, BTEqualStrategyNumber, *(Datum *) lfirst(lc), (Datum) 0,
@@ -291,13 +293,14 @@ outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id, int64 last_id,
 	ScanKeyData keys[2];
 	int64		bytes = 0;
 	int			n = 0;
+	Oid			nsp = get_namespace_oid("outbox", false);
 	int			i;
 
 	for (i = 0; i < EVENT_TABLES; i++)
 	{
 		EventTable *t = &tables[i];
 
-		open_event_table(t, i, "pkey");
+		open_event_table(t, nsp, i, "pkey");
 		ScanKeyInit(&keys[0], 1, BTGreaterStrategyNumber, F_INT8GT,
 					Int64GetDatum(after_id));
 		ScanKeyInit(&keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE,

@@ -82,17 +82,14 @@ relay_record_progress(bool fetch)
 	OutboxChunk *chunk = relay.chunk;
 	int			from = chunk->recorded;
 	int			recorded = outbox_chunk_resolved_head(chunk);
-	bool		in_xact = false;
+	bool		in_xact = outbox_chunk_head_needs_storage(chunk, recorded);
 	uint64		published = 0;
 	uint64		dead = 0;
 	int			i;
 
-	if (outbox_chunk_head_needs_storage(chunk, recorded))
-	{
+	if (in_xact)
 		relay_begin_step("outbox_kafka: record dead letters and held events");
-		in_xact = true;
-	}
-	recorded = outbox_storage_finish_chunk(chunk, held_reason);
+	outbox_storage_finish_chunk(chunk, recorded, in_xact, held_reason);
 	for (i = from; i < recorded; i++)
 	{
 		if (chunk->events[i].delivery == OUTBOX_DELIVERY_ACKED)
@@ -103,7 +100,6 @@ relay_record_progress(bool fetch)
 	if (in_xact)
 	{
 		relay_end_step();
-		in_xact = false;
 		/* dead letters and held events are not re-done after a crash */
 		XLogFlush(XactLastCommitEnd);
 		relay.progress_saved_at = GetCurrentTimestamp();

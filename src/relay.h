@@ -105,7 +105,8 @@ typedef const char *(*OutboxHeldReasonFn) (const char *topic, const char **cls);
 extern bool outbox_event_resolved(OutboxEvent *event);
 extern int	outbox_chunk_resolved_head(OutboxChunk *chunk);
 extern bool outbox_chunk_head_needs_storage(OutboxChunk *chunk, int resolved);
-extern int	outbox_storage_finish_chunk(OutboxChunk *chunk,
+extern void outbox_storage_finish_chunk(OutboxChunk *chunk, int resolved,
+										bool write,
 										OutboxHeldReasonFn reason_fn);
 extern int	outbox_storage_maintain(void);
 /* one row of outbox.held_topic, as outbox_storage_held_topics() returns it */

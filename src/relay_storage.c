@@ -348,26 +348,26 @@ outbox_chunk_head_needs_storage(OutboxChunk *chunk, int resolved)
 }
 
 /*
- * outbox_storage_finish_chunk: record the resolved head of chunk (see
- * outbox_chunk_resolved_head).  Dead letters and held events of it not yet
- * recorded (from chunk->recorded on) are written, together with the batch
- * state, in the caller's transaction, which must then be open; without
- * them the cursor only moves in memory (relay_batch.c) and no transaction
- * is needed.  Returns the run's length; the caller stores it in
- * chunk->recorded once the transaction (if any) has committed.  Sets
+ * outbox_storage_finish_chunk: record the resolved head of chunk, its
+ * first resolved events (outbox_chunk_resolved_head).  With write
+ * (outbox_chunk_head_needs_storage), the dead letters and held events of
+ * it not yet recorded (from chunk->recorded on) are written, together with
+ * the batch state, in the caller's transaction, which must then be open;
+ * without, the cursor only moves in memory (relay_batch.c) and no
+ * transaction is needed.  The caller stores resolved in chunk->recorded
+ * once the transaction (if any) has committed.  Sets
  * chunk->batch_completed when that completed the open batch.
  */
-int
-outbox_storage_finish_chunk(OutboxChunk *chunk, OutboxHeldReasonFn reason_fn)
+void
+outbox_storage_finish_chunk(OutboxChunk *chunk, int resolved, bool write,
+							OutboxHeldReasonFn reason_fn)
 {
 	Oid			dl_types[3] = {INT8OID, TEXTOID, INT4OID};
 	Datum		values[3];
-	int			resolved = outbox_chunk_resolved_head(chunk);
-	bool		write = outbox_chunk_head_needs_storage(chunk, resolved);
 	int			i;
 
 	if (resolved == chunk->recorded)
-		return resolved;
+		return;
 
 	if (write)
 	{
@@ -396,7 +396,6 @@ outbox_storage_finish_chunk(OutboxChunk *chunk, OutboxHeldReasonFn reason_fn)
 	/* the cursor moves past them in the same transaction: never twice */
 	if (write)
 		outbox_batch_save();
-	return resolved;
 }
 
 /*

@@ -26,15 +26,7 @@ build_and_install "$here"
 work=$(mktemp -d /tmp/outbox_kafka_demo.XXXXXX)
 chown "$run_user" "$work"
 mock_pid=
-cleanup() {
-    set +e
-    [ -f "$work/data/postmaster.pid" ] &&
-        runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null 2>&1
-    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
-    [ -d "$work/kafka" ] && stop_real_broker "$work"
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'remove_throwaway "$work"' EXIT
 
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     bootstrap=$KAFKA_BOOTSTRAP_SERVERS

@@ -107,6 +107,20 @@ start_mock_broker() {
     [ -n "$bootstrap" ] || { echo "mock broker did not start"; cat "$dir/mock.out"; return 1; }
 }
 
+# remove_throwaway DIR: for an EXIT trap: stop the server of
+# start_throwaway_server, the mock broker of start_mock_broker ($mock_pid)
+# and the real broker of start_real_broker in DIR, then delete DIR
+remove_throwaway() {
+    local dir=$1 pgbin
+    set +e
+    pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
+    [ -f "$dir/data/postmaster.pid" ] &&
+        runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
+    [ -n "${mock_pid:-}" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
+    [ -d "$dir/kafka" ] && stop_real_broker "$dir"
+    rm -rf "$dir"
+}
+
 # start_throwaway_server DIR DATABASES BOOTSTRAP [EXTRA_CONF]: a new cluster
 # in DIR/data, owned by $run_user, with outbox_kafka preloaded and listening
 # only on a socket in DIR; sets port.
