@@ -1,17 +1,27 @@
 /*-------------------------------------------------------------------------
  *
  * floor_producer.c
- *	  Benchmark floor: a plain librdkafka producer, no database, producing
- *	  at a fixed rate with the relay's own delivery settings, so that
- *	  latency_consumer measures what the chain (producer, broker, consumer)
- *	  costs without outbox_kafka.
+ *	  Benchmark floor: a plain librdkafka producer, no database, with the
+ *	  relay's own delivery settings, so that the benchmarks can show what
+ *	  the chain (producer, broker, consumer) costs without outbox_kafka.
  *
  * Each message is JSON {"t": <send time, seconds since the epoch>} with a
  * key chosen among 1000, like the relay benchmark's events.  Settings as
  * the relay's defaults (src/producer_config.c): idempotence, acks=all,
  * linger.ms=1, Nagle off.
  *
+ * At a fixed RATE for SECONDS it is the floor of a latency run
+ * (latency_consumer reads what it sends) and of the relay's CPU per event.
+ * With RATE "backlog" it produces COUNT messages as fast as librdkafka
+ * takes them: the floor of a backlog drain.
+ *
+ * When every message is acknowledged it prints one line:
+ *	  messages=N seconds=S cpu_s=C context_switches=W
+ * S from the first send to the last acknowledgement; C and W for the whole
+ * process, librdkafka's threads included (getrusage).
+ *
  * Usage: floor_producer BOOTSTRAP TOPIC RATE SECONDS
+ *		  floor_producer BOOTSTRAP TOPIC backlog COUNT
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -20,9 +30,11 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
@@ -43,8 +55,12 @@ sleep_until(double t)
 	nanosleep(&ts, NULL);
 }
 
-int
-main(int argc, char **argv)
+/*
+ * create_producer: a producer for bootstrap with the relay's delivery
+ * settings; exits on failure.
+ */
+static rd_kafka_t *
+create_producer(const char *bootstrap)
 {
 	static const char *const settings[][2] = {
 		{"enable.idempotence", "true"},
@@ -53,65 +69,105 @@ main(int argc, char **argv)
 		{"socket.nagle.disable", "true"},
 	};
 	char		errstr[512];
-	rd_kafka_conf_t *conf;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	rd_kafka_t *rk;
-	double		rate;
-	long		total;
-	double		t0;
-	long		i;
 	size_t		s;
 
-	if (argc != 5)
-	{
-		fprintf(stderr, "usage: %s BOOTSTRAP TOPIC RATE SECONDS\n", argv[0]);
-		return 2;
-	}
-	rate = atof(argv[3]);
-	total = (long) (rate * atof(argv[4]));
-
-	conf = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)))
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr)))
 	{
 		fprintf(stderr, "%s\n", errstr);
-		return 1;
+		exit(1);
 	}
 	for (s = 0; s < sizeof(settings) / sizeof(settings[0]); s++)
 		if (rd_kafka_conf_set(conf, settings[s][0], settings[s][1], errstr, sizeof(errstr)))
 		{
 			fprintf(stderr, "%s\n", errstr);
-			return 1;
+			exit(1);
 		}
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)
 	{
 		fprintf(stderr, "%s\n", errstr);
-		return 1;
+		exit(1);
 	}
+	return rk;
+}
 
-	t0 = now_s();
-	for (i = 0; i < total; i++)
+/*
+ * send_one: produce one message to topic, waiting for room in librdkafka's
+ * queue if it is full (a backlog fills it); exits on any other error.
+ */
+static void
+send_one(rd_kafka_t *rk, const char *topic)
+{
+	char		payload[64];
+	char		key[16];
+
+	snprintf(payload, sizeof(payload), "{\"t\": %.6f}", now_s());
+	snprintf(key, sizeof(key), "%d", rand() % 1000);
+	for (;;)
 	{
-		char		payload[64];
-		char		key[16];
 		rd_kafka_resp_err_t err;
 
-		sleep_until(t0 + i / rate);
-		snprintf(payload, sizeof(payload), "{\"t\": %.6f}", now_s());
-		snprintf(key, sizeof(key), "%d", rand() % 1000);
 		err = rd_kafka_producev(rk,
-								RD_KAFKA_V_TOPIC(argv[2]),
+								RD_KAFKA_V_TOPIC(topic),
 								RD_KAFKA_V_KEY(key, strlen(key)),
 								RD_KAFKA_V_VALUE(payload, strlen(payload)),
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 								RD_KAFKA_V_END);
-		if (err)
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			return;
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		{
 			fprintf(stderr, "produce failed: %s\n", rd_kafka_err2str(err));
-			return 1;
+			exit(1);
 		}
-		rd_kafka_poll(rk, 0);
+		rd_kafka_poll(rk, 1);
 	}
-	rd_kafka_flush(rk, 10000);
+}
+
+int
+main(int argc, char **argv)
+{
+	rd_kafka_t *rk;
+	bool		backlog;
+	double		rate;
+	long		total;
+	double		t0;
+	long		i;
+	struct rusage ru;
+
+	if (argc != 5)
+	{
+		fprintf(stderr, "usage: %s BOOTSTRAP TOPIC RATE SECONDS\n"
+				"       %s BOOTSTRAP TOPIC backlog COUNT\n", argv[0], argv[0]);
+		return 2;
+	}
+	backlog = strcmp(argv[3], "backlog") == 0;
+	rate = backlog ? 0 : atof(argv[3]);
+	total = backlog ? atol(argv[4]) : (long) (rate * atof(argv[4]));
+	rk = create_producer(argv[1]);
+
+	t0 = now_s();
+	for (i = 0; i < total; i++)
+	{
+		if (!backlog)
+			sleep_until(t0 + i / rate);
+		send_one(rk, argv[2]);
+		if (!backlog || i % 1024 == 0)
+			rd_kafka_poll(rk, 0);
+	}
+	if (rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		fprintf(stderr, "not every message was acknowledged within 60 s\n");
+		return 1;
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	printf("messages=%ld seconds=%.3f cpu_s=%.3f context_switches=%ld\n",
+		   total, now_s() - t0,
+		   ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+		   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+		   ru.ru_nvcsw + ru.ru_nivcsw);
 	rd_kafka_destroy(rk);
 	return 0;
 }

@@ -21,6 +21,7 @@ pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 
 work=$(mktemp -d /tmp/outbox_kafka_cost.XXXXXX)
 chown "$run_user" "$work"
+gcc -O2 -Wall -Wextra -Werror -o "$work/floor_producer" "$here/bench/floor_producer.c" -lrdkafka
 mock_pid=
 trap 'remove_throwaway "$work"' EXIT
 
@@ -62,6 +63,8 @@ pid=$(psql -Atc 'SELECT worker_pid FROM outbox.status')
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 # main_ticks: CPU ticks of the worker's own thread (the rest is librdkafka's)
 main_ticks() { awk '{print $14 + $15}' "/proc/$pid/task/$pid/stat"; }
+# switches: context switches of every thread of the worker
+switches() { cat /proc/"$pid"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 hz=$(getconf CLK_TCK)
 cat >"$work/enqueue.sql" <<'SQL'
 SELECT outbox.enqueue('cost', '{"orderId": 42, "amount": 99.5}'::jsonb, key => (random() * 1000)::int::text);
@@ -71,8 +74,8 @@ chmod a+r "$work/enqueue.sql"
 echo
 echo "## Relay CPU and WAL per event (pgbench --rate, 4 clients, ${secs} s; CPU of the worker process, all threads)"
 echo
-echo "| rate (ev/s) | events | relay CPU s | µs per event | of which the worker's thread / librdkafka's threads (µs) | transaction ids the relay used | WAL bytes per event (all of the server) | tps reached |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| rate (ev/s) | events | relay CPU s | µs per event | of which the worker's thread / librdkafka's threads (µs) | context switches per event | transaction ids the relay used | WAL bytes per event (all of the server) | tps reached |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for rate in $rates; do
     pub0=$(psql -Atc 'SELECT events_published FROM outbox.status')
     seq0=$(psql -Atc 'SELECT last_value FROM outbox.event_id_seq')
@@ -80,6 +83,7 @@ for rate in $rates; do
     x0=$(psql -Atc 'SELECT pg_current_xact_id()')
     c0=$(ticks)
     m0=$(main_ticks)
+    s0=$(switches)
     tps=$(runuser -u "$run_user" -- "$pgbin/pgbench" -n -h "$work" -p "$port" -U postgres \
         -f "$work/enqueue.sql" -R "$rate" -T "$secs" -c 4 -j 2 postgres 2>/dev/null |
         sed -n 's/^tps = \([0-9.]*\).*/\1/p')
@@ -87,10 +91,22 @@ for rate in $rates; do
     wait_published $((pub0 + events)) saved
     c1=$(ticks)
     m1=$(main_ticks)
+    s1=$(switches)
     # every enqueue used one; so did this script's two calls
     relay_xids=$(( $(psql -Atc 'SELECT pg_current_xact_id()') - x0 - events - 1 ))
     wal=$(psql -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0')")
-    echo "| $rate | $events | $(echo "scale=2; ($c1 - $c0) / $hz" | bc) | $(echo "scale=1; ($c1 - $c0) * 1000000 / $hz / $events" | bc) | $(echo "scale=1; ($m1 - $m0) * 1000000 / $hz / $events" | bc) / $(echo "scale=1; ($c1 - $c0 - $m1 + $m0) * 1000000 / $hz / $events" | bc) | $relay_xids | $(( ${wal%.*} / events )) | $tps |"
+    echo "| $rate | $events | $(echo "scale=2; ($c1 - $c0) / $hz" | bc) | $(echo "scale=1; ($c1 - $c0) * 1000000 / $hz / $events" | bc) | $(echo "scale=1; ($m1 - $m0) * 1000000 / $hz / $events" | bc) / $(echo "scale=1; ($c1 - $c0 - $m1 + $m0) * 1000000 / $hz / $events" | bc) | $(echo "scale=2; ($s1 - $s0) / $events" | bc) | $relay_xids | $(( ${wal%.*} / events )) | $tps |"
+done
+
+echo
+echo "## The floor: a bare librdkafka producer (bench/floor_producer.c, the relay's settings, no database) at the same rates to the same broker, ${secs} s"
+echo
+echo "| rate (msg/s) | messages | CPU s (all threads) | µs per message | context switches per message |"
+echo "|---|---|---|---|---|"
+for rate in $rates; do
+    "$work/floor_producer" "$bootstrap" cost.floor "$rate" "$secs" |
+        awk '{for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}}
+             END {printf "| %s | %d | %.2f | %.1f | %.2f |\n", "'"$rate"'", v["messages"], v["cpu_s"], v["cpu_s"] * 1e6 / v["messages"], v["context_switches"] / v["messages"]}'
 done
 
 echo

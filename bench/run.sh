@@ -86,6 +86,14 @@ set_relay() {   # set_relay 'bench' | ''  -- start or stop the relay, wait for i
     done
     echo "relay did not change state" >&2; return 1
 }
+# tps_of SCRIPT: tps of SCRIPT.sql, 8 clients, $seconds, after a checkpoint
+tps_of() {
+    psql -d bench -c CHECKPOINT
+    pgbench -n -f "$work/$1.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # cpu_ticks PID: all threads
+ticks_s() { awk -v c="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", c/hz}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
 wait_drained() {
     for _ in $(seq 6000); do
         [ "$(psql -d bench -Atc "SELECT pending_events = 0 FROM outbox.status")" = t ] && return 0
@@ -125,24 +133,33 @@ EOF
 INSERT INTO orders (customer, amount) VALUES (:k, 99.5);
 EOF
     chown "$run_user" "$work"/*.sql
-    echo "## Application throughput (pgbench, 8 clients, no rate limit, ${seconds}s per run, alternating; the relay publishes every enqueued event to the mock broker, which runs on the same two cores)"
+    echo "## Application throughput (pgbench, 8 clients, no rate limit, ${seconds}s per run, alternating, a CHECKPOINT before each; the relay publishes every enqueued event to the mock broker, which runs on the same two cores)"
     echo
-    echo "| run | order + enqueue, relay publishing (tps) | order + INSERT into an ordinary event table, no relay (tps) | order alone (tps) | enqueue / plain event | enqueue / order alone | relay CPU s during the enqueue run | mock broker CPU s during the enqueue run |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "The floor column runs the plain workload while bench/floor_producer (a bare librdkafka producer, no database) sends as many messages per second as the enqueue run published to the same mock broker: what publishing that rate costs the application on these two cores, whoever publishes."
+    echo
+    echo "| run | order + enqueue, relay publishing (tps) | order + INSERT into an ordinary event table, no relay (tps) | order alone (tps) | floor: plain event while a bare producer publishes the enqueue run's rate (tps) | enqueue / plain event | floor / plain event | enqueue / order alone | relay CPU s during the enqueue run | mock broker CPU s during the enqueue run | bare producer CPU s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    create_topic bench.floor.load 4
     for r in 1 2 3; do
         set_relay ''
-        p=$(pgbench -n -f "$work/order_plain.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-        o=$(pgbench -n -f "$work/order_only.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        p=$(tps_of order_plain)
+        o=$(tps_of order_only)
         set_relay bench
         wpid=$(psql -d bench -Atc 'SELECT worker_pid FROM outbox.status')
-        c0=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
-        b0=$(awk '{print $14 + $15}' "/proc/$mock_pid/stat")
-        e=$(pgbench -n -f "$work/order_enqueue.sql" -T "$seconds" -c 8 -j 2 bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-        c1=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
-        b1=$(awk '{print $14 + $15}' "/proc/$mock_pid/stat")
+        c0=$(cpu_ticks "$wpid")
+        b0=$(cpu_ticks "$mock_pid")
+        e=$(tps_of order_enqueue)
+        c1=$(cpu_ticks "$wpid")
+        b1=$(cpu_ticks "$mock_pid")
         wait_drained
-        echo "| $r | ${e%.*} | ${p%.*} | ${o%.*} | $(awk -v e="$e" -v p="$p" 'BEGIN{printf "%.3f", e/p}') | $(awk -v e="$e" -v o="$o" 'BEGIN{printf "%.3f", e/o}') | $(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", c/hz}') | $(awk -v c=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", c/hz}') |"
+        set_relay ''
+        "$work/floor_producer" "$mock_bootstrap" bench.floor.load "${e%.*}" "$seconds" >"$work/floor.out" &
+        fpid=$!
+        f=$(tps_of order_plain)
+        wait "$fpid"
+        echo "| $r | ${e%.*} | ${p%.*} | ${o%.*} | ${f%.*} | $(ratio "$e" "$p") | $(ratio "$f" "$p") | $(ratio "$e" "$o") | $(ticks_s $((c1 - c0))) | $(ticks_s $((b1 - b0))) | $(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' "$work/floor.out") |"
     done
+    set_relay bench
     echo
 fi
 
@@ -165,7 +182,7 @@ start_consumer() {
 floor_run() {
     create_topic "bench.floor.$1.$2" 4
     start_consumer "bench.floor.$1.$2" $(( $2 * seconds * 98 / 100 ))
-    "$work/floor_producer" "$bootstrap" "bench.floor.$1.$2" "$2" "$seconds"
+    "$work/floor_producer" "$bootstrap" "bench.floor.$1.$2" "$2" "$seconds" >/dev/null
     wait "$cpid" || true
     latency_line "$1" "floor: librdkafka producer, broker, consumer" "$2"
     windows="$windows
@@ -236,9 +253,13 @@ drain_run() {   # drain_run BROKER
     after=$(for p in 0 1 2 3; do kcat -C -b "$bootstrap" -t "bench.drain.$1" -p "$p" -o -1 -e -q -f '%o\n' 2>/dev/null | tail -1; done | awk '{s += $1 + 1} END {print s + 0}')
     total_ms=$(( (t2 - t0) / 1000000 ))
     ms=$(( (t2 - t1) / 1000000 ))
-    echo "| broker | events | messages added to the topic (high watermarks) | s, relay start to first ack | s, first ack to empty backlog | events/s (drain) |"
-    echo "|---|---|---|---|---|---|"
-    echo "| $1 | $(( per * 4 )) | $(( after - before )) | $(awk -v m="$(( total_ms - ms ))" 'BEGIN{printf "%.2f", m/1000}') | $(awk -v m="$ms" 'BEGIN{printf "%.2f", m/1000}') | $(( per * 4 * 1000 / ms )) |"
+    # the floor: a bare librdkafka producer sends as many messages, no database
+    create_topic "bench.drain.floor.$1" 4
+    "$work/floor_producer" "$bootstrap" "bench.drain.floor.$1" backlog $(( per * 4 )) >"$work/floor.out"
+    echo "| broker | events | messages added to the topic (high watermarks) | s, relay start to first ack | s, first ack to empty backlog | s in all | events/s (drain) |"
+    echo "|---|---|---|---|---|---|---|"
+    echo "| $1 | $(( per * 4 )) | $(( after - before )) | $(awk -v m="$(( total_ms - ms ))" 'BEGIN{printf "%.2f", m/1000}') | $(awk -v m="$ms" 'BEGIN{printf "%.2f", m/1000}') | $(awk -v m="$total_ms" 'BEGIN{printf "%.2f", m/1000}') | $(( per * 4 * 1000 / ms )) |"
+    sed -n 's/^messages=\([0-9]*\) seconds=\([0-9.]*\) cpu_s=\([0-9.]*\).*/| floor: a bare librdkafka producer sends as many messages (no database; it used \3 CPU-s) | \1 | | | | \2 | |/p' "$work/floor.out"
     echo
 }
 
