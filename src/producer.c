@@ -43,6 +43,8 @@
 #define TOPIC_METADATA_MS	500
 /* How often the metadata of a topic in error is asked for again. */
 #define TOPIC_RECHECK_MS	500
+/* How long outbox_producer_push keeps librdkafka sending at once. */
+#define PUSH_MS				1
 
 typedef struct LogLine
 {
@@ -62,6 +64,7 @@ struct OutboxProducer
 								 * last acknowledgement */
 	char		last_error_text[256];
 	HTAB	   *topics;			/* topics this producer has produced to */
+	double		linger_ms;		/* linger.ms as configured */
 	pthread_mutex_t log_lock;	/* log_cb might run on another thread */
 	int			nlogs;
 	int			dropped_logs;
@@ -75,6 +78,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 				   const char *buf);
 static rd_kafka_headers_t *build_headers(OutboxEvent *event);
 static void enable_wake_fd(OutboxProducer *producer);
+static double configured_linger_ms(rd_kafka_t *rk);
 static int	learn_topic(OutboxProducer *producer, const char *topic);
 static void emit_logs(OutboxProducer *producer);
 
@@ -233,6 +237,7 @@ outbox_producer_create(const char *client_id, char *errbuf, size_t errbuf_size)
 	/* conf now belongs to rk; route its log lines to the main queue */
 	rd_kafka_set_log_queue(producer->rk, NULL);
 	enable_wake_fd(producer);
+	producer->linger_ms = configured_linger_ms(producer->rk);
 	return producer;
 }
 
@@ -260,6 +265,49 @@ enable_wake_fd(OutboxProducer *producer)
 	mainq = rd_kafka_queue_get_main(producer->rk);
 	rd_kafka_queue_io_event_enable(mainq, producer->wake_fds[1], "w", 1);
 	rd_kafka_queue_destroy(mainq);
+}
+
+/*
+ * configured_linger_ms: the producer's linger.ms (the relay's default, or
+ * what producer_properties set), 0 if it cannot be read.
+ */
+static double
+configured_linger_ms(rd_kafka_t *rk)
+{
+	char		value[64];
+	size_t		size = sizeof(value);
+
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), "linger.ms", value, &size) != RD_KAFKA_CONF_OK)
+		return 0;
+	return strtod(value, NULL);
+}
+
+/*
+ * outbox_producer_linger_ms: how long messages may wait to be batched
+ * (linger.ms).  The relay applies it itself between chunks, since it
+ * pushes every chunk at once (outbox_producer_push).
+ */
+double
+outbox_producer_linger_ms(OutboxProducer *producer)
+{
+	return producer->linger_ms;
+}
+
+/*
+ * outbox_producer_push: a whole chunk has just been produced and nothing
+ * will join it, so waiting linger.ms in librdkafka's queue would only add
+ * latency: have librdkafka send what it holds at once.  librdkafka has no
+ * call for that other than rd_kafka_flush(), which also waits for the
+ * acknowledgements; it is given PUSH_MS, enough for its threads to see
+ * the request, and serves delivery reports (on this thread) meanwhile.
+ * What is still in flight afterwards is reported through the wake-up pipe
+ * as usual.
+ */
+void
+outbox_producer_push(OutboxProducer *producer)
+{
+	(void) rd_kafka_flush(producer->rk, PUSH_MS);
+	emit_logs(producer);
 }
 
 /*

@@ -53,6 +53,7 @@ static void note_chunk_done(OutboxChunk *chunk);
 static void read_ahead(void);
 static bool produce_durable(OutboxChunk *chunk);
 static XLogRecPtr commits_to_flush(void);
+static void gather_until(TimestampTz fetched_at);
 
 /*
  * chunk_done: may the cursor move past the whole chunk?
@@ -136,6 +137,8 @@ relay_record_progress(bool fetch)
 		}
 		else
 		{
+			TimestampTz fetched_at = GetCurrentTimestamp();
+
 			relay.chunk = spare;
 			/* commits from now on are new */
 			relay_look_for_commits();
@@ -144,6 +147,8 @@ relay_record_progress(bool fetch)
 									   (int64) outbox_max_batch_bytes_kb * 1024, 0);
 			spare->durable_lsn = commits_to_flush();
 			relay_end_step();
+			if (spare->nevents > 0)
+				gather_until(fetched_at);
 		}
 	}
 
@@ -517,6 +522,7 @@ note_chunk_done(OutboxChunk *chunk)
 	if (chunk->produced_at == 0)
 		return;
 	took = TimestampDifferenceMilliseconds(chunk->produced_at, GetCurrentTimestamp());
+	chunk->produced_at = 0;		/* noted once, however long it waits */
 	if (took > outbox_stall_timeout_ms)
 	{
 		relay.slow = true;
@@ -571,7 +577,36 @@ produce_durable(OutboxChunk *chunk)
 		relay_recreate_producer("the producer refused a message: it is in a fatal state");
 		return false;
 	}
+	/* a full chunk is batched by its size, and read_ahead() comes first */
+	if (chunk->in_flight > 0 && chunk->nevents < outbox_batch_size)
+		outbox_producer_push(relay.producer);
 	return true;
+}
+
+/*
+ * gather_until: the chunk just fetched has events: the next fetch waits
+ * until linger.ms after this one (unless a full chunk is read ahead), so
+ * that commits arriving meanwhile make one chunk.  The relay lingers here
+ * rather than in librdkafka's queue: a pushed chunk leaves at once, and
+ * the events committed while it is delivered wait in the table, not behind
+ * it.
+ */
+static void
+gather_until(TimestampTz fetched_at)
+{
+	if (relay.producer != NULL)
+		relay.fetch_not_before = fetched_at +
+			(int64) (outbox_producer_linger_ms(relay.producer) * 1000.0);
+}
+
+/*
+ * relay_gathering: is the next fetch held back (gather_until)?  Commits
+ * need not wake the worker then.
+ */
+bool
+relay_gathering(void)
+{
+	return relay.fetch_not_before > GetCurrentTimestamp();
 }
 
 /*
@@ -614,6 +649,17 @@ relay_publish(void)
 	}
 	relay.backoff_ms = 0;
 	relay.retry_at = 0;
+	if (relay.ahead->nevents == 0 && relay_gathering())
+	{
+		int64		remaining_us = relay.fetch_not_before - GetCurrentTimestamp();
+
+		/* record what is done; fetch once the gathering is over */
+		relay_record_progress(false);
+		if (remaining_us >= 1000)
+			return remaining_us / 1000;
+		/* the wait counts whole milliseconds: sleep the rest */
+		pg_usleep(remaining_us);
+	}
 	relay_record_progress(true);
 	chunk = relay.chunk;
 	if (chunk->nevents == 0)

@@ -162,6 +162,8 @@ extern void outbox_producer_destroy(OutboxProducer *producer, int flush_ms);
 extern int	outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 								 OutboxEvent *event);
 extern void outbox_producer_serve(OutboxProducer *producer);
+extern void outbox_producer_push(OutboxProducer *producer);
+extern double outbox_producer_linger_ms(OutboxProducer *producer);
 extern int	outbox_producer_wake_fd(OutboxProducer *producer);
 extern int	outbox_producer_last_error(OutboxProducer *producer, char *errbuf,
 									   size_t errbuf_size);

@@ -67,6 +67,8 @@ typedef struct RelayWorker
 	MemoryContext loop_cxt;		/* reset at every pass of the loop */
 	TimestampTz progress_saved_at;	/* when progress was last saved to
 									 * outbox.relay_state */
+	TimestampTz fetch_not_before;	/* gathering commits until then: see
+									 * gather_until() in publish.c */
 } RelayWorker;
 
 extern RelayWorker relay;
@@ -89,6 +91,7 @@ extern void relay_save_progress(void);
 extern long relay_save_progress_at_most_every(bool force);
 extern int	relay_produce(OutboxChunk *chunk);
 extern void relay_forget_in_flight(OutboxChunk *chunk);
+extern bool relay_gathering(void);
 
 /* held_lane.c */
 extern void held_load(void);

@@ -560,14 +560,15 @@ relay_look_for_commits(void)
 /*
  * listen_for_commits: before sleeping, tell committing backends whether to
  * set our latch: not while a chunk is in flight (its delivery reports wake
- * us, and then relay_new_commits() says whether to look for more).
+ * us, and then relay_new_commits() says whether to look for more), nor
+ * while gathering (the timeout wakes us).
  * Returns true if commits were counted since the last sleep while we were
  * not listening: then there is no sleeping.
  */
 static bool
 listen_for_commits(void)
 {
-	bool		listen = relay.chunk->in_flight == 0;
+	bool		listen = relay.chunk->in_flight == 0 && !relay_gathering();
 	uint64		commits;
 
 	if (relay.slot == NULL)
