@@ -473,9 +473,13 @@ run_maintenance(void)
 		return;
 	relay.next_maintenance = TimestampTzPlusMilliseconds(now, MAINTENANCE_INTERVAL_MS);
 
+	/*
+	 * Maintenance truncates what the saved progress covers: save it first,
+	 * flushed like every save (this worker commits asynchronously), or a
+	 * crash could take back progress that outbox.status already showed.
+	 */
+	(void) relay_save_progress_at_most_every(true);
 	relay_begin_step("outbox_kafka: storage maintenance");
-	/* maintenance truncates what the saved progress covers: save it first */
-	outbox_batch_save();
 	current = outbox_storage_maintain();
 	relay_end_step();
 
