@@ -5,8 +5,8 @@
 # chunk at once instead of letting it wait linger.ms in its queue, and
 # applies linger.ms itself, between chunks (docs/architecture.md):
 # - with linger.ms = 3000, an event reaches Kafka long before 3 s;
-# - events committed right after a chunk was fetched wait for the next
-#   fetch, linger.ms after that one: never sooner;
+# - events committed right after a chunk was delivered wait for the next
+#   fetch, linger.ms after that: never sooner;
 # - they then go out together, in commit order, none lost.
 #
 # The bounds are one-sided and far apart (3 s of linger against a pushed
@@ -52,7 +52,7 @@ cmp_ok($took, '<', $linger_s / 2,
 	sprintf('with linger.ms = %d, an event reached Kafka in %.3f s: the chunk was sent at once',
 		$linger_s * 1000, $took));
 
-# committed right after that chunk was fetched: they wait for the next fetch
+# committed right after that chunk was delivered: they wait for the next fetch
 foreach my $p ('b', 'c', 'd')
 {
 	$node->safe_psql('postgres',
@@ -62,7 +62,7 @@ poll_until(sub { published() >= 4 }, 30);
 my $gathered = time() - $t0;
 is(published(), 4, 'the events committed meanwhile are published');
 cmp_ok($gathered, '>=', $linger_s - 0.05,
-	sprintf('they were fetched linger.ms after the chunk before them (%.3f s), not sooner',
+	sprintf('they were fetched linger.ms after the chunk before them was delivered (%.3f s), not sooner',
 		$gathered));
 
 my @msgs = grep { defined $_->{key} && $_->{key} eq 'k' }
