@@ -241,9 +241,12 @@ held_pin_chunk(OutboxChunk *chunk)
 }
 
 /*
- * held_release_pinned: pinned chunks whose reports are all in: held events
+ * held_release_pinned: settle the reports of pinned chunks: held events
  * that were acknowledged leave their queue; those that failed stay, and
- * their error says why their topic is held.  The chunks are freed.
+ * their error says why their topic is held.  Each event is settled as its
+ * report comes (a topic that answers again is not kept waiting by another
+ * that still stalls in the same chunk); chunks whose reports are all in
+ * are freed.
  */
 void
 held_release_pinned(void)
@@ -256,8 +259,6 @@ held_release_pinned(void)
 		OutboxChunk *chunk = (OutboxChunk *) lfirst(lc);
 		int			i;
 
-		if (chunk->in_flight > 0)
-			continue;
 		for (i = 0; i < chunk->nevents; i++)
 		{
 			OutboxEvent *event = &chunk->events[i];
@@ -265,7 +266,8 @@ held_release_pinned(void)
 			List	   *ids = NIL;
 			int			j;
 
-			if (!event->held || event->delivery == OUTBOX_DELIVERY_NONE)
+			if (!event->held || event->delivery == OUTBOX_DELIVERY_NONE ||
+				event->delivery == OUTBOX_DELIVERY_IN_FLIGHT)
 				continue;
 			if (event->delivery == OUTBOX_DELIVERY_FAILED)
 			{
@@ -322,8 +324,12 @@ held_release_pinned(void)
 
 /*
  * topic_in_flight: is an event of topic in flight in the current chunk or
- * a pinned one?  The lane waits for them: its events come before or after
- * them in the topic's order.
+ * a pinned one, or reported for a pinned one but not yet settled by
+ * held_release_pinned() (an acknowledged event still sits in its queue)?
+ * The lane waits for them: its events come before or after them in the
+ * topic's order, and it must not send again what was just acknowledged.
+ * Reports can be served in the middle of a pass (outbox_producer_push),
+ * before the pinned chunks are settled at the start of the next one.
  */
 static bool
 topic_in_flight(const char *topic)
@@ -347,7 +353,7 @@ topic_in_flight(const char *topic)
 		{
 			OutboxEvent *event = &chunk->events[i];
 
-			if (event->delivery == OUTBOX_DELIVERY_IN_FLIGHT && event->held &&
+			if (event->held && event->delivery != OUTBOX_DELIVERY_NONE &&
 				strcmp(event->topic, topic) == 0)
 				return true;
 		}
