@@ -615,6 +615,7 @@ long
 relay_publish(void)
 {
 	OutboxChunk *chunk = relay.chunk;
+	int64		remaining_us;
 
 	if (chunk->nevents > 0 && !chunk_done(chunk))
 	{
@@ -649,10 +650,9 @@ relay_publish(void)
 	}
 	relay.backoff_ms = 0;
 	relay.retry_at = 0;
-	if (relay.ahead->nevents == 0 && relay_gathering())
+	remaining_us = relay.fetch_not_before - GetCurrentTimestamp();
+	if (relay.ahead->nevents == 0 && remaining_us > 0)
 	{
-		int64		remaining_us = relay.fetch_not_before - GetCurrentTimestamp();
-
 		/* record what is done; fetch once the gathering is over */
 		relay_record_progress(false);
 		if (remaining_us >= 1000)
