@@ -382,6 +382,20 @@ parse_int_value(const char *value, long *result)
 }
 
 /*
+ * property_base_name: the name librdkafka applies a property under.  It
+ * strips a "topic." prefix and sets the rest on the default topic
+ * configuration, so "topic.message.timeout.ms" is "message.timeout.ms":
+ * every check compares the base name.
+ */
+static const char *
+property_base_name(const char *name)
+{
+	if (pg_strncasecmp(name, "topic.", 6) == 0)
+		return name + 6;
+	return name;
+}
+
+/*
  * check_property: does one property keep the relay's guarantees?  Names
  * are compared without regard to case, aliases included.  The value of a
  * property named here is never a credential, but the messages still name
@@ -390,7 +404,7 @@ parse_int_value(const char *value, long *result)
 static bool
 check_property(const OutboxProperty *prop, OutboxPropertyProblem *problem)
 {
-	const char *name = prop->name;
+	const char *name = property_base_name(prop->name);
 	const char *value = prop->value;
 	const char *guarantee = NULL;
 	const char *detail = NULL;
@@ -464,9 +478,9 @@ check_property(const OutboxProperty *prop, OutboxPropertyProblem *problem)
 	set_problem(problem, ERRCODE_INVALID_PARAMETER_VALUE,
 				prop->origin == NULL ?
 				psprintf("producer property \"%s\" would break guarantee %s",
-						 name, guarantee) :
+						 prop->name, guarantee) :
 				psprintf("producer property \"%s\" in file \"%s\" would break guarantee %s",
-						 name, prop->origin, guarantee),
+						 prop->name, prop->origin, guarantee),
 				pstrdup(detail),
 				pstrdup("Remove the property, or set \"outbox_kafka.allow_unsafe_producer_properties\" to on to accept the risk (see docs/security.md)."));
 	return false;
@@ -488,13 +502,25 @@ outbox_check_properties(List *props, bool allow_unsafe,
 	{
 		OutboxProperty *prop = (OutboxProperty *) lfirst(lc);
 
-		if (pg_strcasecmp(prop->name, "log.queue") == 0)
+		const char *name = property_base_name(prop->name);
+
+		if (pg_strcasecmp(name, "log.queue") == 0)
 		{
 			set_problem(problem, ERRCODE_INVALID_PARAMETER_VALUE,
 						psprintf("producer property \"%s\" is set by the relay and cannot be changed",
 								 prop->name),
 						pstrdup("librdkafka's log lines must be served on the relay's own thread."),
 						NULL);
+			return false;
+		}
+		if (pg_strcasecmp(name, "delivery.report.only.error") == 0 &&
+			value_is_true(prop->value))
+		{
+			set_problem(problem, ERRCODE_INVALID_PARAMETER_VALUE,
+						psprintf("producer property \"%s\" must be false",
+								 prop->name),
+						pstrdup("The relay moves past an event only when its delivery report says it was acknowledged: without reports of successes it would wait for ever."),
+						pstrdup("Remove the property."));
 			return false;
 		}
 		if (!allow_unsafe && !check_property(prop, problem))

@@ -38,6 +38,11 @@ my @unsafe = (
 	[ 'message.send.max.retries=0', 'G3' ],
 	[ 'partitioner=random', 'G3' ],
 	[ 'ACKS=1', 'G1' ],
+	# librdkafka strips a "topic." prefix and applies the rest
+	[ 'topic.message.timeout.ms=1500', 'G3' ],
+	[ 'topic.partitioner=random', 'G3' ],
+	[ 'topic.acks=1', 'G1' ],
+	[ 'Topic.request.required.acks=0', 'G1' ],
 );
 my @safe = (
 	'enable.idempotence=true', 'acks=all', 'acks=-1',
@@ -104,6 +109,17 @@ foreach my $prop (@safe)
 my ($ret, $err) = alter('outbox_kafka.producer_properties', 'log.queue=false');
 like($err, qr/22023: producer property "log.queue" is set by the relay/,
 	'log.queue cannot be overridden');
+
+# without success reports the relay would wait for ever
+foreach my $prop ('delivery.report.only.error=true', 'delivery.report.only.error=1')
+{
+	($ret, $err) = alter('outbox_kafka.producer_properties', $prop);
+	like($err, qr/22023: producer property "delivery.report.only.error" must be false/,
+		"'$prop' is refused, even with no guarantee at stake");
+}
+($ret, $err) = alter('outbox_kafka.producer_properties',
+	'delivery.report.only.error=false');
+is($ret, 0, 'delivery.report.only.error=false is accepted') or diag $err;
 
 # a value with an escaped ';' is one value, not two entries
 ($ret, $err) =
