@@ -61,6 +61,7 @@ static void start_worker(Oid dboid, const char *dbname);
 static bool worker_running(Oid dboid);
 static void stop_unlisted_workers(List *listed_oids);
 static void reconcile_workers(void);
+static void forget_launcher_latch(int code, Datum arg);
 static Oid	lookup_database(const char *name);
 
 /*
@@ -282,6 +283,16 @@ reconcile_workers(void)
 }
 
 /*
+ * forget_launcher_latch: before_shmem_exit callback: nobody may set the
+ * latch of a launcher that is gone.
+ */
+static void
+forget_launcher_latch(int code, Datum arg)
+{
+	outbox_set_launcher_latch(NULL);
+}
+
+/*
  * outbox_launcher_main: entry point of the launcher.
  */
 void
@@ -292,6 +303,9 @@ outbox_launcher_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	/* commits in a database without a relay wake us (shmem.c) */
+	outbox_set_launcher_latch(MyLatch);
+	before_shmem_exit(forget_launcher_latch, (Datum) 0);
 	ereport(LOG, (errmsg("outbox_kafka launcher started")));
 
 	while (!ShutdownRequestPending)

@@ -148,6 +148,7 @@ typedef struct OutboxShared
 	 */
 	pg_atomic_uint32 async_committing;
 	pg_atomic_uint64 async_commit_end;
+	Latch	   *launcher_latch; /* the launcher's latch, NULL if none runs */
 	int			nslots;
 	OutboxWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } OutboxShared;
@@ -178,10 +179,12 @@ extern OutboxShared *OutboxShmem;
 extern void outbox_shmem_install_hooks(void);
 extern OutboxWorkerSlot *outbox_find_slot(Oid dboid);
 extern const char *outbox_state_name(OutboxWorkerState state);
+extern bool outbox_state_flows(OutboxWorkerState state);
 extern void outbox_slot_set_state(OutboxWorkerSlot *slot, OutboxWorkerState state);
 extern void outbox_slot_set_error(OutboxWorkerSlot *slot, const char *message);
 extern void outbox_slot_clear_error(OutboxWorkerSlot *slot);
 extern void outbox_wake_worker(Oid dboid);
+extern void outbox_set_launcher_latch(Latch *latch);
 extern void outbox_async_commit_begin(void);
 extern void outbox_async_commit_end(XLogRecPtr commit_end);
 extern XLogRecPtr outbox_async_commits_end(void);

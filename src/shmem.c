@@ -35,6 +35,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static Size outbox_shmem_size(void);
 static void outbox_shmem_request(void);
 static void outbox_shmem_startup(void);
+static void wake_launcher(void);
 
 /*
  * outbox_shmem_size: bytes needed for the slot array.  There can never be
@@ -133,6 +134,43 @@ outbox_find_slot(Oid dboid)
 }
 
 /*
+ * outbox_set_launcher_latch: the launcher announces its latch (NULL when
+ * it exits), so that a commit in a database without a relay can wake it.
+ */
+void
+outbox_set_launcher_latch(Latch *latch)
+{
+	LWLockAcquire(OutboxShmem->lock, LW_EXCLUSIVE);
+	OutboxShmem->launcher_latch = latch;
+	LWLockRelease(OutboxShmem->lock);
+}
+
+/*
+ * wake_launcher: a transaction that enqueued committed in a database no
+ * relay serves yet (created after the launcher last looked, say): have
+ * the launcher look at once, rather than at its next periodic check.  At
+ * most once a second per backend, so that enqueuing in a database that is
+ * not listed costs the launcher little.  Safe without a transaction.
+ */
+static void
+wake_launcher(void)
+{
+	static TimestampTz last_woken = 0;
+	TimestampTz now;
+	Latch	   *latch;
+
+	if (OutboxShmem == NULL)
+		return;
+	now = GetCurrentTimestamp();
+	if (last_woken != 0 && !TimestampDifferenceExceeds(last_woken, now, 1000))
+		return;
+	last_woken = now;
+	latch = OutboxShmem->launcher_latch;
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/*
  * outbox_wake_worker: tell the relay serving dboid, if any, that a
  * transaction that enqueued has committed (and is visible): count it, and
  * set the relay's latch if it listens.  While a chunk is in flight the
@@ -147,7 +185,10 @@ outbox_wake_worker(Oid dboid)
 	Latch	   *latch;
 
 	if (slot == NULL)
+	{
+		wake_launcher();
 		return;
+	}
 	/* a full barrier: counted before listening is read (see the worker) */
 	pg_atomic_fetch_add_u64(&slot->commits, 1);
 	if (pg_atomic_read_u32(&slot->listening) == 0)
