@@ -27,7 +27,10 @@ EXTENSION = outbox_kafka
 DATA = $(wildcard sql/outbox_kafka--*.sql)
 PGFILEDESC = "outbox_kafka - transactional outbox published to Apache Kafka"
 
-PG_CPPFLAGS = -I$(srcdir)/src
+# the version of the SQL objects this library serves: the control file's
+SCHEMA_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(dir $(lastword $(MAKEFILE_LIST)))outbox_kafka.control)
+PG_CPPFLAGS = -I$(srcdir)/src -DOUTBOX_SCHEMA_VERSION='"$(SCHEMA_VERSION)"'
+
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 SHLIB_LINK = -lrdkafka
 
@@ -66,4 +69,4 @@ isolation-specs:
 
 # PGXS does not track header dependencies: rebuild everything when a shared
 # header changes (a changed shared-memory layout must never be half-built).
-$(filter src/%.o,$(OBJS)): src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h
+$(filter src/%.o,$(OBJS)): outbox_kafka.control src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h

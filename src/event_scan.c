@@ -346,7 +346,8 @@ outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id, int64 last_id,
 		size = (nulls[3] ? 0 : toast_raw_datum_size(values[3]) - VARHDRSZ) +
 			(nulls[2] ? 0 : toast_raw_datum_size(values[2]) - VARHDRSZ) +
 			(nulls[5] ? 0 : toast_datum_size(values[5]));
-		if (n > 0 && bytes >= max_bytes)
+		/* beyond the first event, never past max_bytes */
+		if (n > 0 && bytes + size > max_bytes)
 			break;
 		emit(arg, values, nulls);
 		bytes += size;

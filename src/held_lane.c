@@ -12,10 +12,13 @@
  * produces the head of one held topic's queue at a time, with back-off;
  * acknowledged events leave the queue, and once the queue is empty (and no
  * event of the topic waits in the current chunk) the topic is released.
- * A topic Kafka refuses (class "topic refused") for longer than
- * outbox_kafka.max_retry_time, counted from held_since (which survives a
- * restart), has its whole queue dead-lettered; unavailable and stalled
- * topics wait for as long as it takes.
+ * A topic Kafka refuses (class "topic refused") at every attempt for
+ * longer than outbox_kafka.max_retry_time has its whole queue
+ * dead-lettered; unavailable and stalled topics wait for as long as it
+ * takes, and a topic that stalled for long and is then refused gets the
+ * whole max_retry_time from its first refusal.  The refusal is counted in
+ * memory; after a restart a topic last held as refused counts from
+ * held_since (which outbox.held_topic keeps).
  *
  * A chunk recorded while held events of it are still in flight is pinned
  * (its memory stays, librdkafka reads it) until their reports are in.
@@ -37,16 +40,19 @@
 /* Back-off between attempts at a held topic's queue. */
 #define LANE_BACKOFF_MIN_MS		500
 #define LANE_BACKOFF_MAX_MS		10000
-/* Pinned chunks beyond this make the producer be rebuilt (purging them). */
+/* Pinned chunks at most; reaching it makes the producer be rebuilt (purging them). */
 #define MAX_PINNED_CHUNKS		4
 
 static HeldTopic *held_add(const char *topic, TimestampTz held_since,
 						   const char *reason, const char *error_class);
 static void held_remove(HeldTopic *ht);
+static void note_refusal(HeldTopic *ht, bool refused);
 static bool topic_in_flight(const char *topic);
 static bool topic_waits_in_chunk(const char *topic);
 static void settle_lane(void);
 static HeldTopic *next_due_topic(long *wait_ms);
+static long ms_until_stalled(OutboxChunk *chunk);
+static void set_lane_aside(void);
 
 /*
  * held_find: the held topic named topic, or NULL.
@@ -79,8 +85,9 @@ held_add(const char *topic, TimestampTz held_since, const char *reason,
 	ht->topic = pstrdup(topic);
 	strlcpy(ht->reason, reason, sizeof(ht->reason));
 	ht->error_class = pstrdup(error_class);
-	ht->refused = strcmp(error_class,
-						 outbox_error_class_name(OUTBOX_ERROR_TOPIC_REFUSED)) == 0;
+	ht->refused_since = strcmp(error_class,
+							   outbox_error_class_name(OUTBOX_ERROR_TOPIC_REFUSED)) == 0 ?
+		held_since : 0;
 	ht->held_since = held_since;
 	ht->backoff_ms = LANE_BACKOFF_MIN_MS;
 	ht->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -103,8 +110,7 @@ held_remove(HeldTopic *ht)
 	pfree(ht->topic);
 	pfree((char *) ht->error_class);
 	pfree(ht);
-	if (relay.held == NIL &&
-		(relay.state == OUTBOX_STATE_IDLE || relay.state == OUTBOX_STATE_PUBLISHING))
+	if (relay.held == NIL && outbox_state_flows(relay.state))
 		outbox_slot_clear_error(relay.slot);
 }
 
@@ -181,8 +187,22 @@ held_hold(const char *topic, const char *reason, const char *error_class,
 		ht->error_class = pstrdup(error_class);
 		MemoryContextSwitchTo(old);
 	}
-	ht->refused = ht->refused || refused;
+	note_refusal(ht, refused);
 	return ht;
+}
+
+/*
+ * note_refusal: the last attempt at a held topic failed; refused says
+ * whether Kafka refused it.  A refusal starts the max_retry_time clock
+ * unless it runs already; any other failure stops it.
+ */
+static void
+note_refusal(HeldTopic *ht, bool refused)
+{
+	if (!refused)
+		ht->refused_since = 0;
+	else if (ht->refused_since == 0)
+		ht->refused_since = GetCurrentTimestamp();
 }
 
 /*
@@ -225,6 +245,22 @@ held_mark_chunk(OutboxChunk *chunk)
 }
 
 /*
+ * held_unsettled: has chunk held events whose delivery reports are not
+ * settled yet (in flight, or reported but not acted on)?
+ */
+bool
+held_unsettled(OutboxChunk *chunk)
+{
+	int			i;
+
+	for (i = 0; i < chunk->nevents; i++)
+		if (chunk->events[i].held &&
+			chunk->events[i].delivery != OUTBOX_DELIVERY_NONE)
+			return true;
+	return false;
+}
+
+/*
  * held_pin_chunk: chunk is recorded, but held events of it are still in
  * flight: keep its memory until their reports are in.  Too many pinned
  * chunks make the producer be rebuilt (purging them) on the next pass.
@@ -236,7 +272,7 @@ held_pin_chunk(OutboxChunk *chunk)
 
 	relay.pinned = lappend(relay.pinned, chunk);
 	MemoryContextSwitchTo(old);
-	if (list_length(relay.pinned) > MAX_PINNED_CHUNKS)
+	if (list_length(relay.pinned) >= MAX_PINNED_CHUNKS)
 		relay.producer_stale = true;
 }
 
@@ -324,8 +360,10 @@ held_release_pinned(void)
 
 /*
  * topic_in_flight: is an event of topic in flight in the current chunk or
- * a pinned one, or reported for a pinned one but not yet settled by
+ * a pinned one, or a held one reported but not yet settled by
  * held_release_pinned() (an acknowledged event still sits in its queue)?
+ * The current chunk counts as a whole, recorded events included: held
+ * events recorded while the relay gathers commits are still in flight.
  * The lane waits for them: its events come before or after them in the
  * topic's order, and it must not send again what was just acknowledged.
  * Reports can be served in the middle of a pass (outbox_producer_push),
@@ -337,11 +375,13 @@ topic_in_flight(const char *topic)
 	ListCell   *lc;
 	int			i;
 
-	for (i = relay.chunk->recorded; i < relay.chunk->nevents; i++)
+	/* the whole chunk: held events recorded in it may still be in flight */
+	for (i = 0; i < relay.chunk->nevents; i++)
 	{
 		OutboxEvent *event = &relay.chunk->events[i];
 
-		if (event->delivery == OUTBOX_DELIVERY_IN_FLIGHT &&
+		if ((event->delivery == OUTBOX_DELIVERY_IN_FLIGHT ||
+			 (event->held && event->delivery != OUTBOX_DELIVERY_NONE)) &&
 			strcmp(event->topic, topic) == 0)
 			return true;
 	}
@@ -446,10 +486,9 @@ settle_lane(void)
 	{
 		const char *error = outbox_error_text(failed->error);
 
-		if (failed_class == OUTBOX_ERROR_TOPIC_REFUSED)
-			ht->refused = true;
-		if (ht->refused &&
-			TimestampDifferenceExceeds(ht->held_since, now,
+		note_refusal(ht, failed_class == OUTBOX_ERROR_TOPIC_REFUSED);
+		if (ht->refused_since != 0 &&
+			TimestampDifferenceExceeds(ht->refused_since, now,
 									   outbox_max_retry_time_s * 1000))
 		{
 			int64		n = outbox_storage_dead_letter_held(lane->lane_topic, error,
@@ -499,6 +538,7 @@ settle_lane(void)
 		else
 		{
 			/* progress: go on with the queue at once */
+			ht->refused_since = 0;
 			ht->next_attempt_at = 0;
 			ht->backoff_ms = LANE_BACKOFF_MIN_MS;
 		}
@@ -538,6 +578,44 @@ next_due_topic(long *wait_ms)
 }
 
 /*
+ * ms_until_stalled: how long until the events of chunk in flight count as
+ * stalled (outbox_kafka.stall_timeout after they were produced); 0 if they
+ * do now.
+ */
+static long
+ms_until_stalled(OutboxChunk *chunk)
+{
+	TimestampTz stalled_at = TimestampTzPlusMilliseconds(chunk->produced_at,
+														 outbox_stall_timeout_ms);
+
+	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), stalled_at), 0);
+}
+
+/*
+ * set_lane_aside: the lane chunk's topic stalls (a partition without a
+ * leader, with no message timeout, keeps it in flight for ever): pin the
+ * chunk like a recorded one, so that its reports are settled whenever they
+ * come (held_release_pinned), and give the lane a new chunk for the other
+ * held topics.  The stalled topic is in flight, so it is not served again
+ * until its reports are in.
+ */
+static void
+set_lane_aside(void)
+{
+	OutboxChunk *lane = relay.lane;
+	int			i;
+
+	for (i = 0; i < lane->nevents; i++)
+		lane->events[i].held = true;	/* they are in the topic's queue */
+	held_hold(lane->lane_topic,
+			  psprintf("no acknowledgement within %d ms while the cluster answers (partition without leader or too few in-sync replicas?)",
+					   outbox_stall_timeout_ms),
+			  "stalled", false);
+	held_pin_chunk(lane);
+	relay.lane = outbox_chunk_create();
+}
+
+/*
  * held_run_lane: one pass of the lane: settle the lane chunk once all its
  * reports are in, then start on the next due topic.  Returns how long the
  * worker may sleep as far as the lane is concerned.
@@ -553,8 +631,16 @@ held_run_lane(void)
 	if (lane->nevents > 0)
 	{
 		if (lane->in_flight > 0)
-			return 1000;
-		settle_lane();
+		{
+			long		stall_ms = ms_until_stalled(lane);
+
+			if (stall_ms > 0)
+				return Min(stall_ms, 1000);
+			set_lane_aside();
+			lane = relay.lane;
+		}
+		else
+			settle_lane();
 	}
 	if (relay.held == NIL)
 		return outbox_poll_interval_ms;

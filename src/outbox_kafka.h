@@ -103,7 +103,9 @@ typedef enum OutboxWorkerState
 	OUTBOX_STATE_BROKER_UNREACHABLE,
 	OUTBOX_STATE_MISCONFIGURED,
 	OUTBOX_STATE_WAITING_FOR_EXTENSION,
-	OUTBOX_STATE_STANDBY
+	OUTBOX_STATE_STANDBY,
+	OUTBOX_STATE_HOLDING		/* nothing else to do, but held topics'
+								 * events wait */
 } OutboxWorkerState;
 
 /*

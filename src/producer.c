@@ -43,6 +43,8 @@
 #define TOPIC_METADATA_MS	500
 /* How often the metadata of a topic in error is asked for again. */
 #define TOPIC_RECHECK_MS	500
+/* After a metadata request went unanswered, how long no other one waits. */
+#define METADATA_QUIET_MS	5000
 /* How long outbox_producer_push keeps librdkafka sending at once. */
 #define PUSH_MS				1
 
@@ -64,6 +66,8 @@ struct OutboxProducer
 								 * last acknowledgement */
 	char		last_error_text[256];
 	HTAB	   *topics;			/* topics this producer has produced to */
+	TimestampTz metadata_quiet_until;	/* no waiting for metadata before
+										 * this: the cluster did not answer */
 	double		linger_ms;		/* linger.ms as configured */
 	pthread_mutex_t log_lock;	/* log_cb might run on another thread */
 	int			nlogs;
@@ -441,6 +445,7 @@ typedef struct KnownTopic
 {
 	char		name[OUTBOX_MAX_TOPIC_LEN + 1];	/* hash key */
 	int			error;			/* topic error in the last metadata seen */
+	bool		learned;		/* the cluster answered about it */
 	TimestampTz checked_at;		/* when that metadata was fetched */
 } KnownTopic;
 
@@ -453,7 +458,10 @@ typedef struct KnownTopic
  * second, on every start and for every new topic, and would keep the
  * messages of an unknown topic for topic.metadata.propagation.max.ms before
  * failing them.  A topic in error is asked about again at most every
- * TOPIC_RECHECK_MS.
+ * TOPIC_RECHECK_MS.  When the cluster does not answer in time, no other
+ * topic waits for metadata for METADATA_QUIET_MS (the topic is asked about
+ * again later): with the brokers down, a chunk of many new topics must not
+ * keep the worker deaf to signals and barriers for half a second each.
  */
 static int
 learn_topic(OutboxProducer *producer, const char *topic)
@@ -479,9 +487,14 @@ learn_topic(OutboxProducer *producer, const char *topic)
 		return 0;				/* refused by librdkafka anyway */
 	known = hash_search(producer->topics, topic, HASH_ENTER, &found);
 	now = GetCurrentTimestamp();
-	if (found && (known->error == 0 ||
-				  !TimestampDifferenceExceeds(known->checked_at, now, TOPIC_RECHECK_MS)))
+	if (!found)
+		known->learned = false;
+	if (found && known->learned &&
+		(known->error == 0 ||
+		 !TimestampDifferenceExceeds(known->checked_at, now, TOPIC_RECHECK_MS)))
 		return known->error;
+	if (now < producer->metadata_quiet_until)
+		return 0;				/* librdkafka learns it by itself meanwhile */
 
 	known->error = 0;
 	known->checked_at = now;
@@ -489,6 +502,10 @@ learn_topic(OutboxProducer *producer, const char *topic)
 	if (rkt == NULL)
 		return 0;
 	err = rd_kafka_metadata(producer->rk, 0, rkt, &md, TOPIC_METADATA_MS);
+	known->learned = (err == RD_KAFKA_RESP_ERR_NO_ERROR);
+	if (!known->learned)
+		producer->metadata_quiet_until =
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), METADATA_QUIET_MS);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md != NULL && md->topic_cnt == 1)
 	{
 		rd_kafka_resp_err_t terr = md->topics[0].err;
@@ -578,17 +595,20 @@ outbox_producer_cluster_answers(OutboxProducer *producer, int timeout_ms)
 }
 
 /*
- * outbox_producer_take_fatal: true (with the reason) if the producer hit a
- * fatal error and must be recreated.
+ * outbox_producer_take_fatal: the librdkafka error that made the producer
+ * fatal (with the reason in errbuf), or 0 if it is not: then it must be
+ * recreated.
  */
-bool
+int
 outbox_producer_take_fatal(OutboxProducer *producer, char *errbuf,
 						   size_t errbuf_size)
 {
+	rd_kafka_resp_err_t err;
+
 	if (!producer->fatal)
-		return false;
-	rd_kafka_fatal_error(producer->rk, errbuf, errbuf_size);
-	return true;
+		return 0;
+	err = rd_kafka_fatal_error(producer->rk, errbuf, errbuf_size);
+	return err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : RD_KAFKA_RESP_ERR__FATAL;
 }
 
 /*

@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "replication/syncrep.h"
 #include "replication/walsender_private.h"
 #include "storage/lwlock.h"
@@ -40,10 +41,17 @@
 #define PROGRESS_SAVE_MS		100
 /* How often to look again while waiting for standbys to confirm. */
 #define STANDBY_POLL_MS			5
+/*
+ * Longest wait for room in librdkafka's queue when none of the chunk's own
+ * events is in flight (held events fill it); delivery reports wake us.
+ */
+#define QUEUE_FULL_WAIT_MS		100
 
 /* since when the current chunk waits for standbys to confirm; 0 if not */
 static TimestampTz standby_wait_since = 0;
 
+static bool own_in_flight(OutboxChunk *chunk);
+static long after_produce(OutboxChunk *chunk);
 static bool chunk_done(OutboxChunk *chunk);
 static bool chunk_durable(OutboxChunk *chunk);
 static void settle_failures(OutboxChunk *chunk);
@@ -53,7 +61,42 @@ static void note_chunk_done(OutboxChunk *chunk);
 static void read_ahead(void);
 static bool produce_durable(OutboxChunk *chunk);
 static XLogRecPtr commits_to_flush(void);
+static XLogRecPtr inserted_wal_end(void);
 static void gather_until(TimestampTz done_at);
+
+/*
+ * own_in_flight: are events of the chunk in flight that are not held?
+ * Held events in flight are the lane's to wait for (held_lane.c): they
+ * keep neither the chunk nor the other topics waiting.
+ */
+static bool
+own_in_flight(OutboxChunk *chunk)
+{
+	int			i;
+
+	if (chunk->in_flight == 0)
+		return false;
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+		if (chunk->events[i].delivery == OUTBOX_DELIVERY_IN_FLIGHT &&
+			!chunk->events[i].held)
+			return true;
+	return false;
+}
+
+/*
+ * after_produce: how long to wait once the chunk was produced: for its
+ * acknowledgements (delivery reports wake us), for room in librdkafka's
+ * queue when only held events fill it, or not at all.
+ */
+static long
+after_produce(OutboxChunk *chunk)
+{
+	if (own_in_flight(chunk))
+		return outbox_stall_timeout_ms;
+	if (chunk->queue_full)
+		return QUEUE_FULL_WAIT_MS;
+	return 0;
+}
 
 /*
  * chunk_done: may the cursor move past the whole chunk?
@@ -74,8 +117,12 @@ chunk_done(OutboxChunk *chunk)
  * (the cursor, in memory; dead letters and held events, in storage) and,
  * if fetch and the chunk is done, replace it with the next one.  A
  * transaction is opened only when storage is read or written.  A done
- * chunk whose held events are still in flight is pinned until their
- * reports are in.
+ * chunk whose held events are still in flight, or reported but not yet
+ * settled (acknowledged while the relay gathered commits, say), is pinned
+ * until held_release_pinned() settled them: an acknowledged held event
+ * must leave its queue, or the lane would send it again.  A topic whose
+ * events recording just queued is held, whatever happened to it meanwhile
+ * (the lane may have given it up in this very pass).
  */
 void
 relay_record_progress(bool fetch)
@@ -93,8 +140,18 @@ relay_record_progress(bool fetch)
 	outbox_storage_finish_chunk(chunk, recorded, in_xact, held_reason);
 	for (i = from; i < recorded; i++)
 	{
+		if (chunk->events[i].held &&
+			chunk->events[i].delivery != OUTBOX_DELIVERY_ACKED &&
+			held_find(chunk->events[i].topic) == NULL)
+			(void) held_hold(chunk->events[i].topic,
+							 "held behind earlier events of the topic", "held", false);
 		if (chunk->events[i].delivery == OUTBOX_DELIVERY_ACKED)
+		{
 			published++;
+			/* acknowledged before it was queued: nothing left to settle */
+			if (chunk->events[i].held)
+				chunk->events[i].delivery = OUTBOX_DELIVERY_NONE;
+		}
 		else if (chunk->events[i].delivery == OUTBOX_DELIVERY_DEAD && !chunk->events[i].held)
 			dead++;
 	}
@@ -111,7 +168,7 @@ relay_record_progress(bool fetch)
 	{
 		OutboxChunk *spare = chunk;
 
-		if (chunk->in_flight > 0)
+		if (held_unsettled(chunk))
 		{
 			held_pin_chunk(chunk);
 			spare = outbox_chunk_create();
@@ -138,8 +195,15 @@ relay_record_progress(bool fetch)
 		else
 		{
 			relay.chunk = spare;
-			/* commits from now on are new */
-			relay_look_for_commits();
+
+			/*
+			 * Commits from now on are new, if this fetch opens a batch on a
+			 * new snapshot.  One that reads on in the open batch sees none
+			 * of them: they still count, or a commit made while a chunk
+			 * was in flight would wait for poll_interval.
+			 */
+			if (outbox_batch_takes_new_tick())
+				relay_look_for_commits();
 			relay_begin_step("outbox_kafka: fetch events");
 			outbox_storage_fetch_chunk(spare, outbox_batch_size,
 									   (int64) outbox_max_batch_bytes_kb * 1024, 0);
@@ -210,8 +274,27 @@ static XLogRecPtr
 commits_to_flush(void)
 {
 	if (outbox_wait_for_standbys)
-		return GetXLogInsertRecPtr();
+		return inserted_wal_end();
 	return outbox_async_commits_end();
+}
+
+/*
+ * inserted_wal_end: the end of the last WAL record inserted so far.
+ * GetXLogInsertRecPtr() is where the next record goes: right after a page
+ * header when the last record ended at a page boundary (after a WAL
+ * switch, say), a position no record reaches yet.  XLogFlush() would fail
+ * on it, and no standby could ever confirm it: step back over the header.
+ */
+static XLogRecPtr
+inserted_wal_end(void)
+{
+	XLogRecPtr	insert = GetXLogInsertRecPtr();
+
+	if (XLogSegmentOffset(insert, wal_segment_size) == SizeOfXLogLongPHD)
+		return insert - SizeOfXLogLongPHD;
+	if (insert % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return insert - SizeOfXLogShortPHD;
+	return insert;
 }
 
 /*
@@ -275,6 +358,7 @@ relay_produce(OutboxChunk *chunk)
 	bool		any = false;
 	int			err = 0;
 
+	chunk->queue_full = false;
 	for (i = chunk->recorded; i < chunk->nevents; i++)
 	{
 		OutboxEvent *event = &chunk->events[i];
@@ -291,6 +375,7 @@ relay_produce(OutboxChunk *chunk)
 		{
 			/* not refused: produced again later, in order */
 			event->delivery = OUTBOX_DELIVERY_NONE;
+			chunk->queue_full = outbox_error_is_queue_full(err);
 			break;
 		}
 		err = 0;				/* refused at once: settled like a report */
@@ -620,7 +705,7 @@ relay_publish(void)
 	if (chunk->nevents > 0 && !chunk_done(chunk))
 	{
 		settle_failures(chunk);
-		if (chunk->in_flight > 0)
+		if (own_in_flight(chunk))
 			return check_stall(chunk);
 		if (!chunk_done(chunk))
 		{
@@ -633,9 +718,9 @@ relay_publish(void)
 				return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 														   relay.retry_at), 1);
 			}
-			if (!produce_durable(chunk) && relay.producer != NULL)
-				return STANDBY_POLL_MS;
-			return 0;
+			if (!produce_durable(chunk))
+				return relay.producer == NULL ? 0 : STANDBY_POLL_MS;
+			return after_produce(chunk);
 		}
 	}
 
@@ -645,7 +730,10 @@ relay_publish(void)
 		if (relay.state != OUTBOX_STATE_PUBLISHING)
 			relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
 		if (chunk->produced_at != 0)
+		{
 			gather_until(GetCurrentTimestamp());
+			relay.rebuild_backoff_ms = 0;	/* this producer delivers */
+		}
 		note_chunk_done(chunk);
 	}
 	relay.backoff_ms = 0;
@@ -655,10 +743,8 @@ relay_publish(void)
 	{
 		/* record what is done; fetch once the gathering is over */
 		relay_record_progress(false);
-		if (remaining_us >= 1000)
-			return remaining_us / 1000;
-		/* the wait counts whole milliseconds: sleep the rest */
-		pg_usleep(remaining_us);
+		/* the wait counts whole milliseconds: round up, on the latch */
+		return (remaining_us + 999) / 1000;
 	}
 	relay_record_progress(true);
 	chunk = relay.chunk;
@@ -666,7 +752,9 @@ relay_publish(void)
 	{
 		long		flush_due = relay_save_progress_at_most_every(false);
 
-		relay_enter_state(OUTBOX_STATE_IDLE, DEBUG1, NULL);
+		/* never "idle" while events of held topics wait */
+		relay_enter_state(relay.held != NIL ? OUTBOX_STATE_HOLDING :
+						  OUTBOX_STATE_IDLE, DEBUG1, NULL);
 		/* a slow cluster stays reported while idle: nothing proved it fast */
 		return flush_due > 0 ? Min(flush_due, outbox_poll_interval_ms) :
 			outbox_poll_interval_ms;
@@ -678,5 +766,5 @@ relay_publish(void)
 		return relay.producer == NULL ? 0 : STANDBY_POLL_MS;
 	relay_save_progress();
 	read_ahead();
-	return chunk->in_flight > 0 ? outbox_stall_timeout_ms : 0;
+	return after_produce(chunk);
 }

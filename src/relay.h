@@ -73,6 +73,8 @@ struct OutboxChunk
 	bool		batch_completed;	/* recording it completed its batch */
 	TimestampTz produced_at;	/* when events were last handed over */
 	int			acked;			/* events acknowledged since produced */
+	bool		queue_full;		/* the last produce stopped at a full
+								 * local queue */
 	TimestampTz evidence_at;	/* when the cluster was first seen
 								 * answering while events of this chunk
 								 * were in flight (an ack of it, or a
@@ -94,7 +96,7 @@ extern PGDLLEXPORT void outbox_worker_main(Datum main_arg);
 /* relay_storage.c: the SQL relay API, called through kept SPI plans */
 extern SPIPlanPtr outbox_keep_plan(SPIPlanPtr *plan, const char *sql,
 								   int nargs, Oid *argtypes);
-extern bool outbox_storage_extension_ready(void);
+extern char *outbox_storage_extension_version(void);
 extern OutboxChunk *outbox_chunk_create(void);
 extern void outbox_chunk_reset(OutboxChunk *chunk);
 extern void outbox_chunk_free(OutboxChunk *chunk);
@@ -150,6 +152,7 @@ extern void outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id,
 /* relay_batch.c: the open batch, in memory, saved to outbox.relay_state */
 extern void outbox_batch_forget(void);
 extern bool outbox_batch_unsaved(void);
+extern bool outbox_batch_takes_new_tick(void);
 extern bool outbox_batch_open(void);
 extern void outbox_batch_fetch_args(Datum *values, int64 after_id);
 extern bool outbox_batch_advance(int64 up_to_id, int64 events);
@@ -169,7 +172,7 @@ extern int	outbox_producer_last_error(OutboxProducer *producer, char *errbuf,
 									   size_t errbuf_size);
 extern bool outbox_producer_cluster_answers(OutboxProducer *producer,
 											int timeout_ms);
-extern bool outbox_producer_take_fatal(OutboxProducer *producer,
+extern int	outbox_producer_take_fatal(OutboxProducer *producer,
 									   char *errbuf, size_t errbuf_size);
 extern bool outbox_producer_brokers_down(OutboxProducer *producer);
 extern bool outbox_error_is_queue_full(int error);

@@ -173,6 +173,17 @@ outbox_batch_unsaved(void)
 }
 
 /*
+ * outbox_batch_takes_new_tick: will the next outbox_batch_open() take a new
+ * snapshot?  Only when the state is loaded and no batch is open; false
+ * when unknown.  Needs no transaction.
+ */
+bool
+outbox_batch_takes_new_tick(void)
+{
+	return batch.loaded && batch.tick == (Datum) 0;
+}
+
+/*
  * outbox_batch_open: make sure a batch is open, opening one on a new
  * snapshot if none is.  Returns false when there is none: nothing
  * committed since the last completed tick (nothing is written then).

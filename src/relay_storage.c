@@ -21,12 +21,17 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -71,13 +76,36 @@ outbox_keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
- * outbox_storage_extension_ready: is the extension installed in this
- * database?  Needs an open transaction.
+ * outbox_storage_extension_version: the version of outbox_kafka installed
+ * in this database (palloc'd in the current context), or NULL if it is not
+ * installed.  Needs an open transaction.
  */
-bool
-outbox_storage_extension_ready(void)
+char *
+outbox_storage_extension_version(void)
 {
-	return OidIsValid(get_extension_oid("outbox_kafka", true));
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("outbox_kafka"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, Anum_pg_extension_extversion,
+										 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = TextDatumGetCString(value);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
 }
 
 /*
@@ -203,6 +231,7 @@ outbox_chunk_reset(OutboxChunk *chunk)
 	chunk->produced_at = 0;
 	chunk->batch_completed = false;
 	chunk->acked = 0;
+	chunk->queue_full = false;
 	chunk->evidence_at = 0;
 	chunk->durable_lsn = InvalidXLogRecPtr;
 	chunk->lane_topic = NULL;

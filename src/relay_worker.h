@@ -23,7 +23,11 @@ typedef struct HeldTopic
 	char	   *topic;
 	char		reason[OUTBOX_ERROR_LEN];
 	const char *error_class;	/* outbox_error_class_name() or "stalled" */
-	bool		refused;		/* dead-lettered after max_retry_time */
+	TimestampTz refused_since;	/* Kafka refuses it (class "topic refused")
+								 * at every attempt since then; 0 if its
+								 * last failure was not a refusal.  Its
+								 * queue is dead-lettered once this is
+								 * older than max_retry_time */
 	TimestampTz held_since;
 	TimestampTz next_attempt_at;
 	int			backoff_ms;
@@ -57,6 +61,9 @@ typedef struct RelayWorker
 								 * since the last look for new events */
 	WaitEventSet *wait_set;		/* latch, postmaster death, producer pipe */
 	uint32		producer_generation;	/* bumped for every new producer */
+	int			rebuild_backoff_ms; /* after fatal errors: doubling, reset
+									 * once a new producer delivers */
+	TimestampTz rebuild_at;		/* no new producer before this */
 	uint32		wait_set_generation;	/* producer_generation of wait_set */
 	bool		slow;			/* the last chunk took longer than
 								 * stall_timeout to be acknowledged */
@@ -101,6 +108,7 @@ extern HeldTopic *held_hold(const char *topic, const char *reason,
 							const char *error_class, bool refused);
 extern const char *held_reason(const char *topic, const char **cls);
 extern void held_mark_chunk(OutboxChunk *chunk);
+extern bool held_unsettled(OutboxChunk *chunk);
 extern void held_pin_chunk(OutboxChunk *chunk);
 extern void held_release_pinned(void);
 extern long held_run_lane(void);

@@ -251,6 +251,17 @@ outbox_async_commits_end(void)
 }
 
 /*
+ * outbox_state_flows: do events flow in this state (idle, publishing, or
+ * holding: everything flows but the held topics)?
+ */
+bool
+outbox_state_flows(OutboxWorkerState state)
+{
+	return state == OUTBOX_STATE_IDLE || state == OUTBOX_STATE_PUBLISHING ||
+		state == OUTBOX_STATE_HOLDING;
+}
+
+/*
  * outbox_state_name: the name outbox.status shows for a state.
  */
 const char *
@@ -276,6 +287,8 @@ outbox_state_name(OutboxWorkerState state)
 			return "waiting_for_extension";
 		case OUTBOX_STATE_STANDBY:
 			return "standby";
+		case OUTBOX_STATE_HOLDING:
+			return "holding";
 	}
 	return "unknown";
 }

@@ -75,6 +75,7 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 	OutboxWorkerSlot *slot = outbox_find_slot(MyDatabaseId);
 	const char *problem;
 	const char *hint;
+	bool		holding = false;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -99,6 +100,7 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 		memcpy(last_error, slot->last_error, OUTBOX_ERROR_LEN);
 		SpinLockRelease(&slot->mutex);
 
+		holding = (state == OUTBOX_STATE_HOLDING);
 		values[0] = CStringGetTextDatum(outbox_state_name(state));
 		nulls[0] = false;
 		if (pid != 0)
@@ -130,6 +132,11 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 	}
 
 	setup_problem(&problem, &hint);
+	if (problem == NULL && holding)
+	{
+		problem = "events of held topics wait: Kafka refuses their topics or does not acknowledge them (see outbox.held_topics)";
+		hint = "Fix what outbox.held_topics names (create the topic, grant access, restore partition leaders); the events then follow in order.  Topics refused for longer than \"outbox_kafka.max_retry_time\" are dead-lettered.";
+	}
 	if (problem != NULL)
 	{
 		values[10] = CStringGetTextDatum(problem);

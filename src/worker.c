@@ -31,6 +31,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -66,6 +67,7 @@ static char *current_producer_settings(void);
 static void process_reload(void);
 static bool ensure_producer(void);
 static void serve_producer(void);
+static bool check_extension(void);
 static long relay_step(void);
 static void run_maintenance(void);
 static void wait_for_work(long timeout_ms);
@@ -275,10 +277,9 @@ relay_enter_state(OutboxWorkerState state, int elevel, const char *detail)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	bool		changed = (state != relay.state);
-	bool		good = (state == OUTBOX_STATE_IDLE || state == OUTBOX_STATE_PUBLISHING);
+	bool		good = outbox_state_flows(state);
 
-	if (changed && good && relay.state != OUTBOX_STATE_IDLE &&
-		relay.state != OUTBOX_STATE_PUBLISHING)
+	if (changed && good && !outbox_state_flows(relay.state))
 	{
 		outbox_slot_clear_error(relay.slot);
 		if (relay.state != OUTBOX_STATE_STARTING)
@@ -399,9 +400,18 @@ relay_recreate_producer(const char *reason)
 
 	if (reason != NULL)
 	{
+		/*
+		 * A fatal error that comes back at once (a cluster that refuses
+		 * the producer id for good, say) must not rebuild the producer in
+		 * a loop: each rebuild waits longer, until one delivers.
+		 */
+		relay.rebuild_backoff_ms = relay.rebuild_backoff_ms == 0 ? BACKOFF_MIN_MS :
+			Min(relay.rebuild_backoff_ms * 2, BACKOFF_MAX_MS);
+		relay.rebuild_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   relay.rebuild_backoff_ms);
 		ereport(WARNING,
-				(errmsg("outbox_kafka worker for database \"%s\" recreates its Kafka producer after a fatal error",
-						relay.dbname),
+				(errmsg("outbox_kafka worker for database \"%s\" recreates its Kafka producer in %d ms after a fatal error",
+						relay.dbname, relay.rebuild_backoff_ms),
 				 errdetail_internal("%s", reason)));
 		outbox_slot_set_error(relay.slot, reason);
 	}
@@ -424,12 +434,26 @@ static void
 serve_producer(void)
 {
 	char		reason[512];
+	int			err;
 
 	if (relay.producer == NULL)
 		return;
 	outbox_producer_serve(relay.producer);
-	if (outbox_producer_take_fatal(relay.producer, reason, sizeof(reason)))
-		relay_recreate_producer(reason);
+	err = outbox_producer_take_fatal(relay.producer, reason, sizeof(reason));
+	if (err == 0)
+		return;
+	relay_recreate_producer(reason);
+
+	/*
+	 * Refused for good (authorisation: the cluster's settings must change),
+	 * or fatal again right after a rebuild: say so in the state.  A single
+	 * fatal error (a gap after a refused event, say) keeps the state, and
+	 * last_error keeps its reason.
+	 */
+	if (outbox_classify_error(err) == OUTBOX_ERROR_CLUSTER)
+		relay_enter_state(OUTBOX_STATE_MISCONFIGURED, WARNING, reason);
+	else if (relay.rebuild_backoff_ms > BACKOFF_MIN_MS)
+		relay_enter_state(OUTBOX_STATE_BACKING_OFF, WARNING, reason);
 }
 
 /*
@@ -489,6 +513,37 @@ run_maintenance(void)
 }
 
 /*
+ * check_extension: is the extension installed in this database, at the
+ * version of its SQL objects this library was built for?  Sets
+ * relay.extension_ready; when not, says why in outbox.status (a library
+ * newer than the schema waits for ALTER EXTENSION ... UPDATE rather than
+ * failing on objects that are not there yet).
+ */
+static bool
+check_extension(void)
+{
+	char	   *version;
+	char	   *problem = NULL;
+
+	StartTransactionCommand();
+	version = outbox_storage_extension_version();
+	if (version != NULL && strcmp(version, OUTBOX_SCHEMA_VERSION) != 0)
+		problem = MemoryContextStrdup(relay.loop_cxt,
+									  psprintf("extension outbox_kafka is at version %s in this database, but the loaded library needs version %s; run ALTER EXTENSION outbox_kafka UPDATE",
+											   version, OUTBOX_SCHEMA_VERSION));
+	relay.extension_ready = (version != NULL && problem == NULL);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(relay.loop_cxt);
+
+	if (version == NULL)
+		relay_enter_state(OUTBOX_STATE_WAITING_FOR_EXTENSION, LOG,
+						  "extension outbox_kafka is not installed in this database; run CREATE EXTENSION outbox_kafka");
+	else if (problem != NULL)
+		relay_enter_state(OUTBOX_STATE_MISCONFIGURED, WARNING, problem);
+	return relay.extension_ready;
+}
+
+/*
  * relay_step: one pass of the worker loop.  Returns how long to sleep
  * before the next pass (0: go on at once); any wake-up cuts it short.
  */
@@ -506,25 +561,16 @@ relay_step(void)
 	}
 
 	/* checked once, and again after any error (DROP EXTENSION, say) */
-	if (!relay.extension_ready)
-	{
-		StartTransactionCommand();
-		relay.extension_ready = outbox_storage_extension_ready();
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(relay.loop_cxt);
-	}
-	if (!relay.extension_ready)
-	{
-		relay_enter_state(OUTBOX_STATE_WAITING_FOR_EXTENSION, LOG,
-						  "extension outbox_kafka is not installed in this database; run CREATE EXTENSION outbox_kafka");
+	if (!relay.extension_ready && !check_extension())
 		return Min(outbox_poll_interval_ms, 1000);
-	}
 
+	if (relay.producer == NULL && relay.rebuild_at > GetCurrentTimestamp())
+		return ms_until(relay.rebuild_at);	/* after a fatal error */
 	if (!ensure_producer())
 		return Min(outbox_poll_interval_ms * 10L, 5000L);
 	serve_producer();
 	if (relay.producer == NULL)
-		return 0;				/* recreated after a fatal error */
+		return ms_until(relay.rebuild_at);	/* recreated after a fatal error */
 
 	if (!relay.held_loaded)
 		held_load();
@@ -533,7 +579,7 @@ relay_step(void)
 
 	wait_ms = relay_publish();
 	if (relay.producer == NULL)
-		return 0;
+		return ms_until(relay.rebuild_at);
 	lane_ms = held_run_lane();
 	return Min(wait_ms, lane_ms);
 }
@@ -681,6 +727,10 @@ recover_from_error(void)
 	MemoryContextSwitchTo(TopMemoryContext);
 	edata = CopyErrorData();
 	EmitErrorReport();
+	/* what AbortCurrentTransaction() leaves to the caller outside a transaction */
+	LWLockReleaseAll();
+	ConditionVariableCancelSleep();
+	pgstat_report_wait_end();
 	AbortCurrentTransaction();
 	MemoryContextSwitchTo(TopMemoryContext);
 	FlushErrorState();

@@ -45,11 +45,15 @@ $node->safe_psql('upg', q{
 	SELECT outbox.enqueue('upg.events', NULL::jsonb, key => 'k1');
 });
 
-# the 0.2 library cannot work with the 0.1 schema: it backs off and says why
+# the library cannot work with the 0.1 schema: it waits and says what to do
+# (it used to fail on a missing table and back off, again and again)
 ok( $node->poll_query_until('upg',
-		q{SELECT state = 'backing_off' AND last_error LIKE '%outbox.held_topic%'
+		q{SELECT state = 'misconfigured'
+		     AND last_error LIKE '%is at version 0.1 in this database, but the loaded library needs version%run ALTER EXTENSION outbox_kafka UPDATE%'
 		    FROM outbox.status}),
-	'before the update the relay backs off, naming the missing 0.2 table');
+	'before the update the relay waits, naming the versions and the fix');
+unlike(slurp_file($node->logfile), qr/relation "outbox\.[a-z_]+" does not exist/,
+	'... and never fails on an object the old schema lacks');
 is($node->safe_psql('upg', 'SELECT pending_events FROM outbox.status'),
 	'3', 'the three events wait');
 
