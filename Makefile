@@ -8,16 +8,20 @@ MODULE_big = outbox_kafka
 OBJS = \
 	$(WIN32RES) \
 	src/capture.o \
+	src/chunk_produce.o \
+	src/database_list.o \
 	src/enqueue.o \
 	src/error_class.o \
 	src/event_scan.o \
 	src/held_lane.o \
+	src/kept_plan.o \
 	src/launcher.o \
 	src/module.o \
 	src/producer.o \
 	src/producer_config.o \
 	src/publish.o \
 	src/relay_batch.o \
+	src/relay_context.o \
 	src/relay_storage.o \
 	src/shmem.o \
 	src/status.o \

@@ -576,7 +576,7 @@ COMMENT ON VIEW outbox.status IS
 --   GRANT EXECUTE ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb),
 --         outbox.enqueue(text, text, text, jsonb),
 --         outbox.enqueue(text, bytea, text, jsonb) TO app_role;
--- (docs/privileges.md); monitoring roles read outbox.status via pg_monitor.
+-- (docs/security.md); monitoring roles read outbox.status via pg_monitor.
 ------------------------------------------------------------------------
 
 REVOKE ALL ON ALL TABLES IN SCHEMA outbox FROM PUBLIC;

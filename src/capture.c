@@ -69,10 +69,12 @@ check_trigger_usage(TriggerData *trigdata)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("outbox.capture() needs a topic and at least one key column"),
-				 errdetail("Trigger \"%s\" on table \"%s\" passes %d argument(s).",
-						   trigdata->tg_trigger->tgname,
-						   RelationGetRelationName(trigdata->tg_relation),
-						   trigdata->tg_trigger->tgnargs),
+				 errdetail_plural("Trigger \"%s\" on table \"%s\" passes %d argument.",
+								  "Trigger \"%s\" on table \"%s\" passes %d arguments.",
+								  trigdata->tg_trigger->tgnargs,
+								  trigdata->tg_trigger->tgname,
+								  RelationGetRelationName(trigdata->tg_relation),
+								  trigdata->tg_trigger->tgnargs),
 				 errhint("Use EXECUTE FUNCTION outbox.capture('topic', 'key_column' [, ...]).")));
 }
 

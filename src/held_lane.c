@@ -472,9 +472,11 @@ settle_lane(void)
 											   outbox_error_text(first->error),
 											   Max(first->attempts, 1), permanent);
 		ereport(WARNING,
-				(errmsg("outbox_kafka moves %d held event(s) of topic \"%s\" to outbox.dead_letters: %s",
-						list_length(permanent), lane->lane_topic,
-						outbox_error_text(first->error))));
+				(errmsg_plural("outbox_kafka moves %d held event of topic \"%s\" to outbox.dead_letters: %s",
+							   "outbox_kafka moves %d held events of topic \"%s\" to outbox.dead_letters: %s",
+							   list_length(permanent),
+							   list_length(permanent), lane->lane_topic,
+							   outbox_error_text(first->error))));
 		if (relay.slot != NULL)
 			pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered,
 									list_length(permanent));
@@ -495,9 +497,11 @@ settle_lane(void)
 															ht->attempts + 1, NIL);
 
 			ereport(WARNING,
-					(errmsg("outbox_kafka gives up on topic \"%s\" after %d s: %lld held event(s) moved to outbox.dead_letters: %s",
-							lane->lane_topic, outbox_max_retry_time_s,
-							(long long) n, error)));
+					(errmsg_plural("outbox_kafka gives up on topic \"%s\" after %d s: %lld held event moved to outbox.dead_letters: %s",
+								   "outbox_kafka gives up on topic \"%s\" after %d s: %lld held events moved to outbox.dead_letters: %s",
+								   (unsigned long) n,
+								   lane->lane_topic, outbox_max_retry_time_s,
+								   (long long) n, error)));
 			if (relay.slot != NULL)
 				pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered, n);
 			released = true;
@@ -672,7 +676,7 @@ held_run_lane(void)
 		return LANE_BACKOFF_MIN_MS;
 	}
 	if (outbox_error_is_fatal(relay_produce(lane)))
-		relay_recreate_producer("the producer refused a message: it is in a fatal state");
+		relay_request_rebuild("the producer refused a message: it is in a fatal state");
 	return 1000;
 }
 

@@ -230,56 +230,6 @@ check_producer_properties_file(char **newval, void **extra, GucSource source)
 }
 
 /*
- * outbox_database_list: the names in outbox_kafka.databases, as a List of
- * palloc'd strings in the current memory context (empty list if none).
- */
-List *
-outbox_database_list(void)
-{
-	char	   *copy;
-	List	   *names = NIL;
-	List	   *result = NIL;
-	ListCell   *lc;
-
-	if (outbox_databases == NULL || *outbox_databases == '\0')
-		return NIL;
-
-	copy = pstrdup(outbox_databases);
-	if (!SplitIdentifierString(copy, ',', &names))
-		return NIL;				/* cannot happen: the check hook refused it */
-	foreach(lc, names)
-		result = lappend(result, pstrdup((char *) lfirst(lc)));
-	list_free(names);
-	pfree(copy);
-	return result;
-}
-
-/*
- * outbox_database_listed: is dbname one of outbox_kafka.databases?
- */
-bool
-outbox_database_listed(const char *dbname)
-{
-	return outbox_name_in_list(outbox_database_list(), dbname);
-}
-
-/*
- * outbox_name_in_list: is name one of the C strings in names?
- */
-bool
-outbox_name_in_list(List *names, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, names)
-	{
-		if (strcmp((char *) lfirst(lc), name) == 0)
-			return true;
-	}
-	return false;
-}
-
-/*
  * allow_unsafe_for_check: the opt-out the check hooks judge by.  ALTER
  * SYSTEM writes a value for the next reload, so it is judged by the
  * opt-out as the configuration files set it, even if not reloaded yet;

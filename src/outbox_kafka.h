@@ -4,10 +4,14 @@
  *	  Declarations shared by the modules of the outbox_kafka extension.
  *
  * The extension is split by responsibility: settings and module start-up
- * (module.c), shared memory (shmem.c), the enqueue path (enqueue.c,
- * capture.c), the status functions (status.c), and the relay: launcher
- * (launcher.c), per-database worker (worker.c), relay storage access
- * (relay_storage.c) and the Kafka producer (producer.c).
+ * (module.c, database_list.c), shared memory (shmem.c), the enqueue path
+ * (enqueue.c, capture.c), the status functions (status.c), and the relay
+ * (relay.h, relay_worker.h): the launcher (launcher.c); the driver of a
+ * database's worker (worker.c) over its batch's chunks (publish.c), held
+ * topics (held_lane.c), the services they share (relay_context.c,
+ * chunk_produce.c); the relay's storage: the batch (relay_batch.c), the
+ * event scan (event_scan.c), its tables (relay_storage.c, kept_plan.c);
+ * and the Kafka producer (producer.c, producer_config.c, error_class.c).
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -172,6 +176,9 @@ extern int	outbox_max_batch_bytes_kb;
 extern int	outbox_stall_timeout_ms;
 extern bool outbox_wait_for_standbys;
 extern bool outbox_loaded_at_startup;
+
+
+/* database_list.c */
 extern List *outbox_database_list(void);
 extern bool outbox_database_listed(const char *dbname);
 extern bool outbox_name_in_list(List *names, const char *name);

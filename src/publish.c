@@ -7,8 +7,9 @@
  *
  * A chunk is done once every event is acknowledged, dead-lettered or held
  * (moved to its topic's queue in outbox.held_event, see held_lane.c); then
- * the batch cursor moves past it in the same transaction that fetches the
- * next chunk.  Events that failed for a reason that is nobody's fault are
+ * the batch cursor moves past it, in memory (relay_batch.c saves it to
+ * outbox.relay_state at most every PROGRESS_SAVE_MS), and the next chunk
+ * is fetched.  Events that failed for a reason that is nobody's fault are
  * produced again only once nothing of the chunk is in flight, so a later
  * event of a key is never handed over before an earlier one that failed;
  * librdkafka's idempotence with enable.gapless.guarantee keeps the broker
@@ -344,72 +345,7 @@ chunk_durable(OutboxChunk *chunk)
 	return true;
 }
 
-/*
- * relay_produce: hand every event of chunk that is to be produced (not in
- * flight, not resolved, not held) to the producer, in id order, stopping
- * at the first one the producer's local queue has no room for (the rest
- * follow on a later pass, in order).  Returns the librdkafka error that
- * refused an event for good reason to stop (queue full, fatal), else 0.
- */
-int
-relay_produce(OutboxChunk *chunk)
-{
-	int			i;
-	bool		any = false;
-	int			err = 0;
 
-	chunk->queue_full = false;
-	for (i = chunk->recorded; i < chunk->nevents; i++)
-	{
-		OutboxEvent *event = &chunk->events[i];
-
-		if (event->delivery != OUTBOX_DELIVERY_NONE || event->held)
-			continue;
-		err = outbox_producer_send(relay.producer, chunk, event);
-		if (err == 0)
-		{
-			any = true;
-			continue;
-		}
-		if (outbox_error_is_queue_full(err) || outbox_error_is_fatal(err))
-		{
-			/* not refused: produced again later, in order */
-			event->delivery = OUTBOX_DELIVERY_NONE;
-			chunk->queue_full = outbox_error_is_queue_full(err);
-			break;
-		}
-		err = 0;				/* refused at once: settled like a report */
-	}
-	if (any)
-	{
-		chunk->produced_at = GetCurrentTimestamp();
-		chunk->acked = 0;
-		chunk->evidence_at = 0;
-	}
-	return err;
-}
-
-/*
- * relay_forget_in_flight: the producer is gone; its reports with it.
- * Events of chunk still in flight failed (purged): produce them again.
- */
-void
-relay_forget_in_flight(OutboxChunk *chunk)
-{
-	int			i;
-
-	if (chunk == NULL || chunk->in_flight == 0)
-		return;
-	for (i = 0; i < chunk->nevents; i++)
-	{
-		if (chunk->events[i].delivery == OUTBOX_DELIVERY_IN_FLIGHT)
-		{
-			chunk->events[i].delivery = OUTBOX_DELIVERY_FAILED;
-			chunk->events[i].error = OUTBOX_ERROR_CODE_PURGED;
-		}
-	}
-	chunk->in_flight = 0;
-}
 
 /*
  * hold_topic_in_chunk: topic is held: every event of it in chunk that is
@@ -503,8 +439,10 @@ settle_failures(OutboxChunk *chunk)
 	{
 		/* one line per chunk, however many events: no log flood */
 		ereport(WARNING,
-				(errmsg("outbox_kafka moves %d event(s) to outbox.dead_letters, the first being event %lld: %s",
-						dead, (long long) first_dead, dead_error)));
+				(errmsg_plural("outbox_kafka moves %d event to outbox.dead_letters, the first being event %lld: %s",
+							   "outbox_kafka moves %d events to outbox.dead_letters, the first being event %lld: %s",
+							   dead,
+							   dead, (long long) first_dead, dead_error)));
 	}
 	if (retry > 0)
 	{
@@ -645,7 +583,7 @@ read_ahead(void)
  * produce_durable: produce what is to be produced of chunk once its
  * commits are durable (events of held topics go to their queues instead).
  * Returns false when nothing could be produced: the commits are not
- * confirmed yet, or the producer turned out fatal (it is rebuilt).
+ * confirmed yet, or the producer turned out fatal (a rebuild is requested).
  */
 static bool
 produce_durable(OutboxChunk *chunk)
@@ -655,7 +593,7 @@ produce_durable(OutboxChunk *chunk)
 	held_mark_chunk(chunk);
 	if (outbox_error_is_fatal(relay_produce(chunk)))
 	{
-		relay_recreate_producer("the producer refused a message: it is in a fatal state");
+		relay_request_rebuild("the producer refused a message: it is in a fatal state");
 		return false;
 	}
 	/* a full chunk is batched by its size, and read_ahead() comes first */
@@ -719,7 +657,7 @@ relay_publish(void)
 														   relay.retry_at), 1);
 			}
 			if (!produce_durable(chunk))
-				return relay.producer == NULL ? 0 : STANDBY_POLL_MS;
+				return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
 			return after_produce(chunk);
 		}
 	}
@@ -763,7 +701,7 @@ relay_publish(void)
 		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
 
 	if (!produce_durable(chunk))
-		return relay.producer == NULL ? 0 : STANDBY_POLL_MS;
+		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
 	relay_save_progress();
 	read_ahead();
 	return after_produce(chunk);

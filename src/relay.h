@@ -4,8 +4,10 @@
  *	  Declarations of the relay: launcher, per-database worker, relay
  *	  storage access and the Kafka producer.
  *
- * Only producer.c includes librdkafka; the rest of the relay sees events,
- * delivery outcomes and error classes defined here.
+ * librdkafka is included only where the relay talks to it: producer.c (the
+ * producer), producer_config.c (its configuration) and error_class.c (the
+ * classes of its error codes); the rest of the relay sees events, delivery
+ * outcomes and error classes defined here.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -93,9 +95,11 @@ extern PGDLLEXPORT void outbox_launcher_main(Datum main_arg);
 /* worker.c */
 extern PGDLLEXPORT void outbox_worker_main(Datum main_arg);
 
-/* relay_storage.c: the SQL relay API, called through kept SPI plans */
+/* kept_plan.c */
 extern SPIPlanPtr outbox_keep_plan(SPIPlanPtr *plan, const char *sql,
 								   int nargs, Oid *argtypes);
+
+/* relay_storage.c: the relay's reads and writes of its tables */
 extern char *outbox_storage_extension_version(void);
 extern OutboxChunk *outbox_chunk_create(void);
 extern void outbox_chunk_reset(OutboxChunk *chunk);

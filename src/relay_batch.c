@@ -217,7 +217,7 @@ outbox_batch_open(void)
 
 /*
  * outbox_batch_fetch_args: the open batch as the first four arguments of
- * outbox._batch_events (prev_tick, tick, after_id, last_id), reading after
+ * outbox_scan_events (prev_tick, tick, after_id, last_id), reading after
  * after_id if that is past the cursor.  A batch must be open.
  */
 void

@@ -55,27 +55,6 @@ static void record_held(OutboxChunk *chunk, int from, int upto,
 						OutboxHeldReasonFn reason_fn);
 
 /*
- * outbox_keep_plan: prepare sql once per process and keep the plan in
- * *plan.  The plan cache re-plans by itself if the extension is dropped
- * and re-created.  SPI must be connected.
- */
-SPIPlanPtr
-outbox_keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare(\"%s\") failed: %s", sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	return *plan;
-}
-
-/*
  * outbox_storage_extension_version: the version of outbox_kafka installed
  * in this database (palloc'd in the current context), or NULL if it is not
  * installed.  Needs an open transaction.

@@ -1,9 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * relay_worker.h
- *	  State of one database's relay worker, shared by the files that make
- *	  up its loop: worker.c (process, states, producer lifecycle),
- *	  publish.c (the batch's chunks) and held_lane.c (held topics).
+ *	  State of one database's relay worker and the functions the files of
+ *	  its loop offer each other.  They call downwards only: worker.c (the
+ *	  driver: process, loop, producer lifecycle, shutdown) calls publish.c
+ *	  (the batch's chunks), which calls held_lane.c (held topics); all of
+ *	  them use chunk_produce.c and relay_context.c (the state below and
+ *	  the services they share).
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -64,6 +67,9 @@ typedef struct RelayWorker
 	int			rebuild_backoff_ms; /* after fatal errors: doubling, reset
 									 * once a new producer delivers */
 	TimestampTz rebuild_at;		/* no new producer before this */
+	char	   *rebuild_reason; /* publish.c or held_lane.c found the
+								 * producer fatal: rebuild it (see
+								 * relay_request_rebuild) */
 	uint32		wait_set_generation;	/* producer_generation of wait_set */
 	bool		slow;			/* the last chunk took longer than
 								 * stall_timeout to be acknowledged */
@@ -80,24 +86,24 @@ typedef struct RelayWorker
 
 extern RelayWorker relay;
 
-/* worker.c */
+/* relay_context.c: the relay's state and the services its parts share */
 extern void relay_enter_state(OutboxWorkerState state, int elevel,
 							  const char *detail);
 extern void relay_begin_step(const char *activity);
 extern void relay_end_step(void);
-extern void relay_recreate_producer(const char *reason);
-
-/* worker.c: commits since new events were last looked for */
 extern bool relay_new_commits(void);
 extern void relay_look_for_commits(void);
+extern void relay_request_rebuild(const char *reason);
+
+/* chunk_produce.c */
+extern int	relay_produce(OutboxChunk *chunk);
+extern void relay_forget_in_flight(OutboxChunk *chunk);
 
 /* publish.c */
 extern long relay_publish(void);
 extern void relay_record_progress(bool fetch);
 extern void relay_save_progress(void);
 extern long relay_save_progress_at_most_every(bool force);
-extern int	relay_produce(OutboxChunk *chunk);
-extern void relay_forget_in_flight(OutboxChunk *chunk);
 extern bool relay_gathering(void);
 
 /* held_lane.c */

@@ -6,7 +6,10 @@
  * A slot carries what committing backends need to wake the relay of their
  * database (its latch) and what outbox.status shows about it (state,
  * counters, last error).  Shared memory exists only when the library was
- * preloaded; every function here copes with OutboxShmem being NULL.
+ * preloaded.  The functions a backend may call without it
+ * (outbox_find_slot, outbox_wake_worker, the slot setters) cope with
+ * OutboxShmem being NULL; the others run only in preloaded processes (the
+ * launcher, the relay) or after checking it (enqueue.c).
  *
  * Copyright (c) 2026, outbox_kafka developers
  *

@@ -50,14 +50,10 @@
 /* Back-off after failures: from MIN to MAX, doubling. */
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		30000
-/* How often a worker stuck in a bad state says so again in the log. */
-#define REMINDER_INTERVAL_MS 60000
 /* How often storage maintenance (rotation, truncation) runs. */
 #define MAINTENANCE_INTERVAL_MS 1000
 /* Longest sleep while messages are in flight without a wake-up pipe. */
 #define NO_PIPE_POLL_MS		5
-
-RelayWorker relay;
 
 static void claim_slot(Oid dboid);
 static void release_slot(int code, Datum arg);
@@ -66,6 +62,9 @@ static void pin_settings(void);
 static char *current_producer_settings(void);
 static void process_reload(void);
 static bool ensure_producer(void);
+static void relay_recreate_producer(const char *reason);
+static void forget_rebuild_request(void);
+static bool rebuild_if_requested(void);
 static void serve_producer(void);
 static bool check_extension(void);
 static long relay_step(void);
@@ -242,7 +241,7 @@ pin_settings(void)
 
 		/*
 		 * Batches are read by index ranges on id and txid (relay_batch.c,
-		 * outbox._batch_events): never by a scan of a whole event table,
+		 * event_scan.c): never by a scan of a whole event table,
 		 * whatever the statistics of a table that was just truncated say.
 		 */
 		{"enable_seqscan", "off"},
@@ -265,58 +264,6 @@ pin_settings(void)
 		SetConfigOption(pinned[i][0], pinned[i][1], PGC_SUSET, PGC_S_OVERRIDE);
 }
 
-/*
- * relay_enter_state: publish state in shared memory; log detail (at
- * elevel) when the state changes, and again every REMINDER_INTERVAL_MS
- * while a bad state lasts.  Entering a good state (idle, publishing) clears
- * the last error: the status view says what is wrong only while it is.
- * detail may be NULL.
- */
-void
-relay_enter_state(OutboxWorkerState state, int elevel, const char *detail)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	bool		changed = (state != relay.state);
-	bool		good = outbox_state_flows(state);
-
-	if (changed && good && !outbox_state_flows(relay.state))
-	{
-		outbox_slot_clear_error(relay.slot);
-		if (relay.state != OUTBOX_STATE_STARTING)
-		{
-			ereport(LOG,
-					(errmsg("outbox_kafka worker for database \"%s\" is %s again: events flow",
-							relay.dbname ? relay.dbname : "?",
-							outbox_state_name(state))));
-		}
-	}
-
-	if (!changed && (detail == NULL || elevel < LOG ||
-					 !TimestampDifferenceExceeds(relay.state_logged_at, now,
-												 REMINDER_INTERVAL_MS)))
-	{
-		if (detail != NULL && elevel >= WARNING)
-			outbox_slot_set_error(relay.slot, detail);
-		return;
-	}
-
-	if (changed)
-		outbox_slot_set_state(relay.slot, state);
-	relay.state = state;
-
-	if (detail != NULL)
-	{
-		ereport(elevel,
-				(errmsg("outbox_kafka worker for database \"%s\" is %s%s: %s",
-						relay.dbname ? relay.dbname : "?",
-						outbox_state_name(state),
-						changed ? "" : " (still)",
-						detail)));
-		if (elevel >= WARNING)
-			outbox_slot_set_error(relay.slot, detail);
-		relay.state_logged_at = now;
-	}
-}
 
 /*
  * process_reload: apply a pending SIGHUP.  A changed Kafka setting makes
@@ -393,7 +340,7 @@ ensure_producer(void)
  * step.  Messages in flight are purged; their events come back as failed
  * and are produced again by the new producer, in id order.
  */
-void
+static void
 relay_recreate_producer(const char *reason)
 {
 	ListCell   *lc;
@@ -418,12 +365,46 @@ relay_recreate_producer(const char *reason)
 	outbox_producer_destroy(relay.producer, 0);
 	relay.producer = NULL;
 	relay.producer_generation++;
+	forget_rebuild_request();
 
 	/* purged messages whose reports were lost with the producer */
 	relay_forget_in_flight(relay.chunk);
 	relay_forget_in_flight(relay.lane);
 	foreach(lc, relay.pinned)
 		relay_forget_in_flight((OutboxChunk *) lfirst(lc));
+}
+
+/*
+ * forget_rebuild_request: a request for a new producer (see
+ * relay_request_rebuild) is void once the producer is gone.
+ */
+static void
+forget_rebuild_request(void)
+{
+	if (relay.rebuild_reason != NULL)
+	{
+		pfree(relay.rebuild_reason);
+		relay.rebuild_reason = NULL;
+	}
+}
+
+/*
+ * rebuild_if_requested: publish.c or the held lane found the producer in a
+ * fatal state (relay_request_rebuild): rebuild it, as for a fatal error
+ * reported by librdkafka.  Returns true if it did.
+ */
+static bool
+rebuild_if_requested(void)
+{
+	char		reason[512];
+
+	if (relay.rebuild_reason == NULL)
+		return false;
+	strlcpy(reason, relay.rebuild_reason, sizeof(reason));
+	if (relay.producer != NULL)
+		relay_recreate_producer(reason);
+	forget_rebuild_request();
+	return true;
 }
 
 /*
@@ -456,31 +437,7 @@ serve_producer(void)
 		relay_enter_state(OUTBOX_STATE_BACKING_OFF, WARNING, reason);
 }
 
-/*
- * relay_begin_step: open the transaction (with a snapshot) of one unit of
- * the relay's work, shown as activity in pg_stat_activity.
- */
-void
-relay_begin_step(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
 
-/*
- * relay_end_step: commit the transaction opened by relay_begin_step().
- */
-void
-relay_end_step(void)
-{
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	/* commit leaves TopMemoryContext current; keep loop garbage short-lived */
-	MemoryContextSwitchTo(relay.loop_cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
 
 /*
  * run_maintenance: rotation and truncation, at most every
@@ -578,34 +535,15 @@ relay_step(void)
 	run_maintenance();
 
 	wait_ms = relay_publish();
-	if (relay.producer == NULL)
+	if (rebuild_if_requested())
 		return ms_until(relay.rebuild_at);
 	lane_ms = held_run_lane();
+	if (rebuild_if_requested())
+		return ms_until(relay.rebuild_at);
 	return Min(wait_ms, lane_ms);
 }
 
-/*
- * relay_new_commits: were transactions that enqueued committed since new
- * events were last looked for (relay_look_for_commits)?
- */
-bool
-relay_new_commits(void)
-{
-	return relay.slot == NULL ||
-		pg_atomic_read_u64(&relay.slot->commits) != relay.commits_looked_at;
-}
 
-/*
- * relay_look_for_commits: new events are about to be looked for (before
- * the snapshot is taken): commits counted from now on are new.
- */
-void
-relay_look_for_commits(void)
-{
-	relay.commits_seen = false;
-	if (relay.slot != NULL)
-		relay.commits_looked_at = pg_atomic_read_u64(&relay.slot->commits);
-}
 
 /*
  * listen_for_commits: before sleeping, tell committing backends whether to
@@ -751,6 +689,7 @@ recover_from_error(void)
 		relay.producer = NULL;
 		relay.producer_generation++;
 	}
+	forget_rebuild_request();
 	held_drop_all_chunks();
 	held_forget();
 	outbox_batch_forget();
