@@ -54,6 +54,8 @@ static TimestampTz standby_wait_since = 0;
 static bool own_in_flight(OutboxChunk *chunk);
 static long after_produce(OutboxChunk *chunk);
 static bool chunk_done(OutboxChunk *chunk);
+static void settle_recorded(OutboxChunk *chunk, int from, int upto);
+static void next_chunk(OutboxChunk *chunk);
 static bool chunk_durable(OutboxChunk *chunk);
 static void settle_failures(OutboxChunk *chunk);
 static void hold_topic_in_chunk(OutboxChunk *chunk, const char *topic);
@@ -132,30 +134,11 @@ relay_record_progress(bool fetch)
 	int			from = chunk->recorded;
 	int			recorded = outbox_chunk_resolved_head(chunk);
 	bool		in_xact = outbox_chunk_head_needs_storage(chunk, recorded);
-	uint64		published = 0;
-	uint64		dead = 0;
-	int			i;
 
 	if (in_xact)
 		relay_begin_step("outbox_kafka: record dead letters and held events");
 	outbox_storage_finish_chunk(chunk, recorded, in_xact, held_reason);
-	for (i = from; i < recorded; i++)
-	{
-		if (chunk->events[i].held &&
-			chunk->events[i].delivery != OUTBOX_DELIVERY_ACKED &&
-			held_find(chunk->events[i].topic) == NULL)
-			(void) held_hold(chunk->events[i].topic,
-							 "held behind earlier events of the topic", "held", false);
-		if (chunk->events[i].delivery == OUTBOX_DELIVERY_ACKED)
-		{
-			published++;
-			/* acknowledged before it was queued: nothing left to settle */
-			if (chunk->events[i].held)
-				chunk->events[i].delivery = OUTBOX_DELIVERY_NONE;
-		}
-		else if (chunk->events[i].delivery == OUTBOX_DELIVERY_DEAD && !chunk->events[i].held)
-			dead++;
-	}
+	settle_recorded(chunk, from, recorded);
 	if (in_xact)
 	{
 		relay_end_step();
@@ -166,53 +149,40 @@ relay_record_progress(bool fetch)
 	chunk->recorded = recorded;
 
 	if (fetch && recorded == chunk->nevents)
+		next_chunk(chunk);
+}
+
+/*
+ * settle_recorded: the events from .. upto of chunk were just recorded:
+ * count what was published and dead-lettered, and hold the topics whose
+ * events went to their queues (whatever happened to the topic meanwhile:
+ * the lane may have given it up in this very pass).
+ */
+static void
+settle_recorded(OutboxChunk *chunk, int from, int upto)
+{
+	uint64		published = 0;
+	uint64		dead = 0;
+	int			i;
+
+	for (i = from; i < upto; i++)
 	{
-		OutboxChunk *spare = chunk;
+		OutboxEvent *event = &chunk->events[i];
 
-		if (held_unsettled(chunk))
+		if (event->held && event->delivery != OUTBOX_DELIVERY_ACKED &&
+			held_find(event->topic) == NULL)
+			(void) held_hold(event->topic,
+							 "held behind earlier events of the topic", "held", false);
+		if (event->delivery == OUTBOX_DELIVERY_ACKED)
 		{
-			held_pin_chunk(chunk);
-			spare = outbox_chunk_create();
+			published++;
+			/* acknowledged before it was queued: nothing left to settle */
+			if (event->held)
+				event->delivery = OUTBOX_DELIVERY_NONE;
 		}
-		if (relay.ahead->nevents > 0)
-		{
-			/* the chunk read ahead becomes current */
-			relay.chunk = relay.ahead;
-			relay.ahead = spare;
-			outbox_chunk_reset(spare);
-		}
-		else if (chunk->batch_completed && !relay.commits_seen &&
-				 !relay_new_commits())
-		{
-			/*
-			 * The batch is done and no commit was counted since its tick
-			 * was taken: there is nothing new to look for (a commit is
-			 * counted after it becomes visible).  Saves a transaction per
-			 * batch when events trickle in.
-			 */
-			relay.chunk = spare;
-			outbox_chunk_reset(spare);
-		}
-		else
-		{
-			relay.chunk = spare;
-
-			/*
-			 * Commits from now on are new, if this fetch opens a batch on a
-			 * new snapshot.  One that reads on in the open batch sees none
-			 * of them: they still count, or a commit made while a chunk
-			 * was in flight would wait for poll_interval.
-			 */
-			if (outbox_batch_takes_new_tick())
-				relay_look_for_commits();
-			relay_begin_step("outbox_kafka: fetch events");
-			outbox_storage_fetch_chunk(spare, outbox_batch_size,
-									   (int64) outbox_max_batch_bytes_kb * 1024, 0);
-			spare->durable_lsn = commits_to_flush();
-			relay_end_step();
-		}
+		else if (event->delivery == OUTBOX_DELIVERY_DEAD && !event->held)
+			dead++;
 	}
-
 	if (relay.slot != NULL && published > 0)
 	{
 		pg_atomic_fetch_add_u64(&relay.slot->events_published, published);
@@ -222,6 +192,58 @@ relay_record_progress(bool fetch)
 	}
 	if (relay.slot != NULL && dead > 0)
 		pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered, dead);
+}
+
+/*
+ * next_chunk: chunk is recorded to its end: make the next one current,
+ * the one read ahead, or a fetched one, or none when the batch is done
+ * and no commit was counted since.  A chunk with held events not settled
+ * yet is pinned rather than reused.
+ */
+static void
+next_chunk(OutboxChunk *chunk)
+{
+	OutboxChunk *spare = chunk;
+
+	if (held_unsettled(chunk))
+	{
+		held_pin_chunk(chunk);
+		spare = outbox_chunk_create();
+	}
+	relay.chunk = spare;
+	if (relay.ahead->nevents > 0)
+	{
+		/* the chunk read ahead becomes current */
+		relay.chunk = relay.ahead;
+		relay.ahead = spare;
+		outbox_chunk_reset(spare);
+		return;
+	}
+	if (chunk->batch_completed && !relay.commits_seen && !relay_new_commits())
+	{
+		/*
+		 * The batch is done and no commit was counted since its tick was
+		 * taken: there is nothing new to look for (a commit is counted
+		 * after it becomes visible).  Saves a transaction per batch when
+		 * events trickle in.
+		 */
+		outbox_chunk_reset(spare);
+		return;
+	}
+
+	/*
+	 * Commits from now on are new, if this fetch opens a batch on a new
+	 * snapshot.  One that reads on in the open batch sees none of them:
+	 * they still count, or a commit made while a chunk was in flight would
+	 * wait for poll_interval.
+	 */
+	if (outbox_batch_takes_new_tick())
+		relay_look_for_commits();
+	relay_begin_step("outbox_kafka: fetch events");
+	outbox_storage_fetch_chunk(spare, outbox_batch_size,
+							   (int64) outbox_max_batch_bytes_kb * 1024, 0);
+	spare->durable_lsn = commits_to_flush();
+	relay_end_step();
 }
 
 /*
