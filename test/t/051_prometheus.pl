@@ -137,7 +137,7 @@ for my $name (
 	oldest_pending_age_seconds events_published_total events_retried_total
 	events_failed_total events_dead_lettered_total dead_letters
 	last_publish_timestamp_seconds last_error_timestamp_seconds
-	relay_start_timestamp_seconds held_topics held_events))
+	relay_start_timestamp_seconds held_topics held_events storage_bytes))
 {
 	for my $db (qw(orders inventory))
 	{
@@ -152,6 +152,8 @@ is(metric('outbox_kafka_relay_status', 'orders', state => 'broker_unreachable'),
 is(metric('outbox_kafka_relay_running', 'orders'), 1, 'relay_running is 1');
 is(metric('outbox_kafka_held_topics', 'orders'), 0, 'held_topics is 0');
 is(metric('outbox_kafka_held_events', 'orders'), 0, 'held_events is 0');
+cmp_ok(metric('outbox_kafka_storage_bytes', 'orders'), '>', 0,
+	'storage_bytes is the size of the outbox tables (the exporter, a pg_monitor member, may read it)');
 is(scalar(grep { /^outbox_kafka_held_topic_/ } keys %$m), 0,
 	'no outbox_kafka_held_topic_* series while nothing is held');
 is(metric('outbox_kafka_problem', 'orders'), 0, 'problem is 0');
