@@ -49,13 +49,13 @@ like(slurp_file($standby->data_dir . '/postgresql.auto.conf'),
 # the procedure: on the standby, no database listed
 $standby->safe_psql('postgres',
 	"ALTER SYSTEM SET outbox_kafka.databases = ''; SELECT pg_reload_conf()");
-ok($standby->poll_query_until('postgres', "$relays = 0"),
+ok($standby->poll_query_until('postgres', "SELECT ($relays) = 0"),
 	'the standby runs no relay once it lists no database');
 
 # the old primary leaves events it did not publish (its relay is off)
 $primary->safe_psql('postgres',
 	"ALTER SYSTEM SET outbox_kafka.databases = ''; SELECT pg_reload_conf()");
-ok($primary->poll_query_until('postgres', "$relays = 0"), 'the primary relay stopped');
+ok($primary->poll_query_until('postgres', "SELECT ($relays) = 0"), 'the primary relay stopped');
 $primary->safe_psql('postgres',
 	"SELECT outbox.enqueue('$topic', 'pending-' || g, key => g::text) FROM generate_series(1, 20) g");
 $primary->wait_for_catchup($standby);
