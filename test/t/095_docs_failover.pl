@@ -37,6 +37,8 @@ $primary->safe_psql('postgres',
 	"SELECT outbox.enqueue('$topic', 'before-' || g, key => g::text) FROM generate_series(1, 10) g");
 ok(OutboxKafkaTest::wait_until_published($primary, 'postgres', 10),
 	'the primary publishes its events');
+is($primary->safe_psql('postgres', $relays), '1',
+	'pg_stat_activity shows the running relay as an outbox_kafka worker');
 
 $primary->backup('backup');
 my $standby = PostgreSQL::Test::Cluster->new('fo_standby');
