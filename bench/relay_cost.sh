@@ -28,7 +28,7 @@ trap 'remove_throwaway "$work"' EXIT
 start_mock_broker "$work" --brokers 1 --topic cost:4 --auto-partitions 4
 start_throwaway_server "$work" postgres "$bootstrap" "shared_buffers = '256MB'
 outbox_kafka.poll_interval = '1h'"
-psql() { runuser -u "$run_user" -- "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres -d postgres "$@"; }
+psql() { as_user "$run_user" "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres -d postgres "$@"; }
 psql -c 'CREATE EXTENSION outbox_kafka' 2>/dev/null
 
 # wait_published N [saved]: until the relay has published N events and,
@@ -84,7 +84,7 @@ for rate in $rates; do
     c0=$(ticks)
     m0=$(main_ticks)
     s0=$(switches)
-    tps=$(runuser -u "$run_user" -- "$pgbin/pgbench" -n -h "$work" -p "$port" -U postgres \
+    tps=$(as_user "$run_user" "$pgbin/pgbench" -n -h "$work" -p "$port" -U postgres \
         -f "$work/enqueue.sql" -R "$rate" -T "$secs" -c 4 -j 2 postgres 2>/dev/null |
         sed -n 's/^tps = \([0-9.]*\).*/\1/p')
     events=$(( $(psql -Atc 'SELECT last_value FROM outbox.event_id_seq') - seq0 ))

@@ -75,8 +75,8 @@ start_throwaway_server "$work" bench "$bootstrap" "outbox_kafka.producer_propert
 shared_buffers = '512MB'
 max_wal_size = '4GB'
 ${BENCH_EXTRA_CONF:-}"
-psql() { runuser -u "$run_user" -- "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres "$@"; }
-pgbench() { runuser -u "$run_user" -- "$pgbin/pgbench" -h "$work" -p "$port" -U postgres "$@"; }
+psql() { as_user "$run_user" "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres "$@"; }
+pgbench() { as_user "$run_user" "$pgbin/pgbench" -h "$work" -p "$port" -U postgres "$@"; }
 set_relay() {   # set_relay 'bench' | ''  -- start or stop the relay, wait for it
     psql -d postgres -c "ALTER SYSTEM SET outbox_kafka.databases = '$1'" -c "SELECT pg_reload_conf()" >/dev/null
     local want=t; [ -z "$1" ] && want=f

@@ -47,7 +47,7 @@ fi
 
 step "starting a throwaway PostgreSQL server with outbox_kafka preloaded"
 start_throwaway_server "$work" shop "$bootstrap"
-psql() { runuser -u "$run_user" -- "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres "$@"; }
+psql() { as_user "$run_user" "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres "$@"; }
 psql -d postgres -c "CREATE DATABASE shop"
 
 step "creating the orders schema, the capture trigger and writing orders"

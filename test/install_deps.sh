@@ -17,6 +17,16 @@ outbox_packages=(
 # Debian's when the machine has no npm (one installed otherwise is used as is)
 command -v npm >/dev/null 2>&1 || outbox_packages+=(nodejs npm)
 
+# as_user USER COMMAND...: run COMMAND as the unprivileged USER, from /.
+# runuser keeps the caller's working directory; when that is a clone in
+# root's home, which USER cannot enter, every PostgreSQL program would
+# print 'could not change directory to "<clone>": Permission denied'.
+as_user() {
+    local user=$1
+    shift
+    (cd / && exec runuser -u "$user" -- "$@")
+}
+
 # install_deps: apt-get install whatever of outbox_packages is missing.
 install_deps() {
     local missing=() p
@@ -115,7 +125,7 @@ remove_throwaway() {
     set +e
     pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
     [ -f "$dir/data/postmaster.pid" ] &&
-        runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
+        as_user "$run_user" "$pgbin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
     [ -n "${mock_pid:-}" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
     [ -d "$dir/kafka" ] && stop_real_broker "$dir"
     rm -rf "$dir"
@@ -128,7 +138,7 @@ start_throwaway_server() {
     local dir=$1 dbs=$2 servers=$3 extra=${4:-} pgbin
     pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
     port=$(( 20000 + RANDOM % 20000 ))
-    runuser -u "$run_user" -- "$pgbin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+    as_user "$run_user" "$pgbin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
     cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = ''
 port = $port
@@ -138,5 +148,5 @@ outbox_kafka.databases = '$dbs'
 outbox_kafka.bootstrap_servers = '$servers'
 $extra
 CONF
-    runuser -u "$run_user" -- "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+    as_user "$run_user" "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }

@@ -42,7 +42,7 @@ only=()
 if [ -n "${OUTBOX_TESTS:-}" ]; then
     only=(REGRESS= ISOLATION= "PROVE_TESTS=$OUTBOX_TESTS")
 fi
-runuser -u "$test_user" -- make -C "$work" -s PG_CONFIG="$pg_config" "${only[@]}" installcheck 2>&1 |
+as_user "$test_user" make -C "$work" -s PG_CONFIG="$pg_config" "${only[@]}" installcheck 2>&1 |
     tee "$work/installcheck.log" || status=$?
 
 if [ "$status" -ne 0 ]; then

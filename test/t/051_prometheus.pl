@@ -27,7 +27,8 @@ plan skip_all => "$exporter_bin not found (Debian package prometheus-postgres-ex
 my $queries = abs_path("$FindBin::Bin/../../examples/prometheus/queries.yaml");
 
 my $topic = 't.prom';
-my $mock = start_mock(topics => ["$topic:2"]);
+my $held_topic = 't.prom.held';
+my $mock = start_mock(topics => ["$topic:2", "$held_topic:1"]);
 my $node = new_node(
 	'prom',
 	bootstrap => $mock->bootstrap,
@@ -136,7 +137,7 @@ for my $name (
 	oldest_pending_age_seconds events_published_total events_retried_total
 	events_failed_total events_dead_lettered_total dead_letters
 	last_publish_timestamp_seconds last_error_timestamp_seconds
-	relay_start_timestamp_seconds))
+	relay_start_timestamp_seconds held_topics held_events storage_bytes))
 {
 	for my $db (qw(orders inventory))
 	{
@@ -149,6 +150,12 @@ ok(metric_until('outbox_kafka_relay_status', 'orders', sub { $_[0] == 1 }, state
 is(metric('outbox_kafka_relay_status', 'orders', state => 'broker_unreachable'), 0,
 	'relay_status{state="broker_unreachable"} is 0');
 is(metric('outbox_kafka_relay_running', 'orders'), 1, 'relay_running is 1');
+is(metric('outbox_kafka_held_topics', 'orders'), 0, 'held_topics is 0');
+is(metric('outbox_kafka_held_events', 'orders'), 0, 'held_events is 0');
+cmp_ok(metric('outbox_kafka_storage_bytes', 'orders'), '>', 0,
+	'storage_bytes is the size of the outbox tables (the exporter, a pg_monitor member, may read it)');
+is(scalar(grep { /^outbox_kafka_held_topic_/ } keys %$m), 0,
+	'no outbox_kafka_held_topic_* series while nothing is held');
 is(metric('outbox_kafka_problem', 'orders'), 0, 'problem is 0');
 
 # --- events flow ----------------------------------------------------------
@@ -186,6 +193,56 @@ is(metric('outbox_kafka_oldest_pending_age_seconds', 'orders'), 0,
 	'oldest_pending_age_seconds back to 0');
 cmp_ok(metric('outbox_kafka_events_published_total', 'orders'), '>=', $published0 + 27,
 	'the waiting events are counted as published');
+
+# --- a held topic: its partition has no leader -------------------------------
+# the series of outbox_kafka_held_topic for $topic in $db: {name => [labels, value]}
+sub held_topic_series
+{
+	my ($db, $t) = @_;
+	my %found;
+	my $all = scrape();
+	foreach my $key (keys %$all)
+	{
+		next unless $key =~ /^(outbox_kafka_held_topic_\w+)\{(.*)\}$/;
+		my ($name, $labels) = ($1, $2);
+		next unless $labels =~ /(?:^|,)database=\Q$db\E(?:,|$)/ && $labels =~ /(?:^|,)topic=\Q$t\E(?:,|$)/;
+		$found{$name} = [ $labels, $all->{$key} ];
+	}
+	return \%found;
+}
+
+$mock->command_ok("leader $held_topic 0 -1");
+enqueue('orders', 3);
+$node->safe_psql('orders',
+	"SELECT outbox.enqueue('$held_topic', '{\"n\": 1}'::jsonb, key => 'h' || g) FROM generate_series(1, 4) g");
+is(metric_until('outbox_kafka_held_topics', 'orders', sub { $_[0] == 1 }), 1,
+	'held_topics is 1 while a partition has no leader');
+is(metric_until('outbox_kafka_held_events', 'orders', sub { $_[0] == 4 }), 4,
+	'held_events counts the 4 waiting events');
+is(metric('outbox_kafka_held_topics', 'inventory'), 0, 'inventory holds no topic');
+my $series;
+poll_until(sub { $series = held_topic_series('orders', $held_topic); ($series->{outbox_kafka_held_topic_events}[1] // 0) == 4 });
+is($series->{outbox_kafka_held_topic_events}[1], 4,
+	"outbox_kafka_held_topic_events{topic=\"$held_topic\"} is 4");
+like($series->{outbox_kafka_held_topic_events}[0] // '', qr/error_class=(stalled|topic unavailable)/,
+	'and carries the error class as a label') or note explain $series;
+ok(defined $series->{outbox_kafka_held_topic_held_seconds}
+	  && $series->{outbox_kafka_held_topic_held_seconds}[1] >= 0,
+	'outbox_kafka_held_topic_held_seconds is exported');
+ok(defined $series->{outbox_kafka_held_topic_oldest_event_age_seconds}
+	  && $series->{outbox_kafka_held_topic_oldest_event_age_seconds}[1] >= 0,
+	'outbox_kafka_held_topic_oldest_event_age_seconds is exported');
+is(scalar(keys %{ held_topic_series('orders', $topic) }), 0,
+	"the healthy topic $topic has no held_topic series");
+
+$mock->command_ok("leader $held_topic 0 1");
+is(metric_until('outbox_kafka_held_topics', 'orders', sub { $_[0] == 0 }), 0,
+	'held_topics back to 0 once the partition has a leader');
+is(metric('outbox_kafka_held_events', 'orders'), 0, 'held_events back to 0');
+ok(poll_until(sub { scalar(keys %{ held_topic_series('orders', $held_topic) }) == 0 }),
+	'the held topic\'s series are gone');
+is(metric_until('outbox_kafka_pending_events', 'orders', sub { $_[0] == 0 }), 0,
+	'nothing pending afterwards');
 
 # --- a permanent error dead-letters an event -------------------------------
 is(metric('outbox_kafka_dead_letters', 'inventory'), 0, 'no dead letters in inventory');
