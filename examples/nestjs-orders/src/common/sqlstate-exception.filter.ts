@@ -57,7 +57,7 @@ export class SqlStateExceptionFilter extends BaseExceptionFilter {
     if (mapped.status >= 500) this.logger.error(`SQLSTATE ${code}: ${detail}`);
     else this.logger.warn(`SQLSTATE ${code}: ${detail}`);
     const res = host.switchToHttp().getResponse<Response>();
-    if (mapped.status === HttpStatus.SERVICE_UNAVAILABLE)
+    if (mapped.status === 503)
       res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
     res.status(mapped.status).json({
       statusCode: mapped.status,

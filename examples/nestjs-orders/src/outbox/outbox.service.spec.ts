@@ -38,7 +38,9 @@ describe('OutboxService.enqueue', () => {
   });
 
   it('enqueues a tombstone for a null payload, no headers for none', async () => {
-    const query = jest.fn().mockResolvedValue({ rows: [{ id: '7' }] });
+    const query = jest
+      .fn<Promise<{ rows: object[] }>, [string, unknown[]]>()
+      .mockResolvedValue({ rows: [{ id: '7' }] });
     await outbox.enqueue({ query }, OrderPlaced.event(null, { key: 'o-1' }));
     expect(query.mock.calls[0][1]).toEqual(['order.placed', null, 'o-1', null]);
   });
@@ -51,7 +53,9 @@ describe('OutboxService.enqueue', () => {
   });
 
   it('runs through a Kysely transaction as a raw query', async () => {
-    const executeQuery = jest.fn().mockResolvedValue({ rows: [{ id: '9' }] });
+    const executeQuery = jest
+      .fn<Promise<{ rows: object[] }>, [unknown]>()
+      .mockResolvedValue({ rows: [{ id: '9' }] });
     await expect(
       outbox.enqueue(
         { executeQuery },
