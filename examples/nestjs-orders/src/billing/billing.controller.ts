@@ -2,6 +2,7 @@ import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, KafkaContext } from '@nestjs/microservices';
 import type { KafkaMessage } from 'kafkajs';
 import { ORDER_CREATED_TOPIC } from '../config/app.config';
+import { RetryLater } from './billing.errors';
 import { BillingService, IncomingMessage } from './billing.service';
 
 @Controller()
@@ -14,7 +15,10 @@ export class BillingController {
    * that arrived, and runs with autoCommit off: the offset is committed
    * here, only after the message's outcome is durable.  Partitions are
    * processed concurrently, each one a message at a time in offset order,
-   * so an order's events are processed in order.
+   * so an order's events are processed in order.  A message to be tried
+   * again later pauses its own partition only (kafkajs fetches the next
+   * batch of a broker only when every partition of the last one is done, so
+   * a sleep here would stall them all).
    */
   @EventPattern(ORDER_CREATED_TOPIC)
   async onOrderCreated(@Ctx() ctx: KafkaContext): Promise<void> {
@@ -29,7 +33,27 @@ export class BillingController {
       value: message.value ?? null,
       headers: message.headers ?? {},
     };
-    await this.billing.handle(incoming, ctx.getHeartbeat());
+    try {
+      await this.billing.handle(incoming);
+    } catch (err) {
+      if (!(err instanceof RetryLater)) throw err;
+      // Try this message again later without holding up the other
+      // partitions: pause this one, rewind it to the message, resume after
+      // the pause.  Nothing is committed meanwhile.
+      const consumer = ctx.getConsumer();
+      const partition = {
+        topic: incoming.topic,
+        partitions: [incoming.partition],
+      };
+      consumer.pause([partition]);
+      consumer.seek({
+        topic: incoming.topic,
+        partition: incoming.partition,
+        offset: message.offset,
+      });
+      setTimeout(() => consumer.resume([partition]), err.delayMs).unref();
+      return;
+    }
 
     // The next offset to read, as Kafka expects it.  Until this commit a
     // restart delivers the message again - harmless, processed_events

@@ -5,7 +5,7 @@ import type { AppConfig } from '../config/app.config';
 import { BILLING_POOL } from '../database/database.module';
 import { inTransaction } from '../database/transaction';
 import { OrderCreatedEvent } from '../orders/order-created.event';
-import { BusinessRuleError } from './billing.errors';
+import { BusinessRuleError, RetryLater } from './billing.errors';
 import { DeadLetterPublisher } from './dead-letter.publisher';
 import { EventIdentity, eventIdentity, HeaderValue } from './event-identity';
 import { parseOrderMessage } from './order-event.parser';
@@ -33,12 +33,12 @@ export type Outcome =
   | 'ignored'
   | 'dead_lettered';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 @Injectable()
 export class BillingService {
   private readonly logger = new Logger(BillingService.name);
   private warnedFallback = false;
+  /** failed attempts of messages waiting for their next one, by topic/partition/offset */
+  private readonly attempts = new Map<string, number>();
   /** how many messages ended how, since start (for logs and tests) */
   readonly counts: Record<Outcome, number> = {
     charged: 0,
@@ -59,23 +59,17 @@ export class BillingService {
    * Process one message of "order.created" and say how it ended.  Returns
    * only when the outcome is durable (in PostgreSQL, or in the dead-letter
    * topic): the caller may then commit the offset.  Throws for failures that
-   * are not the message's fault, so that it is delivered again.
-   *
-   * `heartbeat` keeps the consumer in its group while retries wait.
+   * are not the message's fault, so that it is delivered again, and
+   * RetryLater when a business rule failed and the message has attempts
+   * left.
    */
-  async handle(
-    msg: IncomingMessage,
-    heartbeat: () => Promise<void>,
-  ): Promise<Outcome> {
-    const outcome = await this.process(msg, heartbeat);
+  async handle(msg: IncomingMessage): Promise<Outcome> {
+    const outcome = await this.process(msg);
     this.counts[outcome]++;
     return outcome;
   }
 
-  private async process(
-    msg: IncomingMessage,
-    heartbeat: () => Promise<void>,
-  ): Promise<Outcome> {
+  private async process(msg: IncomingMessage): Promise<Outcome> {
     // The event's identity is what makes a redelivery recognisable
     // (event-identity.ts).  Without one we cannot de-duplicate safely.
     const identity = eventIdentity(msg.headers, this.config.billingEventSource);
@@ -132,43 +126,47 @@ export class BillingService {
         );
 
       case 'order.created':
-        return this.chargeWithRetries(identity, msg, parsed.event, heartbeat);
+        return this.chargeOrRetry(identity, msg, parsed.event);
     }
   }
 
   /**
-   * Charge the order, retrying a business rule failure up to
-   * billingMaxAttempts times with a growing pause, then dead-letter it.
+   * Charge the order.  A business rule failure is tried again
+   * billingMaxAttempts times in all, with a pause that doubles each time,
+   * then dead-lettered.  The pause is not slept here: RetryLater asks the
+   * controller to pause this partition only and deliver the message again.
    */
-  private async chargeWithRetries(
+  private async chargeOrRetry(
     identity: EventIdentity,
     msg: IncomingMessage,
     event: OrderCreatedEvent,
-    heartbeat: () => Promise<void>,
   ): Promise<Outcome> {
     const { billingMaxAttempts: max, billingRetryBackoffMs: backoff } =
       this.config;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.charge(identity, msg, event);
-      } catch (err) {
-        if (!(err instanceof BusinessRuleError)) throw err;
-        if (attempt >= max) {
-          if (await this.alreadyProcessed(identity)) return 'duplicate';
-          return this.deadLetter(
-            identity,
-            msg,
-            'business-rule',
-            err.message,
-            attempt,
-          );
-        }
-        this.logger.warn(
-          `order ${event.orderId}: ${err.message}; attempt ${attempt} of ${max}`,
+    const where = `${msg.topic}/${msg.partition}/${msg.offset}`;
+    try {
+      const outcome = await this.charge(identity, msg, event);
+      this.attempts.delete(where);
+      return outcome;
+    } catch (err) {
+      if (!(err instanceof BusinessRuleError)) throw err;
+      const attempt = (this.attempts.get(where) ?? 0) + 1;
+      if (attempt >= max) {
+        this.attempts.delete(where);
+        if (await this.alreadyProcessed(identity)) return 'duplicate';
+        return this.deadLetter(
+          identity,
+          msg,
+          'business-rule',
+          err.message,
+          attempt,
         );
-        await sleep(backoff * 2 ** (attempt - 1));
-        await heartbeat();
       }
+      this.attempts.set(where, attempt);
+      this.logger.warn(
+        `order ${event.orderId}: ${err.message}; attempt ${attempt} of ${max}`,
+      );
+      throw new RetryLater(backoff * 2 ** (attempt - 1), err.message);
     }
   }
 
