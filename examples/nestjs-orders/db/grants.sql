@@ -1,5 +1,6 @@
 -- Roles of the example and the privileges each needs, nothing more.  Run as
--- the owner of the schemas (or a superuser), after db/schema.sql:
+-- a superuser or a role with CREATEROLE (it creates roles and grants
+-- pg_monitor), after db/schema.sql:
 --     psql -d orders -f db/schema.sql -f db/grants.sql
 -- then set passwords (ALTER ROLE orders_app PASSWORD '...') or map them in
 -- pg_hba.conf.  Re-running is safe.
