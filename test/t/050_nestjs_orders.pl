@@ -6,7 +6,9 @@
 # the example's own `npm test` (Jest) then drives HTTP orders through the
 # outbox to its billing consumer: committed orders charged exactly once even
 # after a replay, rolled-back ones never, poison messages in the
-# dead-letter topic, per-order order kept.
+# dead-letter topic byte for byte, per-order order kept; the order API as
+# the non-owner role of db/grants.sql, with Kafka unreachable, under
+# concurrent orders and after its connections were terminated.
 #
 # Node.js dependencies come from the example's package-lock.json (`npm ci`;
 # test/run.sh runs it before the suite, this test only if they are missing).
@@ -91,6 +93,12 @@ like($summary, qr/\b\d+ passed, \d+ total/, "Jest ran its tests: $summary");
 unlike($summary, qr/skipped|failed/, 'none skipped (the end-to-end suite ran) or failed');
 like($out, qr/charges nobody twice when the partition is replayed/,
 	'the redelivery test is among them');
+like($out, qr/takes orders as the non-owner role orders_app/,
+	'the order API ran as a non-owner role (db/grants.sql)');
+like($out, qr/answers 120 concurrent orders with opposite line orders without a 500/,
+	'the concurrent-orders test is among them');
+like($out, qr/processes other partitions while one waits between retries/,
+	'the partition concurrency test is among them');
 
 # what the relay says afterwards
 my $st = outbox_status($node, 'orders');

@@ -41,7 +41,7 @@ CREATE TABLE billing.accounts (
 );
 
 -- The business write.  UNIQUE (order_id) is the second guard: an event
--- re-enqueued from outbox.dead_letters gets a new outbox-id, but it is
+-- re-enqueued from outbox.dead_letters gets a new event id, but it is
 -- still the same order.
 CREATE TABLE billing.charges (
     id            bigserial PRIMARY KEY,
@@ -49,20 +49,31 @@ CREATE TABLE billing.charges (
     customer_id   bigint NOT NULL,
     amount_cents  bigint NOT NULL,
     currency      char(3) NOT NULL,
-    outbox_id     bigint NOT NULL,
+    event_id      text NOT NULL,
     charged_at    timestamptz NOT NULL DEFAULT now()
 );
 
--- One row per outbox-id the consumer has finished with, written in the same
+-- One row per event the consumer has finished with, written in the same
 -- transaction as its business write: a redelivered message finds its row
 -- and changes nothing.  seq records the order of processing.
+--
+-- The key is the event's identity: the publishing database (source, from
+-- BILLING_EVENT_SOURCE) and the "outbox-event-id" header, a UUID that is
+-- never reused.  NOT "outbox-id" alone: that is a sequence value, which
+-- starts again at 1 after DROP/CREATE EXTENSION and can repeat after a
+-- restore or failover - de-duplicating on it would drop new events.
+-- Messages without "outbox-event-id" (an older outbox_kafka) fall back to
+-- 'outbox-id:<n>' with a warning in the log.
 CREATE TABLE billing.processed_events (
-    outbox_id     bigint PRIMARY KEY,
+    source        text NOT NULL,
+    event_id      text NOT NULL,
+    outbox_id     bigint,
     seq           bigserial NOT NULL,
     topic         text NOT NULL,
     kafka_partition integer NOT NULL,
     kafka_offset  bigint NOT NULL,
     event_key     text,
     outcome       text NOT NULL CHECK (outcome IN ('charged', 'already_charged', 'tombstone', 'ignored', 'dead_lettered')),
-    processed_at  timestamptz NOT NULL DEFAULT now()
+    processed_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, event_id)
 );

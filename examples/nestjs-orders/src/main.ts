@@ -1,17 +1,26 @@
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { AppModule } from './app.module';
-import { billingKafkaOptions } from './billing/kafka-options';
+import { appConfig, AppConfig } from './config/app.config';
+import { OrdersApiModule } from './orders-api.module';
 
 /**
- * One process with both parts, for trying the example: the order service's
- * HTTP API (PORT, default 3000) and the billing consumer.  They share no
- * state but the databases; in production they are two deployments.
+ * Entry point of the order API (`npm run start:orders`).  It needs
+ * PostgreSQL only: Kafka can be down, the relay inside PostgreSQL publishes
+ * once it is back.  The billing consumer is another process
+ * (src/billing.main.ts).
  */
-async function bootstrap() {
-  const app = await NestFactory.create(AppModule);
+async function bootstrap(): Promise<void> {
+  const app = await NestFactory.create(OrdersApiModule, {
+    abortOnError: false, // let bootstrap().catch() report it
+  });
+  // SIGTERM/SIGINT: stop accepting, finish requests, close the pool
   app.enableShutdownHooks();
-  app.connectMicroservice(billingKafkaOptions(), { inheritAppConfig: true });
-  await app.startAllMicroservices();
-  await app.listen(process.env.PORT ?? 3000);
+  const config = app.get<AppConfig>(appConfig.KEY);
+  await app.listen(config.port);
+  new Logger('OrdersApi').log(`order API listening on port ${config.port}`);
 }
-void bootstrap();
+
+bootstrap().catch((err: Error) => {
+  console.error(`order API failed to start: ${err.stack ?? String(err)}`);
+  process.exit(1);
+});

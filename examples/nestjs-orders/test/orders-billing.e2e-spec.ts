@@ -10,21 +10,18 @@
  *
  * It drops and re-creates the schemas "shop" and "billing".
  */
-import { INestApplication, INestMicroservice } from '@nestjs/common';
+import { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { readFileSync } from 'fs';
-import { Kafka } from 'kafkajs';
-import { join } from 'path';
+import { Kafka, Partitioners } from 'kafkajs';
 import { Pool } from 'pg';
 import request from 'supertest';
 import { App } from 'supertest/types';
-import { BillingModule } from '../src/billing/billing.module';
+import { createBillingApp } from '../src/billing.main';
 import { BillingService } from '../src/billing/billing.service';
-import { billingKafkaOptions } from '../src/billing/kafka-options';
-import { ORDER_CREATED_TOPIC, loadConfig } from '../src/config';
-import { DatabaseModule } from '../src/database/database.module';
-import { OrdersModule } from '../src/orders/orders.module';
+import { ORDER_CREATED_TOPIC } from '../src/config/app.config';
+import { OrdersApiModule } from '../src/orders-api.module';
 import { CreatedOrder } from '../src/orders/orders.service';
+import { adminPool, resetSchema, urlAs } from './support/db';
 import {
   Offsets,
   groupOffsets,
@@ -54,7 +51,7 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
     let pool: Pool;
     let kafka: Kafka;
     let http: INestApplication<App>;
-    let billing: INestMicroservice | undefined;
+    let billing: INestApplication | undefined;
     let groupId: string;
     let topicStart: Offsets;
     let dlqStart: Offsets;
@@ -66,12 +63,12 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
     >();
     const rolledBack: string[] = [];
 
+    /** The billing consumer as billing.main.ts runs it, as billing_app. */
     const startBilling = async () => {
-      const moduleRef = await Test.createTestingModule({
-        imports: [DatabaseModule, BillingModule],
-      }).compile();
-      const app = moduleRef.createNestMicroservice(billingKafkaOptions());
-      await app.listen();
+      process.env.BILLING_DATABASE_URL = urlAs('billing_app');
+      const app = await createBillingApp();
+      await app.init();
+      await app.startAllMicroservices();
       return app;
     };
 
@@ -129,26 +126,23 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       groupId = `billing-e2e-${process.pid}-${Date.now()}`;
       process.env.BILLING_GROUP_ID = groupId;
       process.env.BILLING_MAX_ATTEMPTS = '3';
-      process.env.BILLING_RETRY_BACKOFF_MS = '50';
+      // long enough that a partition waiting between retries is noticed
+      process.env.BILLING_RETRY_BACKOFF_MS = '1500';
       // a consumer restart rebalances sooner (librdkafka's mock cluster waits
       // about a session timeout before it admits a new member)
       process.env.BILLING_SESSION_TIMEOUT_MS = '6000';
-      const config = loadConfig();
+      // the test is the owner; the applications run as orders_app and billing_app
+      pool = adminPool();
+      await resetSchema(pool);
 
-      pool = new Pool({ connectionString: config.ordersDatabaseUrl, max: 3 });
-      await pool.query('DROP SCHEMA IF EXISTS shop, billing CASCADE');
-      await pool.query(
-        readFileSync(join(__dirname, '..', 'db', 'schema.sql'), 'utf8'),
-      );
-      await pool.query(`
-      INSERT INTO shop.products (sku, price_cents, stock) VALUES
-        ('apple', 250, 1000), ('pear', 199, 1000), ('rare-book', 12000, 1);
-      INSERT INTO billing.accounts (customer_id, status) VALUES
-        (1, 'active'), (2, 'active'), (3, 'active'), (4, 'active'), (6, 'suspended');
-      -- customer 5 has no billing account
-    `);
-
-      kafka = newKafka(config.kafkaBrokers);
+      kafka = newKafka(process.env.KAFKA_BROKERS!.split(','));
+      // events of other suites (orders-api.e2e-spec.ts) are in Kafka first
+      await waitFor('the relay to publish earlier events', async () => {
+        const r = await pool.query<{ done: boolean }>(
+          'SELECT pending_events = 0 AS done FROM outbox.status',
+        );
+        return r.rows[0]?.done === true;
+      });
       // Start the new group where the topic ends now: earlier runs' messages
       // are not this test's business.
       topicStart = await topicEnd(kafka, ORDER_CREATED_TOPIC);
@@ -157,11 +151,13 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       await setGroupOffsets(kafka, groupId, ORDER_CREATED_TOPIC, topicStart);
       step('consumer group placed at the end of the topic');
 
+      process.env.DATABASE_URL = urlAs('orders_app');
       const moduleRef = await Test.createTestingModule({
-        imports: [DatabaseModule, OrdersModule],
+        imports: [OrdersApiModule],
       }).compile();
       http = moduleRef.createNestApplication();
       await http.init();
+      delete process.env.DATABASE_URL;
       step('orders HTTP app ready');
       billing = await startBilling();
       step('billing consumer started');
@@ -270,6 +266,13 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
         `'{"type": "order.created", "orderId": "nope"}'::jsonb`,
         `'poison-2'`,
       );
+      // a composite key as outbox.capture writes it, and a header that looks
+      // like JSON: both must reach the dead-letter topic byte for byte
+      const compositeKey = '[42, "eu"]';
+      const jsonLooking = await enqueue(
+        `'{"type": "order.created", "orderId": "nope"}'::jsonb`,
+        `'${compositeKey}', headers => '{"x-tags": "[1, 2]", "x-ctx": "{\\"a\\": 1}"}'`,
+      );
 
       // for one committed order: an event type billing does not know, then a tombstone
       const [someOrder] = committed.keys();
@@ -322,7 +325,21 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
         (m) => m.topic === DLQ,
       );
       const dlqById = new Map(dlq.map((m) => [m.headers['outbox-id'], m]));
-      expect(dlq).toHaveLength(4);
+      expect(dlq).toHaveLength(5);
+      const composite = dlqById.get(jsonLooking)!;
+      expect(composite.key).toBe(compositeKey);
+      expect(composite.headers['x-tags']).toBe('[1, 2]');
+      expect(composite.headers['x-ctx']).toBe('{"a": 1}');
+      // the same key bytes hash to the same partition of the equally
+      // partitioned dead-letter topic
+      expect(String(composite.partition)).toBe(
+        composite.headers['dlq-original-partition'],
+      );
+      const recorded = await pool.query<{ event_key: string }>(
+        'SELECT event_key FROM billing.processed_events WHERE outbox_id = $1',
+        [jsonLooking],
+      );
+      expect(recorded.rows).toEqual([{ event_key: compositeKey }]);
       expect(dlqById.get(notJson)?.headers['dlq-reason']).toBe(
         'invalid-payload',
       );
@@ -411,7 +428,7 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
         (s, [p, high]) => s + Number(high - (dlqStart.get(p) ?? 0n)),
         0,
       );
-      expect(dlqCount).toBe(4);
+      expect(dlqCount).toBe(5);
 
       // What Kafka holds: every committed order once (plus the requeued copy),
       // no rolled-back order, and per key the outbox ids in offset order.
@@ -439,6 +456,68 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
         expect(id > (lastIdOfKey.get(key) ?? 0n)).toBe(true);
         lastIdOfKey.set(key, id);
       }
+    });
+
+    it('processes other partitions while one waits between retries', async () => {
+      // two orders on different partitions: the first for a suspended
+      // customer (retried with pauses, then dead-lettered), the second fine
+      const partitionOf = (key: string) =>
+        Partitioners.DefaultPartitioner()({
+          topic: ORDER_CREATED_TOPIC,
+          partitionMetadata: [0, 1, 2].map((partitionId) => ({
+            partitionId,
+            leader: 0,
+            replicas: [0],
+            isr: [0],
+            partitionErrorCode: 0,
+          })),
+          message: { key, value: null },
+        });
+      const ids = Array.from({ length: 20 }, () => crypto.randomUUID());
+      const stuck = ids[0];
+      const other = ids.find((id) => partitionOf(id) !== partitionOf(stuck))!;
+      const event = (orderId: string, customerId: number) =>
+        JSON.stringify({
+          type: 'order.created',
+          orderId,
+          customerId,
+          reference: `partition-${orderId}`,
+          currency: 'EUR',
+          totalCents: 250,
+          lines: [{ sku: 'apple', quantity: 1, unitPriceCents: 250 }],
+          createdAt: new Date().toISOString(),
+        });
+      await pool.query(
+        "SELECT outbox.enqueue('order.created', $1::jsonb, key => $2)",
+        [event(stuck, 6), stuck],
+      );
+      await pool.query(
+        "SELECT outbox.enqueue('order.created', $1::jsonb, key => $2)",
+        [event(other, 1), other],
+      );
+
+      await waitFor(
+        'the order on the other partition to be charged',
+        async () =>
+          (
+            await pool.query(
+              'SELECT 1 FROM billing.charges WHERE order_id = $1',
+              [other],
+            )
+          ).rowCount === 1,
+      );
+      // ...while the first is still between its retries
+      const first = await pool.query(
+        'SELECT 1 FROM billing.processed_events WHERE event_key = $1',
+        [stuck],
+      );
+      expect(first.rowCount).toBe(0);
+      await waitUntilBilled();
+      const outcome = await pool.query<{ outcome: string }>(
+        'SELECT outcome FROM billing.processed_events WHERE event_key = $1',
+        [stuck],
+      );
+      expect(outcome.rows).toEqual([{ outcome: 'dead_lettered' }]);
     });
 
     async function enqueue(

@@ -1,68 +1,59 @@
 import { Controller } from '@nestjs/common';
-import {
-  Ctx,
-  EventPattern,
-  KafkaContext,
-  Payload,
-} from '@nestjs/microservices';
-import { ORDER_CREATED_TOPIC } from '../config';
+import { Ctx, EventPattern, KafkaContext } from '@nestjs/microservices';
+import type { KafkaMessage } from 'kafkajs';
+import { ORDER_CREATED_TOPIC } from '../config/app.config';
+import { RetryLater } from './billing.errors';
 import { BillingService, IncomingMessage } from './billing.service';
-import { DeadLetterPublisher } from './dead-letter.publisher';
-
-/** A header value as the Kafka transport hands it over, as text. */
-function headerText(v: unknown): string {
-  if (Buffer.isBuffer(v)) return v.toString('utf8');
-  if (typeof v === 'string') return v;
-  // Nest's parser turns header values that look like JSON into objects
-  return JSON.stringify(v);
-}
 
 @Controller()
 export class BillingController {
-  constructor(
-    private readonly billing: BillingService,
-    private readonly deadLetters: DeadLetterPublisher,
-  ) {}
+  constructor(private readonly billing: BillingService) {}
 
   /**
-   * Every message of topic "order.created".  The transport runs with
-   * autoCommit off and keepBinary on (see kafka-options.ts): the value
-   * arrives as the raw bytes, and the offset is committed here, only after
-   * the message's outcome is durable.  kafkajs hands us one message at a
-   * time per partition, so an order's events are processed in order.
+   * Every message of topic "order.created".  The transport
+   * (BillingKafkaServer) hands over key, value and headers as the bytes
+   * that arrived, and runs with autoCommit off: the offset is committed
+   * here, only after the message's outcome is durable.  Partitions are
+   * processed concurrently, each one a message at a time in offset order,
+   * so an order's events are processed in order.  A message to be tried
+   * again later pauses its own partition only (kafkajs fetches the next
+   * batch of a broker only when every partition of the last one is done, so
+   * a sleep here would stall them all).
    */
   @EventPattern(ORDER_CREATED_TOPIC)
-  async onOrderCreated(
-    @Payload() payload: unknown,
-    @Ctx() ctx: KafkaContext,
-  ): Promise<void> {
-    const message = ctx.getMessage();
-    // For a tombstone Nest passes the whole message as the payload (its
-    // deserializer falls back when the value is null): test the value.
-    const value =
-      message.value === null
-        ? null
-        : Buffer.isBuffer(payload)
-          ? payload
-          : message.value;
-    const headers: Record<string, string> = {};
-    for (const [name, v] of Object.entries(message.headers ?? {})) {
-      if (v !== undefined) headers[name] = headerText(v);
-    }
+  async onOrderCreated(@Ctx() ctx: KafkaContext): Promise<void> {
+    // the message itself, not @Payload(): for a tombstone Nest's
+    // deserializer passes the whole message as the payload
+    const message: KafkaMessage = ctx.getMessage();
     const incoming: IncomingMessage = {
       topic: ctx.getTopic(),
       partition: ctx.getPartition(),
       offset: message.offset,
-      key:
-        message.key === null || message.key === undefined
-          ? null
-          : headerText(message.key),
-      value,
-      headers,
+      key: message.key ?? null,
+      value: message.value ?? null,
+      headers: message.headers ?? {},
     };
-
-    this.deadLetters.use(ctx.getProducer());
-    await this.billing.handle(incoming, ctx.getHeartbeat());
+    try {
+      await this.billing.handle(incoming);
+    } catch (err) {
+      if (!(err instanceof RetryLater)) throw err;
+      // Try this message again later without holding up the other
+      // partitions: pause this one, rewind it to the message, resume after
+      // the pause.  Nothing is committed meanwhile.
+      const consumer = ctx.getConsumer();
+      const partition = {
+        topic: incoming.topic,
+        partitions: [incoming.partition],
+      };
+      consumer.pause([partition]);
+      consumer.seek({
+        topic: incoming.topic,
+        partition: incoming.partition,
+        offset: message.offset,
+      });
+      setTimeout(() => consumer.resume([partition]), err.delayMs).unref();
+      return;
+    }
 
     // The next offset to read, as Kafka expects it.  Until this commit a
     // restart delivers the message again - harmless, processed_events

@@ -11,3 +11,19 @@ export class BusinessRuleError extends Error {
     this.name = 'BusinessRuleError';
   }
 }
+
+/**
+ * Thrown by BillingService when a message's business rule failed and it
+ * has attempts left: the caller (BillingController) pauses the partition,
+ * seeks back to the message, and resumes after `delayMs`.  No sleep inside
+ * the handler, so the other partitions keep flowing meanwhile.
+ */
+export class RetryLater extends Error {
+  constructor(
+    readonly delayMs: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RetryLater';
+  }
+}

@@ -1,11 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Pool, PoolClient } from 'pg';
-import { AppConfig, loadConfig } from '../config';
+import { appConfig } from '../config/app.config';
+import type { AppConfig } from '../config/app.config';
 import { BILLING_POOL } from '../database/database.module';
 import { inTransaction } from '../database/transaction';
 import { OrderCreatedEvent } from '../orders/order-created.event';
-import { BusinessRuleError } from './billing.errors';
+import { BusinessRuleError, RetryLater } from './billing.errors';
 import { DeadLetterPublisher } from './dead-letter.publisher';
+import { EventIdentity, eventIdentity, HeaderValue } from './event-identity';
 import { parseOrderMessage } from './order-event.parser';
 
 /** One Kafka message, as billing needs it. */
@@ -13,28 +15,30 @@ export interface IncomingMessage {
   topic: string;
   partition: number;
   offset: string;
-  key: string | null;
+  /** the key's bytes as they arrived; null for none */
+  key: Buffer | null;
   /** raw bytes of the value; null for a tombstone */
   value: Buffer | null;
-  headers: Record<string, string>;
+  /** header values as they arrived */
+  headers: Record<string, HeaderValue>;
 }
 
 export type Outcome =
   | 'charged'
-  /** the order was charged before under another outbox-id (a requeued dead letter) */
+  /** the order was charged before under another event id (a requeued dead letter) */
   | 'already_charged'
-  /** this outbox-id was processed before: a redelivery, nothing done */
+  /** this event was processed before: a redelivery, nothing done */
   | 'duplicate'
   | 'tombstone'
   | 'ignored'
   | 'dead_lettered';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 @Injectable()
 export class BillingService {
   private readonly logger = new Logger(BillingService.name);
-  private readonly config: AppConfig = loadConfig();
+  private warnedFallback = false;
+  /** failed attempts of messages waiting for their next one, by topic/partition/offset */
+  private readonly attempts = new Map<string, number>();
   /** how many messages ended how, since start (for logs and tests) */
   readonly counts: Record<Outcome, number> = {
     charged: 0,
@@ -47,6 +51,7 @@ export class BillingService {
 
   constructor(
     @Inject(BILLING_POOL) private readonly pool: Pool,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
     private readonly deadLetters: DeadLetterPublisher,
   ) {}
 
@@ -54,45 +59,46 @@ export class BillingService {
    * Process one message of "order.created" and say how it ended.  Returns
    * only when the outcome is durable (in PostgreSQL, or in the dead-letter
    * topic): the caller may then commit the offset.  Throws for failures that
-   * are not the message's fault, so that it is delivered again.
-   *
-   * `heartbeat` keeps the consumer in its group while retries wait.
+   * are not the message's fault, so that it is delivered again, and
+   * RetryLater when a business rule failed and the message has attempts
+   * left.
    */
-  async handle(
-    msg: IncomingMessage,
-    heartbeat: () => Promise<void>,
-  ): Promise<Outcome> {
-    const outcome = await this.process(msg, heartbeat);
+  async handle(msg: IncomingMessage): Promise<Outcome> {
+    const outcome = await this.process(msg);
     this.counts[outcome]++;
     return outcome;
   }
 
-  private async process(
-    msg: IncomingMessage,
-    heartbeat: () => Promise<void>,
-  ): Promise<Outcome> {
-    // outbox_kafka puts "outbox-id" on every message; it is what makes a
-    // redelivery recognisable.  Without it we cannot de-duplicate safely.
-    const idText = msg.headers['outbox-id'];
-    if (idText === undefined || !/^\d{1,19}$/.test(idText)) {
+  private async process(msg: IncomingMessage): Promise<Outcome> {
+    // The event's identity is what makes a redelivery recognisable
+    // (event-identity.ts).  Without one we cannot de-duplicate safely.
+    const identity = eventIdentity(msg.headers, this.config.billingEventSource);
+    if (identity === undefined) {
       await this.deadLetters.publish(
         msg,
-        'missing-outbox-id',
-        'no valid "outbox-id" header',
+        'missing-event-id',
+        'no valid "outbox-event-id" or "outbox-id" header',
         1,
       );
       return 'dead_lettered';
     }
-    const outboxId = idText;
+    if (identity.fallback && !this.warnedFallback) {
+      this.warnedFallback = true;
+      this.logger.warn(
+        `${msg.topic} ${msg.partition}/${msg.offset} has no "outbox-event-id" header: de-duplicating on "outbox-id", ` +
+          'which can repeat after DROP/CREATE EXTENSION, a restore or a failover (then new events would be skipped). ' +
+          'Upgrade outbox_kafka. (Said once.)',
+      );
+    }
 
-    const parsed = parseOrderMessage(msg.value, msg.key);
+    const parsed = parseOrderMessage(msg.value, msg.key?.toString() ?? null);
     switch (parsed.kind) {
       case 'tombstone':
         // The order's key was deleted upstream (e.g. personal data erased
         // and the topic compacted).  Billing keeps its records: nothing to
         // charge, nothing to undo.  Recorded so the order of events per
         // order can be audited.
-        return (await this.record(outboxId, msg, 'tombstone'))
+        return (await this.record(identity, msg, 'tombstone'))
           ? 'tombstone'
           : 'duplicate';
 
@@ -101,18 +107,18 @@ export class BillingService {
         // them: skip them (tolerant reader) instead of blocking the
         // partition or flooding the dead-letter topic, but leave a trace.
         this.logger.warn(
-          `skipping event of unknown type "${parsed.type}" (outbox-id ${outboxId}, offset ${msg.partition}/${msg.offset})`,
+          `skipping event of unknown type "${parsed.type}" (event ${identity.eventId}, offset ${msg.partition}/${msg.offset})`,
         );
-        return (await this.record(outboxId, msg, 'ignored'))
+        return (await this.record(identity, msg, 'ignored'))
           ? 'ignored'
           : 'duplicate';
 
       case 'invalid':
         // Poison: no retry can fix it.  Unless a previous delivery already
         // moved it to the dead-letter topic, move it now.
-        if (await this.alreadyProcessed(outboxId)) return 'duplicate';
+        if (await this.alreadyProcessed(identity)) return 'duplicate';
         return this.deadLetter(
-          outboxId,
+          identity,
           msg,
           'invalid-payload',
           parsed.error,
@@ -120,64 +126,68 @@ export class BillingService {
         );
 
       case 'order.created':
-        return this.chargeWithRetries(outboxId, msg, parsed.event, heartbeat);
+        return this.chargeOrRetry(identity, msg, parsed.event);
     }
   }
 
   /**
-   * Charge the order, retrying a business rule failure up to
-   * billingMaxAttempts times with a growing pause, then dead-letter it.
+   * Charge the order.  A business rule failure is tried again
+   * billingMaxAttempts times in all, with a pause that doubles each time,
+   * then dead-lettered.  The pause is not slept here: RetryLater asks the
+   * controller to pause this partition only and deliver the message again.
    */
-  private async chargeWithRetries(
-    outboxId: string,
+  private async chargeOrRetry(
+    identity: EventIdentity,
     msg: IncomingMessage,
     event: OrderCreatedEvent,
-    heartbeat: () => Promise<void>,
   ): Promise<Outcome> {
     const { billingMaxAttempts: max, billingRetryBackoffMs: backoff } =
       this.config;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.charge(outboxId, msg, event);
-      } catch (err) {
-        if (!(err instanceof BusinessRuleError)) throw err;
-        if (attempt >= max) {
-          if (await this.alreadyProcessed(outboxId)) return 'duplicate';
-          return this.deadLetter(
-            outboxId,
-            msg,
-            'business-rule',
-            err.message,
-            attempt,
-          );
-        }
-        this.logger.warn(
-          `order ${event.orderId}: ${err.message}; attempt ${attempt} of ${max}`,
+    const where = `${msg.topic}/${msg.partition}/${msg.offset}`;
+    try {
+      const outcome = await this.charge(identity, msg, event);
+      this.attempts.delete(where);
+      return outcome;
+    } catch (err) {
+      if (!(err instanceof BusinessRuleError)) throw err;
+      const attempt = (this.attempts.get(where) ?? 0) + 1;
+      if (attempt >= max) {
+        this.attempts.delete(where);
+        if (await this.alreadyProcessed(identity)) return 'duplicate';
+        return this.deadLetter(
+          identity,
+          msg,
+          'business-rule',
+          err.message,
+          attempt,
         );
-        await sleep(backoff * 2 ** (attempt - 1));
-        await heartbeat();
       }
+      this.attempts.set(where, attempt);
+      this.logger.warn(
+        `order ${event.orderId}: ${err.message}; attempt ${attempt} of ${max}`,
+      );
+      throw new RetryLater(backoff * 2 ** (attempt - 1), err.message);
     }
   }
 
   /**
    * The de-duplicating transaction: the processed_events row and the
    * charges row commit together or not at all.  A redelivered message finds
-   * its outbox-id taken and changes nothing.
+   * its event id taken and changes nothing.
    */
   private async charge(
-    outboxId: string,
+    identity: EventIdentity,
     msg: IncomingMessage,
     event: OrderCreatedEvent,
   ): Promise<Outcome> {
     return inTransaction(this.pool, async (db) => {
       // Taken first: a concurrent delivery of the same message (after a
       // rebalance) waits here for our commit, then finds the row.
-      if (!(await this.insertProcessed(db, outboxId, msg, 'charged')))
+      if (!(await this.insertProcessed(db, identity, msg, 'charged')))
         return 'duplicate';
 
       const account = await db.query<{ status: string }>(
-        'SELECT status FROM billing.accounts WHERE customer_id = $1 FOR SHARE',
+        'SELECT status FROM billing.accounts WHERE customer_id = $1',
         [event.customerId],
       );
       if (account.rowCount === 0) {
@@ -191,7 +201,7 @@ export class BillingService {
         );
       }
       const charged = await db.query(
-        `INSERT INTO billing.charges (order_id, customer_id, amount_cents, currency, outbox_id)
+        `INSERT INTO billing.charges (order_id, customer_id, amount_cents, currency, event_id)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (order_id) DO NOTHING`,
         [
@@ -199,13 +209,13 @@ export class BillingService {
           event.customerId,
           event.totalCents,
           event.currency,
-          outboxId,
+          identity.eventId,
         ],
       );
       if (charged.rowCount === 0) {
         await db.query(
-          "UPDATE billing.processed_events SET outcome = 'already_charged' WHERE outbox_id = $1",
-          [outboxId],
+          "UPDATE billing.processed_events SET outcome = 'already_charged' WHERE source = $1 AND event_id = $2",
+          [identity.source, identity.eventId],
         );
         return 'already_charged';
       }
@@ -214,7 +224,7 @@ export class BillingService {
   }
 
   private async deadLetter(
-    outboxId: string,
+    identity: EventIdentity,
     msg: IncomingMessage,
     reason: string,
     error: string,
@@ -222,41 +232,50 @@ export class BillingService {
   ): Promise<Outcome> {
     await this.deadLetters.publish(msg, reason, error, attempts);
     // After the send: if we crash in between, the message is dead-lettered
-    // twice (with the same outbox-id), never lost.
-    await this.record(outboxId, msg, 'dead_lettered');
+    // twice (with the same event id), never lost.
+    await this.record(identity, msg, 'dead_lettered');
     return 'dead_lettered';
   }
 
   /** Record a message that needs no business write; false if seen before. */
   private async record(
-    outboxId: string,
+    identity: EventIdentity,
     msg: IncomingMessage,
     outcome: Outcome,
   ): Promise<boolean> {
     return inTransaction(this.pool, (db) =>
-      this.insertProcessed(db, outboxId, msg, outcome),
+      this.insertProcessed(db, identity, msg, outcome),
     );
   }
 
   private async insertProcessed(
     db: PoolClient,
-    outboxId: string,
+    identity: EventIdentity,
     msg: IncomingMessage,
     outcome: Outcome,
   ): Promise<boolean> {
     const r = await db.query(
-      `INSERT INTO billing.processed_events (outbox_id, topic, kafka_partition, kafka_offset, event_key, outcome)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (outbox_id) DO NOTHING`,
-      [outboxId, msg.topic, msg.partition, msg.offset, msg.key, outcome],
+      `INSERT INTO billing.processed_events (source, event_id, outbox_id, topic, kafka_partition, kafka_offset, event_key, outcome)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (source, event_id) DO NOTHING`,
+      [
+        identity.source,
+        identity.eventId,
+        identity.outboxId,
+        msg.topic,
+        msg.partition,
+        msg.offset,
+        msg.key?.toString() ?? null,
+        outcome,
+      ],
     );
     return r.rowCount === 1;
   }
 
-  private async alreadyProcessed(outboxId: string): Promise<boolean> {
+  private async alreadyProcessed(identity: EventIdentity): Promise<boolean> {
     const r = await this.pool.query(
-      'SELECT 1 FROM billing.processed_events WHERE outbox_id = $1',
-      [outboxId],
+      'SELECT 1 FROM billing.processed_events WHERE source = $1 AND event_id = $2',
+      [identity.source, identity.eventId],
     );
     return r.rowCount === 1;
   }

@@ -25,6 +25,12 @@ describe('parseOrderMessage', () => {
     });
   });
 
+  it('accepts fields a newer producer adds', () => {
+    expect(
+      parseOrderMessage(bytes({ ...event, channel: 'web' }), orderId).kind,
+    ).toBe('order.created');
+  });
+
   it('treats a null value as a tombstone', () => {
     expect(parseOrderMessage(null, orderId)).toEqual({ kind: 'tombstone' });
   });
@@ -49,6 +55,23 @@ describe('parseOrderMessage', () => {
       /sum of the lines/,
     ],
     ['a negative customer id', { ...event, customerId: -1 }, /customerId/],
+    [
+      'quantities and prices given as strings',
+      {
+        ...event,
+        lines: [
+          { sku: 'a', quantity: '2', unitPriceCents: '250' },
+          { sku: 'b', quantity: 1, unitPriceCents: 200 },
+        ],
+      },
+      /lines\.0\.quantity.*lines\.0\.unitPriceCents/,
+    ],
+    [
+      'a total given as a string',
+      { ...event, totalCents: '700' },
+      /totalCents/,
+    ],
+    ['a line that is not an object', { ...event, lines: [7] }, /lines/],
   ])('rejects %s as invalid', (_what, value, error) => {
     const parsed = parseOrderMessage(bytes(value), orderId);
     expect(parsed.kind).toBe('invalid');

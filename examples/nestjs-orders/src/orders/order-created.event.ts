@@ -1,3 +1,6 @@
+import { outboxTopic } from '../outbox/outbox-event';
+import { ORDER_CREATED_TOPIC } from '../config/app.config';
+
 /**
  * The event the order service publishes, through outbox.enqueue(), on topic
  * "order.created" with the order id as Kafka key.  Shared by the producer
@@ -14,3 +17,5 @@ export interface OrderCreatedEvent {
   lines: { sku: string; quantity: number; unitPriceCents: number }[];
   createdAt: string;
 }
+
+export const OrderCreated = outboxTopic<OrderCreatedEvent>(ORDER_CREATED_TOPIC);
