@@ -220,6 +220,8 @@ is(metric_until('outbox_kafka_held_topics', 'orders', sub { $_[0] == 1 }), 1,
 is(metric_until('outbox_kafka_held_events', 'orders', sub { $_[0] == 4 }), 4,
 	'held_events counts the 4 waiting events');
 is(metric('outbox_kafka_held_topics', 'inventory'), 0, 'inventory holds no topic');
+ok(metric_until('outbox_kafka_relay_status', 'orders', sub { $_[0] == 1 }, state => 'holding'),
+	'relay_status{state="holding"} is 1 while only held events wait (never "idle")');
 my $series;
 poll_until(sub { $series = held_topic_series('orders', $held_topic); ($series->{outbox_kafka_held_topic_events}[1] // 0) == 4 });
 is($series->{outbox_kafka_held_topic_events}[1], 4,
