@@ -16,9 +16,13 @@
  * worker has been in.
  *
  * outbox.relay_state belongs to the running relay.  If anybody else
- * changes it meanwhile (the SQL relay API, DROP and CREATE EXTENSION), the
- * next save notices, raises an error and the worker starts over from what
- * the table says.
+ * changes it meanwhile (the SQL relay API), the next save notices, raises
+ * an error and the worker starts over from what the table says.  If the
+ * extension is dropped and created again, the state in memory belongs to
+ * tables that are gone: a relcache invalidation of outbox.relay_state makes
+ * the next batch look whether the table is still the one the state was read
+ * from, and raise an error before anything of the new tables is read with
+ * the old state (which would publish events again once the save failed).
  *
  * Every function here expects a transaction to be open (except
  * outbox_batch_forget and outbox_batch_unsaved) and SPI not to be
@@ -33,10 +37,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -64,12 +72,20 @@ typedef struct OpenBatch
 
 static OpenBatch batch;
 
+/* outbox.relay_state the batch was read from, and whether it may be gone */
+static Oid	state_relid = InvalidOid;
+static bool state_invalidated = false;
+static bool inval_callback_registered = false;
+
 static SPIPlanPtr load_plan = NULL;
 static SPIPlanPtr save_plan = NULL;
 
 static Datum keep_snapshot(Datum snapshot, Datum old);
 static int64 get_int8(int col, int64 if_null);
 static void load_batch(void);
+static void note_relation_inval(Datum arg, Oid relid);
+static Oid	current_state_relid(void);
+static void check_same_installation(void);
 
 /*
  * keep_snapshot: copy the pg_snapshot snapshot into TopMemoryContext,
@@ -149,6 +165,59 @@ load_batch(void)
 	batch.saved_done_id = batch.tick != (Datum) 0 ? batch.done_id : 0;
 	batch.unsaved = false;
 	batch.loaded = true;
+
+	if (!inval_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(note_relation_inval, (Datum) 0);
+		inval_callback_registered = true;
+	}
+	state_relid = current_state_relid();
+	state_invalidated = false;
+}
+
+/*
+ * note_relation_inval: relcache invalidation callback: outbox.relay_state
+ * (or every relation) may have changed.  Only notes it.
+ */
+static void
+note_relation_inval(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == state_relid)
+		state_invalidated = true;
+}
+
+/*
+ * current_state_relid: the OID of outbox.relay_state now, or InvalidOid.
+ */
+static Oid
+current_state_relid(void)
+{
+	Oid			nsp = get_namespace_oid("outbox", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("relay_state", nsp) : InvalidOid;
+}
+
+/*
+ * check_same_installation: after an invalidation of outbox.relay_state, is
+ * it still the table the batch was read from?  Raises an error if the
+ * extension was dropped (and perhaps created again) meanwhile: the worker
+ * then forgets everything and starts over from the new tables.
+ */
+static void
+check_same_installation(void)
+{
+	if (!batch.loaded || !state_invalidated)
+		return;
+	state_invalidated = false;
+	if (current_state_relid() != state_relid)
+	{
+		batch.loaded = false;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension outbox_kafka was dropped while the relay ran"),
+				 errdetail("The relay forgets what it kept of the dropped installation and starts over from the tables of the current one."),
+				 errhint("Exclude the database from \"outbox_kafka.databases\" before dropping the extension (see docs/usage.md).")));
+	}
 }
 
 /*
@@ -195,6 +264,7 @@ outbox_batch_open(void)
 	OutboxBatchBounds bounds;
 	Datum		tick;
 
+	check_same_installation();
 	if (!batch.loaded)
 		load_batch();
 	if (batch.tick != (Datum) 0)
@@ -240,6 +310,8 @@ bool
 outbox_batch_advance(int64 up_to_id, int64 events)
 {
 	Assert(batch.loaded);
+	if (IsTransactionState())
+		check_same_installation();
 	if (batch.tick == (Datum) 0 || up_to_id <= batch.done_id)
 		return false;
 	batch.unsaved = true;
@@ -275,6 +347,7 @@ outbox_batch_save(void)
 	bool		open = batch.tick != (Datum) 0;
 	int			i;
 
+	check_same_installation();
 	if (!batch.loaded || !batch.unsaved)
 		return;
 	memset(nulls, ' ', sizeof(nulls));

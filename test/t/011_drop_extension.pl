@@ -1,9 +1,10 @@
 # Copyright (c) 2026, outbox_kafka developers
 #
 # DROP EXTENSION and CREATE EXTENSION while the relay runs: the relay says
-# it waits for the extension, picks the new one up, publishes its events,
-# never crashes (a crashed worker would restart the whole cluster), and the
-# server still stops promptly.
+# it waits for the extension, picks the new one up, publishes its events
+# (each once: nothing of the dropped installation is applied to the new
+# one), never crashes (a crashed worker would restart the whole cluster),
+# and the server still stops promptly.
 use strict;
 use warnings;
 
@@ -38,6 +39,32 @@ for my $round (1 .. 3)
 	$node->safe_psql('postgres', "SELECT outbox.enqueue('drop.events', 'after-$round')");
 	ok(OutboxKafkaTest::poll_until(sub { $payloads->() =~ /after-$round/ }),
 		"round $round: events of the re-created extension are published");
+}
+
+# DROP, CREATE and enqueue in one go, while the relay is idle: it must not
+# read the new tables with what it kept of the dropped installation.  It
+# used to publish the event, fail to save its progress ("outbox.relay_state
+# was changed by somebody other than the relay") and publish it again.
+my $count = sub {
+	my ($p) = @_;
+	scalar(grep { ($_->{payload} // '') eq $p }
+		  OutboxKafkaTest::consume_all($mock->bootstrap, 'drop.events'));
+};
+for my $round (1 .. 5)
+{
+	ok($node->poll_query_until('postgres', "SELECT state = 'idle' FROM outbox.status"),
+		"round $round: relay idle");
+	$node->safe_psql('postgres', qq{
+		DROP EXTENSION outbox_kafka;
+		CREATE EXTENSION outbox_kafka;
+		SELECT outbox.enqueue('drop.events', 'once-$round');
+	});
+	ok(OutboxKafkaTest::poll_until(sub { $count->("once-$round") >= 1 }),
+		"round $round: the event of the new installation is published");
+	ok($node->poll_query_until('postgres',
+			'SELECT pending_events = 0 AND state = \'idle\' FROM outbox.status'),
+		"round $round: nothing left to publish");
+	is($count->("once-$round"), 1, "round $round: ... once");
 }
 
 ok($node->poll_query_until('postgres', "SELECT state = 'idle' FROM outbox.status"),
