@@ -1,6 +1,9 @@
 # Makefile for outbox_kafka (PGXS)
 #
 #   make && make install           build and install the extension
+#   make RDKAFKA_PREFIX=/opt/librdkafka && make RDKAFKA_PREFIX=... install
+#                                  the same against the librdkafka installed
+#                                  under that prefix (default: the system's)
 #   make installcheck              regression + isolation + TAP tests
 #                                  (needs a temp instance; see test/run.sh)
 
@@ -13,6 +16,7 @@ OBJS = \
 	src/event_scan.o \
 	src/held_lane.o \
 	src/launcher.o \
+	src/librdkafka_version.o \
 	src/module.o \
 	src/producer.o \
 	src/producer_config.o \
@@ -30,6 +34,14 @@ PGFILEDESC = "outbox_kafka - transactional outbox published to Apache Kafka"
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 SHLIB_LINK = -lrdkafka
+
+# RDKAFKA_PREFIX: build against the librdkafka installed under this prefix
+# (test/librdkafka.sh builds them).  Its header is a system include, so that
+# our -Werror does not trip on warnings in librdkafka's own header, and the
+# rpath makes the server load that library, not the system's.
+include $(dir $(firstword $(MAKEFILE_LIST)))src/rdkafka.mk
+PG_CPPFLAGS += $(RDKAFKA_CPPFLAGS)
+PG_LDFLAGS += $(RDKAFKA_LDFLAGS)
 
 # pg_regress reads test/sql/<name>.sql (outputdir first) and compares with
 # the top-level expected/<name>.out (inputdir); results go to test/results.
@@ -66,4 +78,4 @@ isolation-specs:
 
 # PGXS does not track header dependencies: rebuild everything when a shared
 # header changes (a changed shared-memory layout must never be half-built).
-$(filter src/%.o,$(OBJS)): src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h
+$(filter src/%.o,$(OBJS)): src/librdkafka_version.h src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h

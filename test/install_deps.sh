@@ -49,13 +49,17 @@ install_deps() {
 }
 
 # build_and_install TOP: build and install the extension found in TOP, and
-# build the mock Kafka broker helper.
+# build the mock Kafka broker helper and the admin client, all against the
+# librdkafka under $RDKAFKA_PREFIX when set (else the system's).  The
+# helpers are rebuilt every time (-B): a previous build may have linked
+# another librdkafka.
 build_and_install() {
     local top=$1 pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-    make -C "$top" -s PG_CONFIG="$pg_config"
-    make -C "$top" -s PG_CONFIG="$pg_config" install
-    make -C "$top/test/mock_kafka" -s
-    make -C "$top/test/kafka" -s kafka_admin
+    local rdk=(RDKAFKA_PREFIX="${RDKAFKA_PREFIX:-}")
+    make -C "$top" -s PG_CONFIG="$pg_config" "${rdk[@]}"
+    make -C "$top" -s PG_CONFIG="$pg_config" "${rdk[@]}" install
+    make -C "$top/test/mock_kafka" -s -B "${rdk[@]}"
+    make -C "$top/test/kafka" -s -B "${rdk[@]}" kafka_admin
     fetch_kafka "$top"
 }
 
@@ -66,8 +70,9 @@ fetch_kafka() {
     t0=$(date +%s)
     bash "$top/test/kafka/kafka.sh" fetch >/dev/null
     # librdkafka before 2.6.1 cannot log in to Kafka 4 with SCRAM: the SASL
-    # test (test/t/104) then runs Kafka 3.9.1 (see test/t/RealKafka.pm)
-    if dpkg --compare-versions "$(pkg-config --modversion rdkafka 2>/dev/null || echo 0)" lt 2.6.1; then
+    # test (test/t/104) then runs Kafka 3.9.1 (see test/t/RealKafka.pm);
+    # the admin client runs the librdkafka the relay was built with
+    if dpkg --compare-versions "$("$top/test/kafka/kafka_admin" version 2>/dev/null || echo 0)" lt 2.6.1; then
         OUTBOX_KAFKA_VERSION=3.9.1 bash "$top/test/kafka/kafka.sh" fetch >/dev/null
     fi
     [ $(( $(date +%s) - t0 )) -lt 2 ] || echo "== Apache Kafka fetched in $(( $(date +%s) - t0 )) s"
