@@ -39,6 +39,8 @@ need_packages() {
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "== installing ${missing[*]}"
+    # a fresh machine has no package lists yet
+    apt-cache show "${missing[0]}" >/dev/null 2>&1 || apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
 }
