@@ -1,4 +1,5 @@
-# test/debian_sources.sh: sourced by test/versions.sh and test/librdkafka.sh.
+# test/debian_sources.sh: sourced by test/versions.sh and test/librdkafka.sh
+# (after they set here and cache).
 # Source packages from Debian's (and Ubuntu's) signed archives through a
 # private apt configuration: its own sources.list, state and cache under
 # $cache/apt-*; the machine's apt configuration is never read for sources
@@ -6,6 +7,9 @@
 #
 # Environment: OUTBOX_DEBIAN_ARCHIVE, OUTBOX_DEBIAN_SECURITY_ARCHIVE (the
 # archives to use; default: those of this machine's own apt sources).
+
+# shellcheck source=test/install_deps.sh
+source "$here/test/install_deps.sh"   # missing_packages
 
 debian_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
@@ -32,11 +36,8 @@ ubuntu_suites=(noble noble-updates noble-security)
 
 # need_packages PKG...: apt-get install the ones that are missing.
 need_packages() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-            || missing+=("$p")
-    done
+    local missing=()
+    mapfile -t missing < <(missing_packages "$@")
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "== installing ${missing[*]}"
     # a fresh machine has no package lists yet
@@ -134,4 +135,15 @@ counts() {
         -e 's/^[# ]*\([0-9]*\) of \([0-9]*\) tests failed.*/-\/\2/p' "$log" | tr '\n' ' ')
     tap=$(sed -n 's/^Files=\([0-9]*\), Tests=\([0-9]*\),.*/\2 in \1 files/p' "$log")
     echo "pg_regress ${sql%% *} | isolation $(echo "$sql" | awk '{print $2}') | TAP ${tap:-none}"
+}
+
+# start_results: before the test runs: commit (the tree's, "+changes" when
+# it has uncommitted changes), an empty results list, failed=0, and the log
+# folder $cache/logs.
+start_results() {
+    commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    git -C "$here" diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
+    results=()
+    failed=0
+    mkdir -p "$cache/logs"
 }

@@ -17,13 +17,20 @@ outbox_packages=(
 # Debian's when the machine has no npm (one installed otherwise is used as is)
 command -v npm >/dev/null 2>&1 || outbox_packages+=(nodejs npm)
 
+# missing_packages PKG...: print those of the Debian packages that are not
+# installed, one a line.
+missing_packages() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            echo "$p"
+    done
+}
+
 # install_deps: apt-get install whatever of outbox_packages is missing.
 install_deps() {
-    local missing=() p
-    for p in "${outbox_packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-            || missing+=("$p")
-    done
+    local missing=()
+    mapfile -t missing < <(missing_packages "${outbox_packages[@]}")
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
@@ -61,6 +68,16 @@ build_and_install() {
     make -C "$top/test/mock_kafka" -s -B "${rdk[@]}"
     make -C "$top/test/kafka" -s -B "${rdk[@]}" kafka_admin
     fetch_kafka "$top"
+}
+
+# build_rdkafka_program OUT SOURCE: compile a librdkafka program (the
+# benchmarks' floor producer and consumer) against the same librdkafka as
+# the relay: $RDKAFKA_PREFIX's (as in src/rdkafka.mk), else the system's
+build_rdkafka_program() {
+    local flags=()
+    [ -z "${RDKAFKA_PREFIX:-}" ] ||
+        flags=(-isystem "$RDKAFKA_PREFIX/include" -L"$RDKAFKA_PREFIX/lib" -Wl,-rpath,"$RDKAFKA_PREFIX/lib")
+    gcc -O2 -Wall -Wextra -Werror "${flags[@]}" -o "$1" "$2" -lrdkafka
 }
 
 # fetch_kafka TOP: the Apache Kafka jars, from Maven Central on first use

@@ -31,7 +31,9 @@
 # $OUTBOX_PG_CACHE/librdkafka-X.Y.Z to rebuild it.
 #
 # Environment: OUTBOX_PG_CACHE (default /var/cache/outbox_kafka),
-# OUTBOX_KAFKA_MATRIX, plus whatever test/run.sh takes.
+# OUTBOX_KAFKA_MATRIX, OUTBOX_TESTS (TAP files instead of the whole suite in
+# the first run of each version, for developers), plus whatever test/run.sh
+# takes.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -160,11 +162,7 @@ for v in "${versions[@]}"; do
 done
 [ "$build_only" -eq 1 ] && exit 0
 
-commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$here" diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
-mkdir -p "$cache/logs"
-results=()
-failed=0
+start_results
 # run_suite LABEL PREFIX KAFKA TESTS: one test/run.sh, one result line
 run_suite() {
     local label=$1 prefix=$2 kafka=$3 tests=$4 log status verdict loaded
@@ -180,7 +178,7 @@ run_suite() {
 }
 
 for v in "${versions[@]}"; do
-    run_suite "$v" "${prefixes[$v]}" "" ""
+    run_suite "$v" "${prefixes[$v]}" "" "${OUTBOX_TESTS:-}"
     for k in "${kafka_matrix[@]}"; do
         run_suite "$v" "${prefixes[$v]}" "$k" "$(cd "$here" && echo test/t/10*.pl)"
     done

@@ -144,11 +144,7 @@ for major in "${majors[@]}"; do
 done
 [ "$build_only" -eq 1 ] && exit 0
 
-commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$here" diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
-mkdir -p "$cache/logs"
-results=()
-failed=0
+start_results
 for major in "${majors[@]}"; do
     log=$cache/logs/pg-$major-$(date +%Y%m%d-%H%M%S).log
     pgc=$cache/postgresql-$major/bin/pg_config
