@@ -109,6 +109,8 @@ lrk_warn_defects(rd_kafka_conf_t *conf, int version)
 	char		value[256];
 
 	if (version < LRK_SCRAM_KAFKA4_FIXED &&
+		lrk_conf_value(conf, "security.protocol", value, sizeof(value)) &&
+		pg_strncasecmp(value, "sasl", 4) == 0 &&
 		lrk_conf_value(conf, "sasl.mechanisms", value, sizeof(value)) &&
 		pg_strncasecmp(value, "SCRAM", 5) == 0)
 		ereport(WARNING,
@@ -188,7 +190,8 @@ outbox_librdkafka_vet_config(rd_kafka_conf_t *conf)
 		if (rd_kafka_conf_set(conf, "enable.metrics.push", "false",
 							  errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 			ereport(WARNING,
-					(errmsg("could not turn off telemetry of librdkafka %s: %s",
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not turn off telemetry of librdkafka %s: %s",
 							rd_kafka_version_str(), errstr)));
 		else if (!lrk_telemetry_logged)
 		{
