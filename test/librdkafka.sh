@@ -31,7 +31,7 @@
 # $OUTBOX_PG_CACHE/librdkafka-X.Y.Z to rebuild it.
 #
 # Environment: OUTBOX_PG_CACHE (default /var/cache/outbox_kafka),
-# OUTBOX_KAFKA_MATRIX, OUTBOX_TESTS (TAP files instead of the whole suite in
+# OUTBOX_KAFKA_MATRIX (empty: none), OUTBOX_TESTS (TAP files instead of the whole suite in
 # the first run of each version, for developers), plus whatever test/run.sh
 # takes.
 set -euo pipefail
@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
 done
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(2.3.0 2.8.0 newest)
-kafka_matrix=(${OUTBOX_KAFKA_MATRIX:-3.9.1 4.1.2})
+kafka_matrix=(${OUTBOX_KAFKA_MATRIX-3.9.1 4.1.2})   # set and empty: no matrix
 
 # shellcheck source=test/debian_sources.sh
 source "$here/test/debian_sources.sh"
