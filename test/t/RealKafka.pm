@@ -586,7 +586,11 @@ sub java_produce_keys
 			'java', '-Xmx128m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC',
 			"-Dlog4j2.configurationFile=file:$KAFKA_DIR/log4j2.properties",
 			"-Dkafka.logs.dir=$self->{dir}",
-			'-cp', "$self->{libs}/*", 'org.apache.kafka.tools.ConsoleProducer',
+			'-cp', "$self->{libs}/*",
+			# the console producer moved from Scala to Java in Kafka 4.0
+			version_number($self->{kafka_version}) >= 40000
+			? 'org.apache.kafka.tools.ConsoleProducer'
+			: 'kafka.tools.ConsoleProducer',
 			'--bootstrap-server', $self->{admin_bootstrap}, '--topic', $topic,
 			'--property', 'parse.key=true', '--property', "key.separator=\t"
 		],
