@@ -505,7 +505,8 @@ sub topic_metadata
 
 =item $kafka->wait_in_sync($topic)
 
-Poll until every partition of $topic has all its replicas in sync.
+Poll until every partition of $topic has a leader, its replicas listed and
+all of them in sync.
 
 =cut
 
@@ -517,7 +518,12 @@ sub wait_in_sync
 			my $parts = $self->topic_metadata($topic) or return 0;
 			foreach my $p (@$parts)
 			{
-				return 0 if $p->{leader} < 0 || @{ $p->{isrs} } < @{ $p->{replicas} };
+				# Kafka 3.9 may list a new partition's leader before its
+				# replicas
+				return 0
+				  if $p->{leader} < 0
+				  || !@{ $p->{replicas} }
+				  || @{ $p->{isrs} } < @{ $p->{replicas} };
 			}
 			return 1;
 		});
