@@ -505,8 +505,7 @@ sub topic_metadata
 
 =item $kafka->wait_in_sync($topic)
 
-Poll until every partition of $topic has a leader, its replicas listed and
-all of them in sync.
+Poll until every partition of $topic has all its replicas in sync.
 
 =cut
 
@@ -518,12 +517,7 @@ sub wait_in_sync
 			my $parts = $self->topic_metadata($topic) or return 0;
 			foreach my $p (@$parts)
 			{
-				# Kafka 3.9 may list a new partition's leader before its
-				# replicas
-				return 0
-				  if $p->{leader} < 0
-				  || !@{ $p->{replicas} }
-				  || @{ $p->{isrs} } < @{ $p->{replicas} };
+				return 0 if $p->{leader} < 0 || @{ $p->{isrs} } < @{ $p->{replicas} };
 			}
 			return 1;
 		});
