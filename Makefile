@@ -1,6 +1,9 @@
 # Makefile for outbox_kafka (PGXS)
 #
 #   make && make install           build and install the extension
+#   make RDKAFKA_PREFIX=/opt/librdkafka && make RDKAFKA_PREFIX=... install
+#                                  the same against the librdkafka installed
+#                                  under that prefix (default: the system's)
 #   make installcheck              regression + isolation + TAP tests
 #                                  (needs a temp instance; see test/run.sh)
 
@@ -16,6 +19,7 @@ OBJS = \
 	src/held_lane.o \
 	src/kept_plan.o \
 	src/launcher.o \
+	src/librdkafka_version.o \
 	src/module.o \
 	src/producer.o \
 	src/producer_config.o \
@@ -37,6 +41,14 @@ PG_CPPFLAGS = -I$(srcdir)/src -DOUTBOX_SCHEMA_VERSION='"$(SCHEMA_VERSION)"'
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 SHLIB_LINK = -lrdkafka
+
+# RDKAFKA_PREFIX: build against the librdkafka installed under this prefix
+# (test/librdkafka.sh builds them).  Its header is a system include, so that
+# our -Werror does not trip on warnings in librdkafka's own header, and the
+# rpath makes the server load that library, not the system's.
+include $(dir $(firstword $(MAKEFILE_LIST)))src/rdkafka.mk
+PG_CPPFLAGS += $(RDKAFKA_CPPFLAGS)
+PG_LDFLAGS += $(RDKAFKA_LDFLAGS)
 
 # pg_regress reads test/sql/<name>.sql (outputdir first) and compares with
 # the top-level expected/<name>.out (inputdir); results go to test/results.
@@ -73,4 +85,4 @@ isolation-specs:
 
 # PGXS does not track header dependencies: rebuild everything when a shared
 # header changes (a changed shared-memory layout must never be half-built).
-$(filter src/%.o,$(OBJS)): outbox_kafka.control src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h
+$(filter src/%.o,$(OBJS)): outbox_kafka.control src/librdkafka_version.h src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h

@@ -7,6 +7,7 @@
 #   bash bench/relay_cost.sh            (RATES="200 2000", SECONDS_PER_RATE=10)
 #
 # Needs root (installs what is missing, runs the server as $OUTBOX_TEST_USER).
+# RDKAFKA_PREFIX=/path: the relay and the floor run that librdkafka.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +22,7 @@ pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 
 work=$(mktemp -d /tmp/outbox_kafka_cost.XXXXXX)
 chown "$run_user" "$work"
-gcc -O2 -Wall -Wextra -Werror -o "$work/floor_producer" "$here/bench/floor_producer.c" -lrdkafka
+build_rdkafka_program "$work/floor_producer" "$here/bench/floor_producer.c"
 mock_pid=
 trap 'remove_throwaway "$work"' EXIT
 

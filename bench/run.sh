@@ -10,6 +10,7 @@
 # first events) on a server of its own; all runs it first.
 #
 # Needs root (installs what is missing, runs servers as $OUTBOX_TEST_USER).
+# RDKAFKA_PREFIX=/path: the relay and the floors run that librdkafka.
 # Settings: BENCH_SECONDS (default 20), BENCH_RATE (2000), BENCH_DRAIN (1000000),
 # BENCH_BLOAT_SECONDS (120), BENCH_PRODUCER_PROPERTIES (''), BENCH_EXTRA_CONF
 # (lines added to postgresql.conf), BENCH_BROKERS ("mock kafka": latency and
@@ -39,8 +40,8 @@ build_and_install "$here"
 
 work=$(mktemp -d /tmp/outbox_kafka_bench.XXXXXX)
 chown "$run_user" "$work"
-gcc -O2 -Wall -Wextra -Werror -o "$work/latency_consumer" "$here/bench/latency_consumer.c" -lrdkafka
-gcc -O2 -Wall -Wextra -Werror -o "$work/floor_producer" "$here/bench/floor_producer.c" -lrdkafka
+build_rdkafka_program "$work/latency_consumer" "$here/bench/latency_consumer.c"
+build_rdkafka_program "$work/floor_producer" "$here/bench/floor_producer.c"
 
 mock_pid=
 cleanup() {
@@ -109,7 +110,7 @@ set_relay bench
 
 echo "# outbox_kafka benchmarks"
 echo
-echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(dpkg-query -W -f='${Version}' librdkafka1), brokers: mock (librdkafka's mock cluster with TCP_NODELAY)$([ -n "$kafka_bootstrap" ] && echo ", kafka (Apache Kafka $(bash "$here/test/kafka/kafka.sh" version), one KRaft node, G1, -Xmx512m)"); command: \`bash bench/run.sh $what\`"
+echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $("$here/test/kafka/kafka_admin" version), brokers: mock (librdkafka's mock cluster with TCP_NODELAY)$([ -n "$kafka_bootstrap" ] && echo ", kafka (Apache Kafka $(bash "$here/test/kafka/kafka.sh" version), one KRaft node, G1, -Xmx512m)"); command: \`bash bench/run.sh $what\`"
 echo
 
 if [ "$what" = all ] || [ "$what" = enqueue ]; then

@@ -2,7 +2,9 @@
  *
  * error_class.c
  *	  How the relay treats each librdkafka error code that can end a
- *	  message's delivery: one explicit entry per code librdkafka defines.
+ *	  message's delivery: one explicit entry per code any supported
+ *	  librdkafka (2.0.2 to the newest) defines, whatever header the relay
+ *	  was built with.
  *
  * This file is plain C over librdkafka's header (no PostgreSQL code), so a
  * small test program can print the table that docs/reliability.md shows
@@ -29,6 +31,14 @@ typedef struct ErrorClassEntry
 	int			code;
 	OutboxErrorClass cls;
 } ErrorClassEntry;
+
+/* The same, for codes that 2.0.2's header lacks: named here, by number. */
+typedef struct NewerErrorClassEntry
+{
+	int			code;
+	const char *name;			/* as rd_kafka_err2name() says */
+	OutboxErrorClass cls;
+} NewerErrorClassEntry;
 
 /*
  * Every code of librdkafka 2.0.2's rd_kafka_resp_err_t.  By the time an
@@ -199,6 +209,32 @@ static const ErrorClassEntry error_classes[] = {
 	{RD_KAFKA_RESP_ERR_PRINCIPAL_DESERIALIZATION_FAILURE, OUTBOX_ERROR_CLUSTER},
 };
 
+/*
+ * Codes added after librdkafka 2.0.2 (checked against rdkafka.h of 2.3.0,
+ * 2.8.0 and 2.14.2), by number so that a relay built against an older
+ * header still classifies them when it runs a newer library.
+ */
+static const NewerErrorClassEntry newer_error_classes[] = {
+	/* consumer only (KIP-320) */
+	{-139, "_LOG_TRUNCATION", OUTBOX_ERROR_PERMANENT},
+	/* KIP-467: another record of the same batch was refused, not this one */
+	{-138, "_INVALID_DIFFERENT_RECORD", OUTBOX_ERROR_TRANSIENT},
+	/* the broker left the cluster; the message goes to its new leader */
+	{-137, "_DESTROY_BROKER", OUTBOX_ERROR_TRANSIENT},
+	/* KIP-516: like UNKNOWN_TOPIC_OR_PART, by topic id */
+	{100, "UNKNOWN_TOPIC_ID", OUTBOX_ERROR_TOPIC_REFUSED},
+	/* KIP-848 consumer groups: never end a produce */
+	{110, "FENCED_MEMBER_EPOCH", OUTBOX_ERROR_PERMANENT},
+	{111, "UNRELEASED_INSTANCE_ID", OUTBOX_ERROR_PERMANENT},
+	{112, "UNSUPPORTED_ASSIGNOR", OUTBOX_ERROR_PERMANENT},
+	{113, "STALE_MEMBER_EPOCH", OUTBOX_ERROR_PERMANENT},
+	/* KIP-714 telemetry: must never cost an event anything */
+	{117, "UNKNOWN_SUBSCRIPTION_ID", OUTBOX_ERROR_TRANSIENT},
+	{118, "TELEMETRY_TOO_LARGE", OUTBOX_ERROR_TRANSIENT},
+	/* KIP-899: the client bootstraps again by itself */
+	{129, "REBOOTSTRAP_REQUIRED", OUTBOX_ERROR_TRANSIENT},
+};
+
 static const char *const class_names[] = {
 	[OUTBOX_ERROR_TRANSIENT] = "transient",
 	[OUTBOX_ERROR_TOPIC_REFUSED] = "topic refused",
@@ -209,21 +245,47 @@ static const char *const class_names[] = {
 };
 
 /*
- * outbox_classify_error: the class of librdkafka error code error.  Codes
- * a newer librdkafka may add are permanent when they come from the broker
- * (librdkafka retries the retriable ones itself) and transient when local.
+ * find_class: the entry of error in either table, or false.
  */
-OutboxErrorClass
-outbox_classify_error(int error)
+static int
+find_class(int error, OutboxErrorClass *cls)
 {
 	size_t		i;
 
 	for (i = 0; i < sizeof(error_classes) / sizeof(error_classes[0]); i++)
 	{
 		if (error_classes[i].code == error)
-			return error_classes[i].cls;
+		{
+			*cls = error_classes[i].cls;
+			return 1;
+		}
 	}
-	return error > 0 ? OUTBOX_ERROR_PERMANENT : OUTBOX_ERROR_TRANSIENT;
+	for (i = 0; i < sizeof(newer_error_classes) / sizeof(newer_error_classes[0]); i++)
+	{
+		if (newer_error_classes[i].code == error)
+		{
+			*cls = newer_error_classes[i].cls;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * outbox_classify_error: the class of librdkafka error code error.  A code
+ * listed nowhere (a librdkafka newer than this table) gets a class that
+ * loses nothing: a broker code holds its topic and its events wait, never
+ * dead-lettered; a local code is produced again.  librdkafka_version.c
+ * logs such codes of the running library once, at start.
+ */
+OutboxErrorClass
+outbox_classify_error(int error)
+{
+	OutboxErrorClass cls;
+
+	if (find_class(error, &cls))
+		return cls;
+	return error > 0 ? OUTBOX_ERROR_TOPIC_UNAVAILABLE : OUTBOX_ERROR_TRANSIENT;
 }
 
 /*
@@ -232,14 +294,26 @@ outbox_classify_error(int error)
 int
 outbox_error_class_known(int error)
 {
-	size_t		i;
+	OutboxErrorClass cls;
 
-	for (i = 0; i < sizeof(error_classes) / sizeof(error_classes[0]); i++)
-	{
-		if (error_classes[i].code == error)
-			return 1;
-	}
-	return 0;
+	return find_class(error, &cls);
+}
+
+/*
+ * outbox_error_class_newer: the i-th code the table knows by number only
+ * (added after librdkafka 2.0.2), with its name and class; false past the
+ * last.  For the test that compares the table with the documentation.
+ */
+int
+outbox_error_class_newer(int i, int *code, const char **name,
+						 OutboxErrorClass *cls)
+{
+	if (i < 0 || i >= (int) (sizeof(newer_error_classes) / sizeof(newer_error_classes[0])))
+		return 0;
+	*code = newer_error_classes[i].code;
+	*name = newer_error_classes[i].name;
+	*cls = newer_error_classes[i].cls;
+	return 1;
 }
 
 /*

@@ -34,6 +34,7 @@
 #include "utils/timestamp.h"
 
 #include "relay.h"
+#include "librdkafka_version.h"
 #include "producer_config.h"
 
 /* Log lines kept between two polls; more are counted as dropped. */
@@ -228,6 +229,7 @@ outbox_producer_create(const char *client_id, char *errbuf, size_t errbuf_size)
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_log_cb(conf, on_log);
+	outbox_librdkafka_vet_config(conf);
 
 	producer->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
 	if (producer->rk == NULL)

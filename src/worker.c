@@ -43,6 +43,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "librdkafka_version.h"
 #include "pg_compat.h"
 #include "producer_config.h"
 #include "relay_worker.h"
@@ -740,7 +741,8 @@ outbox_worker_main(Datum main_arg)
 	CommitTransactionCommand();
 
 	ereport(LOG,
-			(errmsg("outbox_kafka worker started for database \"%s\"", relay.dbname)));
+			(errmsg("outbox_kafka worker started for database \"%s\" (librdkafka %s)",
+					relay.dbname, outbox_librdkafka_version())));
 
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
 	{

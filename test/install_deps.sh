@@ -27,13 +27,20 @@ as_user() {
     (cd / && exec runuser -u "$user" -- "$@")
 }
 
+# missing_packages PKG...: print those of the Debian packages that are not
+# installed, one a line.
+missing_packages() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            echo "$p"
+    done
+}
+
 # install_deps: apt-get install whatever of outbox_packages is missing.
 install_deps() {
-    local missing=() p
-    for p in "${outbox_packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-            || missing+=("$p")
-    done
+    local missing=()
+    mapfile -t missing < <(missing_packages "${outbox_packages[@]}")
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
@@ -59,14 +66,28 @@ install_deps() {
 }
 
 # build_and_install TOP: build and install the extension found in TOP, and
-# build the mock Kafka broker helper.
+# build the mock Kafka broker helper and the admin client, all against the
+# librdkafka under $RDKAFKA_PREFIX when set (else the system's).  The
+# helpers are rebuilt every time (-B): a previous build may have linked
+# another librdkafka.
 build_and_install() {
     local top=$1 pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-    make -C "$top" -s PG_CONFIG="$pg_config"
-    make -C "$top" -s PG_CONFIG="$pg_config" install
-    make -C "$top/test/mock_kafka" -s
-    make -C "$top/test/kafka" -s kafka_admin
+    local rdk=(RDKAFKA_PREFIX="${RDKAFKA_PREFIX:-}")
+    make -C "$top" -s PG_CONFIG="$pg_config" "${rdk[@]}"
+    make -C "$top" -s PG_CONFIG="$pg_config" "${rdk[@]}" install
+    make -C "$top/test/mock_kafka" -s -B "${rdk[@]}"
+    make -C "$top/test/kafka" -s -B "${rdk[@]}" kafka_admin
     fetch_kafka "$top"
+}
+
+# build_rdkafka_program OUT SOURCE: compile a librdkafka program (the
+# benchmarks' floor producer and consumer) against the same librdkafka as
+# the relay: $RDKAFKA_PREFIX's (as in src/rdkafka.mk), else the system's
+build_rdkafka_program() {
+    local flags=()
+    [ -z "${RDKAFKA_PREFIX:-}" ] ||
+        flags=(-isystem "$RDKAFKA_PREFIX/include" -L"$RDKAFKA_PREFIX/lib" -Wl,-rpath,"$RDKAFKA_PREFIX/lib")
+    gcc -O2 -Wall -Wextra -Werror "${flags[@]}" -o "$1" "$2" -lrdkafka
 }
 
 # fetch_kafka TOP: the Apache Kafka jars, from Maven Central on first use
@@ -76,8 +97,9 @@ fetch_kafka() {
     t0=$(date +%s)
     bash "$top/test/kafka/kafka.sh" fetch >/dev/null
     # librdkafka before 2.6.1 cannot log in to Kafka 4 with SCRAM: the SASL
-    # test (test/t/104) then runs Kafka 3.9.1 (see test/t/RealKafka.pm)
-    if dpkg --compare-versions "$(pkg-config --modversion rdkafka 2>/dev/null || echo 0)" lt 2.6.1; then
+    # test (test/t/104) then runs Kafka 3.9.1 (see test/t/RealKafka.pm);
+    # the admin client runs the librdkafka the relay was built with
+    if dpkg --compare-versions "$("$top/test/kafka/kafka_admin" version 2>/dev/null || echo 0)" lt 2.6.1; then
         OUTBOX_KAFKA_VERSION=3.9.1 bash "$top/test/kafka/kafka.sh" fetch >/dev/null
     fi
     [ $(( $(date +%s) - t0 )) -lt 2 ] || echo "== Apache Kafka fetched in $(( $(date +%s) - t0 )) s"

@@ -14,12 +14,20 @@ source "$here/test/install_deps.sh"
 
 install_deps
 
-# PG_CONFIG picks the PostgreSQL to build and test against (default: 15)
+# PG_CONFIG picks the PostgreSQL to build and test against (default: 15);
+# RDKAFKA_PREFIX the librdkafka (default: the system's; test/librdkafka.sh
+# builds others).  Both reach every make, and the tests (test 012 builds
+# against the same librdkafka).
 pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export PG_CONFIG=$pg_config
+export RDKAFKA_PREFIX=${RDKAFKA_PREFIX:-}
 echo "== build and install"
 make -C "$here" -s PG_CONFIG="$pg_config" clean >/dev/null
 build_and_install "$here"
+# the librdkafka the server will load with the extension, by the dynamic
+# linker's own search (the relay logs the same at start)
+rdkafka_so=$(ldd "$("$pg_config" --pkglibdir)/outbox_kafka.so" | awk '/librdkafka\.so/ {print $3}')
+echo "== the relay runs librdkafka $("$here/test/kafka/kafka_admin" version) ($rdkafka_so)"
 
 # A private copy the test user owns: pg_regress and the TAP tests write
 # their temporary instances and results next to the tests.

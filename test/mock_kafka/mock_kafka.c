@@ -125,6 +125,9 @@ typedef int (*accept4_fn) (int, __SOCKADDR_ARG, socklen_t *, int);
 
 static rd_kafka_t *mock_rk = NULL;	/* handle owning the mock cluster */
 static rd_kafka_mock_cluster_t *mcluster = NULL;	/* the mock cluster */
+/* Kafka protocol ApiKeys (librdkafka's RD_KAFKAP_Produce, _Fetch) */
+#define MOCK_API_PRODUCE 0
+#define MOCK_API_FETCH	1
 static int	broker_count = 1;	/* number of mock brokers */
 static bool stdout_failed = false;	/* a reply could not be written */
 
@@ -1199,6 +1202,21 @@ create_cluster(const char *debug)
 		rd_kafka_destroy(mock_rk);
 		mock_rk = NULL;
 		return false;
+	}
+
+	/*
+	 * From librdkafka 2.5.0 on, the mock answers a Produce v10+ or Fetch
+	 * v12+ request for a partition it does not lead with the KIP-951
+	 * CurrentLeader tag, read from the partition's leader: NULL after
+	 * "leader TOPIC PART -1", and the mock dies of a segmentation fault
+	 * (seen with 2.14.2).  Clients then get Produce v9 and Fetch v11 at
+	 * most, which have no such tag; the errors, and what the relay does
+	 * with them, are the same.
+	 */
+	if (rd_kafka_version() >= 0x020500ff)
+	{
+		rd_kafka_mock_set_apiversion(mcluster, MOCK_API_PRODUCE, 0, 9);
+		rd_kafka_mock_set_apiversion(mcluster, MOCK_API_FETCH, 0, 11);
 	}
 	return true;
 }

@@ -41,10 +41,12 @@ reads and admin requests and for replication; the relay only ever gets
 Node logs are tmp_check/log/kafka_<test>_<n>_node<i>.log (the broker's log4j file
 is <dir>/node<i>/server.log; both are kept).
 
-Kafka version: the one test/kafka/pom.xml pins, or kafka_version => 'X.Y.Z',
-or the environment's OUTBOX_KAFKA_VERSION.  One exception: SASL_SCRAM with a
-librdkafka older than 2.6.1 (Debian 12 has 2.0.2) runs Kafka 3.9.1
-($RealKafka::SCRAM_COMPAT_KAFKA).  Those librdkafka versions send the client
+Kafka version: the one test/kafka/pom.xml pins (the newest 4.x), or
+kafka_version => 'X.Y.Z', or the environment's OUTBOX_KAFKA_VERSION (one
+variable for every real-broker test; test/librdkafka.sh runs the matrix
+3.9.x, 4.1.x, newest).  One exception: SASL_SCRAM with a librdkafka older
+than 2.6.1 (Debian 12 has 2.0.2) runs Kafka 3.9.1
+($RealKafka::SCRAM_COMPAT_KAFKA) instead of any Kafka 4.  Those librdkafka versions send the client
 nonce twice in the SCRAM client-final-message (fixed by librdkafka pull
 request 4895); Kafka 3.8.1 to 3.9.x accept a nonce that ends with the
 server's, Kafka 4.x compares the whole nonce as RFC 5802 says and answers
@@ -155,18 +157,18 @@ sub start
 	run_ok([ 'make', '-s', '-C', $KAFKA_DIR, 'kafka_admin' ]) unless -x $ADMIN;
 
 	$self->{kafka_version} = $o{kafka_version} // $ENV{OUTBOX_KAFKA_VERSION};
-	if (!$self->{kafka_version} && $self->{security} eq 'SASL_SCRAM')
+	$self->{kafka_version} ||= (split /\n/, run_ok([ $self->kafka_sh('version') ]))[-1];
+	if ($self->{security} eq 'SASL_SCRAM' && version_number($self->{kafka_version}) >= 40000)
 	{
 		my $lib = librdkafka_version();
 		if (version_number($lib) < version_number('2.6.1'))
 		{
-			$self->{kafka_version} = $SCRAM_COMPAT_KAFKA;
 			note "librdkafka $lib sends a SCRAM nonce that Kafka 4 refuses (fixed in 2.6.1): "
-			  . "SASL_SCRAM runs Kafka $SCRAM_COMPAT_KAFKA";
+			  . "SASL_SCRAM runs Kafka $SCRAM_COMPAT_KAFKA, not $self->{kafka_version}";
+			$self->{kafka_version} = $SCRAM_COMPAT_KAFKA;
 		}
 	}
 	$self->{libs} = (split /\n/, run_ok([ $self->kafka_sh('fetch') ], timeout => 600))[-1];
-	$self->{kafka_version} //= (split /\n/, run_ok([ $self->kafka_sh('version') ]))[-1];
 	my $t_fetch = time();
 
 	File::Path::rmtree($self->{dir});
@@ -291,7 +293,8 @@ sub kafka_sh
 }
 
 # the version of librdkafka the tests' clients and the relay run with (all
-# link the system's), e.g. "2.0.2"
+# built against the same one: RDKAFKA_PREFIX's, else the system's), e.g.
+# "2.0.2"
 sub librdkafka_version
 {
 	my $v = run_ok([ $ADMIN, 'version' ]);
@@ -583,7 +586,11 @@ sub java_produce_keys
 			'java', '-Xmx128m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC',
 			"-Dlog4j2.configurationFile=file:$KAFKA_DIR/log4j2.properties",
 			"-Dkafka.logs.dir=$self->{dir}",
-			'-cp', "$self->{libs}/*", 'org.apache.kafka.tools.ConsoleProducer',
+			'-cp', "$self->{libs}/*",
+			# the console producer moved from Scala to Java in Kafka 4.0
+			version_number($self->{kafka_version}) >= 40000
+			? 'org.apache.kafka.tools.ConsoleProducer'
+			: 'kafka.tools.ConsoleProducer',
 			'--bootstrap-server', $self->{admin_bootstrap}, '--topic', $topic,
 			'--property', 'parse.key=true', '--property', "key.separator=\t"
 		],
