@@ -243,8 +243,9 @@ BEGIN
         RETURN 0::oid::regrole;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = role_name) THEN
-        RAISE EXCEPTION 'role "%" does not exist', role_name
-              USING ERRCODE = 'undefined_object',
+        RAISE EXCEPTION USING
+              MESSAGE = format('role "%s" does not exist', role_name),
+              ERRCODE = 'undefined_object',
                     HINT = 'Give the role''s name as it is spelled in pg_roles, or ''public''.';
     END IF;
     RETURN role_name::regrole;
@@ -257,11 +258,15 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF topic_pattern IS NULL
-       OR topic_pattern !~ '^([A-Za-z0-9._-]{1,249}|[A-Za-z0-9._-]{0,248}[*])$'
+    IF topic_pattern IS NULL THEN
+        RAISE EXCEPTION 'topic pattern must not be null'
+              USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF topic_pattern !~ '^([A-Za-z0-9._-]{1,249}|[A-Za-z0-9._-]{0,248}[*])$'
        OR topic_pattern IN ('.', '..') THEN
-        RAISE EXCEPTION 'invalid topic pattern "%"', topic_pattern
-              USING ERRCODE = 'invalid_parameter_value',
+        RAISE EXCEPTION USING
+              MESSAGE = format('invalid topic pattern "%s"', topic_pattern),
+              ERRCODE = 'invalid_parameter_value',
                     DETAIL = 'A pattern is a Kafka topic name, or a prefix of one followed by "*"; "*" alone is every topic.',
                     HINT = 'For example ''orders.created'', ''orders.*'' or ''*''.';
     END IF;
