@@ -79,7 +79,19 @@ sub check_identities
 		  . scalar(@reused) . ' ids)');
 }
 
-my @labels;
+# $node lost the "b" events Kafka holds; its next events ("c") must reuse
+# their outbox-id values and none of their outbox-event-id values
+sub enqueue_after_loss
+{
+	my ($node, $topic, $a_events, $lost) = @_;
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM outbox.event WHERE convert_from(payload, 'UTF8') LIKE 'b-%'"),
+		'0', "$topic: $lost");
+	enqueue_events($node, $topic, 'c', 10);
+	my @msgs = wait_in_kafka($topic,
+		[ (map { "a-$_" } 1 .. $a_events), (map { "b-$_" } 1 .. 100), (map { "c-$_" } 1 .. 10) ]);
+	check_identities($topic, \@msgs);
+}
 
 # --- DROP / CREATE EXTENSION while the relay runs -------------------------
 
@@ -119,12 +131,8 @@ $restored->init_from_backup($old, 'earlier');
 $restored->start;
 is($restored->safe_psql('postgres', 'SELECT timeline_id FROM pg_control_checkpoint()'),
 	$timeline_old, 'the restored cluster is on the same timeline');
-is($restored->safe_psql('postgres', "SELECT count(*) FROM outbox.event WHERE convert_from(payload, 'UTF8') LIKE 'b-%'"),
-	'0', 'it knows nothing of the events after the backup');
-enqueue_events($restored, 'id.restore', 'c', 10);
-@msgs = wait_in_kafka('id.restore',
-	[ (map { "a-$_" } 1 .. 3), (map { "b-$_" } 1 .. 100), (map { "c-$_" } 1 .. 10) ]);
-check_identities('id.restore', \@msgs);
+enqueue_after_loss($restored, 'id.restore', 3,
+	'the restored cluster knows nothing of the events after the backup');
 $restored->stop;
 
 # --- a lagging standby promoted -------------------------------------------
@@ -148,12 +156,8 @@ $standby->start;
 $standby->promote;
 ok( $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
 	'the lagging standby is promoted');
-is($standby->safe_psql('postgres', "SELECT count(*) FROM outbox.event WHERE convert_from(payload, 'UTF8') LIKE 'b-%'"),
-	'0', 'it never received the last events of the old primary');
-enqueue_events($standby, 'id.failover', 'c', 10);
-@msgs = wait_in_kafka('id.failover',
-	[ (map { "a-$_" } 1 .. 5), (map { "b-$_" } 1 .. 100), (map { "c-$_" } 1 .. 10) ]);
-check_identities('id.failover', \@msgs);
+enqueue_after_loss($standby, 'id.failover', 5,
+	'the promoted standby never received the last events of the old primary');
 $standby->stop;
 
 $mock->stop;
