@@ -330,6 +330,7 @@ DROP FUNCTION outbox.ack_events(bigint, bigint);
 
 REVOKE ALL ON outbox.topic_grant, outbox.topic_grants FROM PUBLIC;
 REVOKE ALL ON FUNCTION outbox._requeue_event(text, text, bytea, "char", jsonb, uuid),
+    outbox.last_event_id(),
     outbox._topic_grant_changed(), outbox._topic_grantee(text),
     outbox.grant_topic(text, text), outbox.revoke_topic(text, text) FROM PUBLIC;
 -- last_event_id only shows the caller's own transaction
