@@ -258,7 +258,8 @@ SELECT count(*) AS secdef_without_search_path
   FROM pg_proc p
  WHERE p.pronamespace = 'outbox'::regnamespace AND p.prosecdef
    AND NOT coalesce(EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%'), false);
--- no function is executable by PUBLIC (a NULL proacl would mean it is)
+-- no function is executable by PUBLIC but last_event_id, which shows only
+-- the caller's own transaction (a NULL proacl would mean it is)
 SELECT p.oid::regprocedure AS executable_by_public
   FROM pg_proc p
  WHERE p.pronamespace = 'outbox'::regnamespace
