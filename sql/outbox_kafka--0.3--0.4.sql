@@ -21,6 +21,7 @@ ALTER TABLE outbox.dead_letters ADD COLUMN event_uuid uuid;
 COMMENT ON COLUMN outbox.dead_letters.event_uuid IS
     'The event''s outbox-event-id; a re-queued dead letter keeps it';
 
+-- The outbox-event-id of the last event the current transaction enqueued.
 CREATE FUNCTION outbox.last_event_id()
 RETURNS uuid
 LANGUAGE C VOLATILE PARALLEL RESTRICTED
@@ -156,6 +157,8 @@ $$;
 -- a new outbox-id (and outbox-requeued-from) but keeps its outbox-event-id,
 -- so a consumer that already processed it skips it.
 DROP FUNCTION outbox._requeue_event(text, text, bytea, "char", jsonb);
+-- Insert a dead letter again, as stored, keeping its event identity (a new
+-- one when it has none); no validation, no topic grant check.
 CREATE FUNCTION outbox._requeue_event(topic text, key text, payload bytea,
                                       payload_kind "char", headers jsonb,
                                       event_uuid uuid)
@@ -252,6 +255,8 @@ BEGIN
 END
 $$;
 
+-- Let role_name publish to the topics topic_pattern matches; false when it
+-- already had that grant.  Needs the rights of the outbox's owner.
 CREATE FUNCTION outbox.grant_topic(role_name text, topic_pattern text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -279,6 +284,8 @@ $$;
 COMMENT ON FUNCTION outbox.grant_topic(text, text) IS
     'Let a role (or public) publish to a topic, to topics with a prefix (''orders.*'') or to all (''*''); false if it already could by this pattern';
 
+-- Remove role_name's grant of topic_pattern (all of its grants when NULL);
+-- returns how many were removed.
 CREATE FUNCTION outbox.revoke_topic(role_name text, topic_pattern text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER

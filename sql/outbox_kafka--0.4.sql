@@ -235,6 +235,7 @@ AS 'MODULE_PATHNAME', 'outbox_capture';
 COMMENT ON FUNCTION outbox.capture() IS
     'Row trigger: capture(topic, key_column [, ...]) publishes each row change as a JSON envelope';
 
+-- The outbox-event-id of the last event the current transaction enqueued.
 CREATE FUNCTION outbox.last_event_id()
 RETURNS uuid
 LANGUAGE C VOLATILE PARALLEL RESTRICTED
@@ -242,6 +243,8 @@ AS 'MODULE_PATHNAME', 'outbox_last_event_id';
 COMMENT ON FUNCTION outbox.last_event_id() IS
     'The outbox-event-id of the last event this transaction enqueued (enqueue or capture); NULL if none';
 
+-- Insert a dead letter again, as stored, keeping its event identity (a new
+-- one when it has none); no validation, no topic grant check.
 CREATE FUNCTION outbox._requeue_event(topic text, key text, payload bytea,
                                       payload_kind "char", headers jsonb,
                                       event_uuid uuid)
@@ -435,6 +438,9 @@ AS $$
      WHERE h.topic = note_held_attempt.topic;
 $$;
 
+-- Give up on held events: those of event_ids, or (event_ids NULL) the
+-- topic's whole queue, which also releases the topic.  They move to the
+-- dead letters in id order with the reason.  Returns how many.
 CREATE FUNCTION outbox.dead_letter_held(topic text, error text, attempts integer DEFAULT 1,
                                         event_ids bigint[] DEFAULT NULL)
 RETURNS bigint
@@ -642,6 +648,7 @@ CREATE TRIGGER topic_grant_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON outbox.topic_grant
     FOR EACH STATEMENT EXECUTE FUNCTION outbox._topic_grant_changed();
 
+-- The role a grant names: 'public' (any case) is PUBLIC, stored as 0.
 CREATE FUNCTION outbox._topic_grantee(role_name text)
 RETURNS regrole
 LANGUAGE plpgsql STABLE
@@ -665,6 +672,8 @@ BEGIN
 END
 $$;
 
+-- Let role_name publish to the topics topic_pattern matches; false when it
+-- already had that grant.  Needs the rights of the outbox's owner.
 CREATE FUNCTION outbox.grant_topic(role_name text, topic_pattern text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -692,6 +701,8 @@ $$;
 COMMENT ON FUNCTION outbox.grant_topic(text, text) IS
     'Let a role (or public) publish to a topic, to topics with a prefix (''orders.*'') or to all (''*''); false if it already could by this pattern';
 
+-- Remove role_name's grant of topic_pattern (all of its grants when NULL);
+-- returns how many were removed.
 CREATE FUNCTION outbox.revoke_topic(role_name text, topic_pattern text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
