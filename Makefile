@@ -29,6 +29,7 @@ OBJS = \
 	src/relay_storage.o \
 	src/shmem.o \
 	src/status.o \
+	src/topic_grant.o \
 	src/worker.o
 
 EXTENSION = outbox_kafka

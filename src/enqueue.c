@@ -2,7 +2,8 @@
  *
  * enqueue.c
  *	  The enqueue path: outbox.enqueue() and the row insert it shares with
- *	  outbox.capture() and outbox.requeue_dead_letters().
+ *	  outbox.capture() and outbox.requeue_dead_letters(), the event's
+ *	  never-reused identity (a UUIDv7) and outbox.last_event_id().
  *
  * This runs in the application's backend, inside its transaction: it
  * validates the event (so bad input fails the caller early, G7), inserts
@@ -34,23 +35,41 @@
 #include "utils/lsyscache.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #include "outbox_kafka.h"
+#include "topic_grant.h"
 
 PG_FUNCTION_INFO_V1(outbox_enqueue_jsonb);
 PG_FUNCTION_INFO_V1(outbox_enqueue_text);
 PG_FUNCTION_INFO_V1(outbox_enqueue_bytea);
 PG_FUNCTION_INFO_V1(outbox_requeue_event);
+PG_FUNCTION_INFO_V1(outbox_last_event_id);
 
 /* Number of rotating event tables (outbox.event_0 .. event_2). */
 #define OUTBOX_EVENT_TABLES 3
 
-/* Kept SPI plans, prepared on first use in this backend. */
+/*
+ * Kept SPI plans, prepared on first use in this backend.  The INSERT comes
+ * in two forms: with event_uuid (schema 0.4 on) and without, for a
+ * database whose extension is not updated yet, so that installing a new
+ * library never stops applications from enqueueing.
+ */
 static SPIPlanPtr current_table_plan = NULL;
-static SPIPlanPtr insert_plans[OUTBOX_EVENT_TABLES];
+static SPIPlanPtr insert_plans[2][OUTBOX_EVENT_TABLES];
 
-/* Owner of the outbox tables, or InvalidOid when it must be looked up. */
+/*
+ * Owner of the outbox tables, or InvalidOid when it must be looked up, and
+ * what the installed schema has (looked up with the owner).
+ */
 static Oid	cached_owner = InvalidOid;
+static bool cached_has_uuid = false;	/* outbox.event.event_uuid exists */
+static bool cached_has_grants = false;	/* outbox.topic_grant exists */
+
+/* The event identity of the last event this transaction enqueued. */
+static pg_uuid_t last_event_uuid;
+static bool last_event_uuid_set = false;
 
 /* Set once this transaction enqueued something; cleared at its end. */
 static bool wake_at_commit = false;
@@ -60,7 +79,11 @@ static bool async_commit_counted = false;
 static void outbox_xact_callback(XactEvent event, void *arg);
 static int	current_event_table(void);
 static Oid	outbox_owner(void);
-static SPIPlanPtr insert_plan(int table_no);
+static SPIPlanPtr insert_plan(int table_no, bool with_uuid);
+static void new_event_uuid(pg_uuid_t *uuid);
+static int64 insert_event(const char *topic, text *key, bytea *payload,
+						  char payload_kind, Jsonb *headers,
+						  const pg_uuid_t *uuid, bool check_grant);
 static char *printable(const char *s, int len);
 static bool is_ascii(const char *s, int len);
 static void utf8_error_context(void *arg);
@@ -436,8 +459,9 @@ forget_owner(Datum arg, int cacheid, uint32 hashvalue)
 
 /*
  * outbox_owner: the role that owns the outbox tables (the extension's
- * owner), cached until pg_class changes.  ERROR if the extension is not
- * installed.
+ * owner), cached until pg_class changes, together with whether the
+ * installed schema has event identities and topic grants (0.4 on).
+ * ERROR if the extension is not installed.  Needs a transaction.
  */
 static Oid
 outbox_owner(void)
@@ -469,57 +493,125 @@ outbox_owner(void)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
+	relid = get_relname_relid("event", nspid);
+	cached_has_uuid = OidIsValid(relid) &&
+		get_attnum(relid, "event_uuid") != InvalidAttrNumber;
+	cached_has_grants = OidIsValid(get_relname_relid("topic_grant", nspid));
 	cached_owner = owner;
 	return owner;
 }
 
 /*
- * insert_plan: the kept INSERT plan for event table table_no.
- * Expects to run inside SPI_connect().
+ * insert_plan: the kept INSERT plan for event table table_no, with the
+ * event_uuid column ($6) or without.  Expects to run inside SPI_connect().
  */
 static SPIPlanPtr
-insert_plan(int table_no)
+insert_plan(int table_no, bool with_uuid)
 {
-	if (insert_plans[table_no] == NULL)
+	if (insert_plans[with_uuid][table_no] == NULL)
 	{
-		Oid			argtypes[5] = {TEXTOID, TEXTOID, BYTEAOID, CHAROID, JSONBOID};
+		Oid			argtypes[6] = {TEXTOID, TEXTOID, BYTEAOID, CHAROID, JSONBOID, UUIDOID};
 		char		sql[256];
 		SPIPlanPtr	plan;
 
-		snprintf(sql, sizeof(sql),
-				 "INSERT INTO outbox.event_%d (topic, key, payload, payload_kind, headers)"
-				 " VALUES ($1, $2, $3, $4, $5) RETURNING id",
-				 table_no);
-		plan = SPI_prepare(sql, 5, argtypes);
+		if (with_uuid)
+			snprintf(sql, sizeof(sql),
+					 "INSERT INTO outbox.event_%d (topic, key, payload, payload_kind, headers, event_uuid)"
+					 " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+					 table_no);
+		else
+			snprintf(sql, sizeof(sql),
+					 "INSERT INTO outbox.event_%d (topic, key, payload, payload_kind, headers)"
+					 " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+					 table_no);
+		plan = SPI_prepare(sql, with_uuid ? 6 : 5, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
-		insert_plans[table_no] = plan;
+		insert_plans[with_uuid][table_no] = plan;
 	}
-	return insert_plans[table_no];
+	return insert_plans[with_uuid][table_no];
 }
 
 /*
- * outbox_insert_event: insert one already validated event into the current
- * event table and return its id.  key, payload and headers may be NULL.
- * Must be called inside a transaction; SPI must not be connected.
- *
- * Only this insert runs with the rights of the outbox's owner, as a
- * restricted operation: callers need no rights on the tables, and nothing
- * of the caller's (casts, operators, triggers on their tables) ever runs
- * with elevated rights.  The statements are fully schema-qualified.
+ * new_event_uuid: a new event identity in the UUIDv7 layout (RFC 9562):
+ * the Unix time in milliseconds in the first 48 bits, then the version
+ * (7), 12 random bits, the variant (binary 10) and 62 random bits, all
+ * random bits from pg_strong_random.  Time-ordered, so a consumer's
+ * de-duplication index stays compact; random, so it is unique without
+ * any coordination: no sequence, no clock of another server, nothing a
+ * restore or a failover could set back (docs/operations.md).  ERROR if no
+ * random bytes can be had.
+ */
+static void
+new_event_uuid(pg_uuid_t *uuid)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		unix_ms;
+	int			i;
+
+	/* TimestampTz counts microseconds since 2000-01-01 */
+	unix_ms = (uint64) (now / 1000) +
+		(uint64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+
+	if (!pg_strong_random(uuid->data + 6, UUID_LEN - 6))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values for an event id")));
+	for (i = 0; i < 6; i++)
+		uuid->data[i] = (unsigned char) (unix_ms >> (8 * (5 - i)));
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x70;	/* version 7 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* variant 10 */
+}
+
+/*
+ * outbox_insert_event: insert one already validated event, for the
+ * current user, into the current event table and return its id.  key,
+ * payload and headers may be NULL.  ERROR (42501) unless a topic grant
+ * lets the current user publish to topic.  The event gets a new identity,
+ * which outbox.last_event_id() then returns.  Must be called inside a
+ * transaction; SPI must not be connected.
  */
 int64
 outbox_insert_event(const char *topic, text *key, bytea *payload,
 					char payload_kind, Jsonb *headers)
 {
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	return insert_event(topic, key, payload, payload_kind, headers, NULL, true);
+}
+
+/*
+ * insert_event: outbox_insert_event, with the event identity uuid (NULL:
+ * a new one) and the topic grant check only if check_grant.
+ *
+ * Only the insert runs with the rights of the outbox's owner, as a
+ * restricted operation: callers need no rights on the tables, and nothing
+ * of the caller's (casts, operators, triggers on their tables) ever runs
+ * with elevated rights.  The statements are fully schema-qualified.
+ */
+static int64
+insert_event(const char *topic, text *key, bytea *payload, char payload_kind,
+			 Jsonb *headers, const pg_uuid_t *uuid, bool check_grant)
+{
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int64		id;
 	int			ret;
+	Oid			owner = outbox_owner();
+	bool		with_uuid = cached_has_uuid;
+	pg_uuid_t	new_uuid;
 	Oid			save_userid;
 	int			save_sec_context;
+
+	/* the caller's right to the topic, before anything runs as the owner */
+	if (check_grant && cached_has_grants)
+		outbox_check_topic_grant(topic, owner);
+
+	if (uuid == NULL)
+	{
+		new_event_uuid(&new_uuid);
+		uuid = &new_uuid;
+	}
 
 	values[0] = CStringGetTextDatum(topic);
 	if (key != NULL)
@@ -535,14 +627,15 @@ outbox_insert_event(const char *topic, text *key, bytea *payload,
 		values[4] = JsonbPGetDatum(headers);
 	else
 		nulls[4] = 'n';
+	values[5] = UUIDPGetDatum(uuid);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(outbox_owner(),
+	SetUserIdAndSecContext(owner,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	SPI_connect();
-	ret = SPI_execute_plan(insert_plan(current_event_table()), values, nulls,
-						   false, 1);
+	ret = SPI_execute_plan(insert_plan(current_event_table(), with_uuid),
+						   values, nulls, false, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert event: %s", SPI_result_code_string(ret));
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -552,6 +645,11 @@ outbox_insert_event(const char *topic, text *key, bytea *payload,
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	wake_at_commit = true;
+	if (with_uuid)
+	{
+		last_event_uuid = *uuid;
+		last_event_uuid_set = true;
+	}
 	return id;
 }
 
@@ -643,22 +741,51 @@ outbox_enqueue_bytea(PG_FUNCTION_ARGS)
 
 /*
  * outbox._requeue_event(topic, key, payload bytea, payload_kind "char",
- * headers): insert a dead letter again as a new event, exactly as it was
- * stored, without re-validating it.  Used by outbox.requeue_dead_letters.
+ * headers [, event_uuid]): insert a dead letter again as a new event,
+ * exactly as it was stored, without re-validating it and without a topic
+ * grant check (it was published before; who may re-queue is decided by
+ * EXECUTE on outbox.requeue_dead_letters).  It keeps its event identity
+ * (a new one if it has none, or under the 0.3 signature without it): a
+ * re-queue publishes the same event again.  Used by
+ * outbox.requeue_dead_letters.
  */
 Datum
 outbox_requeue_event(PG_FUNCTION_ARGS)
 {
+	pg_uuid_t  *uuid = NULL;
+
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("topic and payload kind must not be null")));
+	if (PG_NARGS() > 5 && !PG_ARGISNULL(5))
+		uuid = PG_GETARG_UUID_P(5);
 
-	PG_RETURN_INT64(outbox_insert_event(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-										PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
-										PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2),
-										PG_GETARG_CHAR(3),
-										PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4)));
+	PG_RETURN_INT64(insert_event(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+								 PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
+								 PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2),
+								 PG_GETARG_CHAR(3),
+								 PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4),
+								 uuid, false));
+}
+
+/*
+ * outbox.last_event_id(): the event identity (outbox-event-id) of the
+ * last event this transaction enqueued, through outbox.enqueue or a
+ * capture trigger; NULL when it enqueued none.  Scoped to the transaction
+ * rather than the session, so that with a pooler that hands a connection
+ * to another client between transactions nobody reads someone else's.
+ */
+Datum
+outbox_last_event_id(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *result;
+
+	if (!last_event_uuid_set)
+		PG_RETURN_NULL();
+	result = palloc(sizeof(pg_uuid_t));
+	*result = last_event_uuid;
+	PG_RETURN_UUID_P(result);
 }
 
 /*
@@ -691,6 +818,7 @@ outbox_xact_callback(XactEvent event, void *arg)
 			if (wake_at_commit)
 				outbox_wake_worker(MyDatabaseId);
 			wake_at_commit = false;
+			last_event_uuid_set = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -699,6 +827,7 @@ outbox_xact_callback(XactEvent event, void *arg)
 				outbox_async_commit_end(InvalidXLogRecPtr);
 			async_commit_counted = false;
 			wake_at_commit = false;
+			last_event_uuid_set = false;
 			break;
 		default:
 			break;

@@ -58,12 +58,12 @@
 enum EventColumn
 {
 	COL_ID, COL_TXID, COL_TOPIC, COL_KEY, COL_PAYLOAD, COL_KIND, COL_HEADERS,
-	COL_CREATED_AT, NUM_COLS
+	COL_CREATED_AT, COL_EVENT_UUID, NUM_COLS
 };
 
 static const char *const column_names[NUM_COLS] = {
 	"id", "txid", "topic", "key", "payload", "payload_kind", "headers",
-	"created_at"
+	"created_at", "event_uuid"
 };
 
 /* one event table open for a scan */
@@ -71,7 +71,8 @@ typedef struct EventTable
 {
 	Relation	heap;
 	Relation	index;
-	AttrNumber	attnum[NUM_COLS];
+	AttrNumber	attnum[NUM_COLS];	/* InvalidAttrNumber: event_uuid of
+									 * a schema older than 0.4 */
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	bool		has_row;		/* slot holds the next row of the scan */
@@ -126,6 +127,11 @@ open_event_table(EventTable *t, Oid nsp, int table_no, const char *index_suffix)
 				strcmp(NameStr(att->attname), column_names[col]) == 0)
 				break;
 		}
+		if (i == desc->natts && col == COL_EVENT_UUID)
+		{
+			t->attnum[col] = InvalidAttrNumber;
+			continue;
+		}
 		if (i == desc->natts)
 			elog(ERROR, "column \"%s\" of outbox.event_%d is missing",
 				 column_names[col], table_no);
@@ -149,11 +155,17 @@ close_event_table(EventTable *t)
 }
 
 /*
- * column: the value of col in the row t->slot holds.
+ * column: the value of col in the row t->slot holds (NULL for a column the
+ * table lacks).
  */
 static Datum
 column(EventTable *t, int col, bool *isnull)
 {
+	if (t->attnum[col] == InvalidAttrNumber)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
 	return slot_getattr(t->slot, t->attnum[col], isnull);
 }
 
@@ -282,7 +294,7 @@ next_visible(EventTable *t, Datum prev_tick, Datum tick)
  * outbox._batch_events returns them: at most max_events and, beyond the
  * first, at most max_bytes (payload and key by raw length, headers by
  * stored size).  emit gets the values in the order id, topic, key,
- * payload, payload_kind, headers, created_at.
+ * payload, payload_kind, headers, created_at, event_uuid.
  */
 void
 outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id, int64 last_id,
@@ -314,8 +326,8 @@ outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id, int64 last_id,
 	{
 		EventTable *t = NULL;
 		int64		min_id = 0;
-		Datum		values[7];
-		bool		nulls[7];
+		Datum		values[8];
+		bool		nulls[8];
 		int64		size;
 
 		/* the table whose next row has the lowest id */
@@ -343,6 +355,7 @@ outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id, int64 last_id,
 		values[4] = column(t, COL_KIND, &nulls[4]);
 		values[5] = column(t, COL_HEADERS, &nulls[5]);
 		values[6] = column(t, COL_CREATED_AT, &nulls[6]);
+		values[7] = column(t, COL_EVENT_UUID, &nulls[7]);
 		size = (nulls[3] ? 0 : toast_raw_datum_size(values[3]) - VARHDRSZ) +
 			(nulls[2] ? 0 : toast_raw_datum_size(values[2]) - VARHDRSZ) +
 			(nulls[5] ? 0 : toast_datum_size(values[5]));

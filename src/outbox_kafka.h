@@ -55,7 +55,7 @@
 /*
  * Worst case of the headers the relay adds to every message (producer.c),
  * framing included: outbox-id (an int8 in decimal, at most 20 characters),
- * outbox-created-at (ISO 8601 with zone; 32 characters today, 48 allowed
+ * outbox-event-id (a UUID, 36 characters), outbox-created-at (ISO 8601 with zone; 32 characters today, 48 allowed
  * for years past 9999 and offsets with seconds), content-type:
  * application/json, and outbox-requeued-from (an int8) for re-queued dead
  * letters.  Every header the relay adds must be counted here, so that an
@@ -63,6 +63,7 @@
  */
 #define OUTBOX_RELAY_HEADER_BYTES \
 	(OUTBOX_HEADER_WIRE_BYTES(9, 20) +		/* outbox-id */ \
+	 OUTBOX_HEADER_WIRE_BYTES(15, 36) +	/* outbox-event-id */ \
 	 OUTBOX_HEADER_WIRE_BYTES(17, 48) +	/* outbox-created-at */ \
 	 OUTBOX_HEADER_WIRE_BYTES(12, 16) +	/* content-type */ \
 	 OUTBOX_HEADER_WIRE_BYTES(20, 20))	/* outbox-requeued-from */

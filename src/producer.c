@@ -347,8 +347,10 @@ outbox_producer_destroy(OutboxProducer *producer, int flush_ms)
 }
 
 /*
- * build_headers: the Kafka headers of event: outbox-id, outbox-created-at,
- * content-type for JSON payloads, then the caller's headers in order.
+ * build_headers: the Kafka headers of event: outbox-id, outbox-event-id
+ * (the event's UUID in its canonical 36-character form; absent for events
+ * enqueued before 0.4), outbox-created-at, content-type for JSON payloads,
+ * then the caller's headers in order.  Allocates nothing of PostgreSQL's.
  */
 static rd_kafka_headers_t *
 build_headers(OutboxEvent *event)
@@ -359,6 +361,21 @@ build_headers(OutboxEvent *event)
 
 	snprintf(buf, sizeof(buf), INT64_FORMAT, event->id);
 	rd_kafka_header_add(hdrs, "outbox-id", -1, buf, -1);
+	if (event->has_uuid)
+	{
+		static const char hex[] = "0123456789abcdef";
+		char	   *p = buf;
+		int			i;
+
+		for (i = 0; i < UUID_LEN; i++)
+		{
+			if (i == 4 || i == 6 || i == 8 || i == 10)
+				*p++ = '-';
+			*p++ = hex[event->event_uuid.data[i] >> 4];
+			*p++ = hex[event->event_uuid.data[i] & 0x0f];
+		}
+		rd_kafka_header_add(hdrs, "outbox-event-id", -1, buf, p - buf);
+	}
 	JsonEncodeDateTime(buf, TimestampTzGetDatum(event->created_at),
 					   TIMESTAMPTZOID, &utc);
 	rd_kafka_header_add(hdrs, "outbox-created-at", -1, buf, -1);

@@ -23,6 +23,7 @@
 
 #include "access/xlogdefs.h"
 #include "executor/spi.h"
+#include "utils/uuid.h"
 
 #include "error_class.h"
 
@@ -50,6 +51,8 @@ typedef struct OutboxEvent
 	char		payload_kind;
 	Jsonb	   *headers;		/* NULL if none */
 	TimestampTz created_at;
+	bool		has_uuid;		/* false for events enqueued before 0.4 */
+	pg_uuid_t	event_uuid;		/* published as outbox-event-id */
 
 	OutboxChunk *chunk;			/* the chunk this event belongs to */
 	OutboxDelivery delivery;
@@ -144,7 +147,10 @@ typedef struct OutboxBatchBounds
 	int64		events;			/* 0: no batch (the ids are then 0) */
 } OutboxBatchBounds;
 
-/* takes one event: id, topic, key, payload, payload_kind, headers, created_at */
+/*
+ * takes one event: id, topic, key, payload, payload_kind, headers,
+ * created_at, event_uuid
+ */
 typedef void (*OutboxEventEmitFn) (void *arg, Datum *values, bool *nulls);
 
 extern void outbox_scan_bounds(Datum prev_tick, Datum tick,

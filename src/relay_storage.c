@@ -89,7 +89,7 @@ outbox_storage_extension_version(void)
 
 /*
  * copy_event: fill event from the values of one event (id, topic, key,
- * payload, payload_kind, headers, created_at), copying every value into
+ * payload, payload_kind, headers, created_at, event_uuid), copying every value into
  * the current memory context (the chunk's).  Keys and headers are
  * converted to UTF-8 (payloads were stored in UTF-8 at enqueue); needs a
  * transaction.
@@ -120,12 +120,16 @@ copy_event(OutboxEvent *event, Datum *values, bool *nulls)
 	if (!nulls[5])
 		event->headers = outbox_headers_to_utf8(DatumGetJsonbPCopy(values[5]));
 	event->created_at = DatumGetTimestampTz(values[6]);
+	/* events enqueued before 0.4 have no identity but their id */
+	event->has_uuid = !nulls[7];
+	if (event->has_uuid)
+		event->event_uuid = *DatumGetUUIDP(values[7]);
 	event->delivery = OUTBOX_DELIVERY_NONE;
 }
 
 /*
  * copy_events: copy the rows of SPI_tuptable (id, topic, key, payload,
- * payload_kind, headers, created_at) into chunk's memory, replacing its
+ * payload_kind, headers, created_at, event_uuid) into chunk's memory, replacing its
  * events.  SPI must be connected.
  */
 static void
@@ -137,8 +141,8 @@ copy_events(OutboxChunk *chunk)
 	chunk->events = palloc(sizeof(OutboxEvent) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
-		Datum		values[7];
-		bool		nulls[7];
+		Datum		values[8];
+		bool		nulls[8];
 
 		/* one pass over the tuple: the varlena columns make getattr costly */
 		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
@@ -482,8 +486,8 @@ outbox_storage_fetch_held(OutboxChunk *chunk, const char *topic,
 	values[1] = Int32GetDatum(max_events);
 	values[2] = Int64GetDatum(max_bytes);
 	if (SPI_execute_plan(outbox_keep_plan(&held_events_plan,
-								   "SELECT id, topic, key, payload, payload_kind, headers, created_at"
-								   " FROM outbox.held_events($1, $2, $3)",
+								   "SELECT id, topic, key, payload, payload_kind, headers, created_at,"
+								   " event_uuid FROM outbox.held_events($1, $2, $3)",
 								   3, types),
 						 values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "outbox.held_events() failed");

@@ -1,11 +1,16 @@
 --
--- Snapshot batching by hand: outbox.open_batch / next_events / ack_events.
+-- Snapshot batching by hand, with the test's relay_open_batch /
+-- relay_next_events / relay_ack_events (test/sql/include/relay_api.sql)
+-- over outbox._batch_bounds and outbox._batch_events.
 -- (No relay runs in these tests: the database is not listed.)
 --
 CREATE EXTENSION outbox_kafka;
 \set SHOW_CONTEXT never
 
 \i test/sql/include/sqlstate_of.sql
+\set ECHO none
+\i test/sql/include/relay_api.sql
+\set ECHO all
 
 -- open_batch() without the snapshot values
 CREATE FUNCTION pg_temp.open_batch()
@@ -13,7 +18,7 @@ RETURNS TABLE (has_tick boolean, has_prev_tick boolean, first_id bigint,
                last_id bigint, events bigint, done_id bigint)
 LANGUAGE sql AS $$
     SELECT tick IS NOT NULL, prev_tick IS NOT NULL, first_id, last_id, events, done_id
-      FROM outbox.open_batch()
+      FROM pg_temp.relay_open_batch()
 $$;
 -- relay progress without the snapshot values
 CREATE FUNCTION pg_temp.progress()
@@ -28,7 +33,7 @@ $$;
 CREATE FUNCTION pg_temp.chunk(n integer)
 RETURNS TABLE (id bigint, topic text, payload text)
 LANGUAGE sql AS $$
-    SELECT id, topic, convert_from(payload, 'UTF8') FROM outbox.next_events(n)
+    SELECT id, topic, convert_from(payload, 'UTF8') FROM pg_temp.relay_next_events(n)
 $$;
 
 ------------------------------------------------------------------------
@@ -43,9 +48,9 @@ SELECT prev_tick::text <> '1:1:' AS tick_advanced,
   FROM outbox.relay_state;
 -- no batch open: nothing to read, nothing to acknowledge
 SELECT * FROM pg_temp.chunk(10);
-SELECT outbox.ack_events(1);
-SELECT pg_temp.sqlstate_of('SELECT outbox.ack_events(1)');
-SELECT pg_temp.sqlstate_of('SELECT outbox.ack_events(NULL)');
+SELECT pg_temp.relay_ack_events(1);
+SELECT pg_temp.sqlstate_of('SELECT pg_temp.relay_ack_events(1)');
+SELECT pg_temp.sqlstate_of('SELECT pg_temp.relay_ack_events(NULL)');
 
 ------------------------------------------------------------------------
 -- Events of separate committed transactions form one batch, in id order
@@ -64,16 +69,16 @@ SELECT * FROM pg_temp.open_batch();
 -- chunks in id order; acknowledging advances
 SELECT * FROM pg_temp.chunk(2);
 SELECT * FROM pg_temp.chunk(2);          -- not acknowledged yet: the same chunk
-SELECT outbox.ack_events(2);
+SELECT pg_temp.relay_ack_events(2);
 SELECT * FROM pg_temp.progress();
 SELECT * FROM pg_temp.open_batch();      -- still the same batch, done_id moved
 SELECT * FROM pg_temp.chunk(2);
-SELECT outbox.ack_events(4);
-SELECT outbox.ack_events(3);             -- behind the acknowledged position: no-op
-SELECT outbox.ack_events(NULL);          -- no-op
+SELECT pg_temp.relay_ack_events(4);
+SELECT pg_temp.relay_ack_events(3);             -- behind the acknowledged position: no-op
+SELECT pg_temp.relay_ack_events(NULL);          -- no-op
 SELECT * FROM pg_temp.progress();
 SELECT * FROM pg_temp.chunk(2);
-SELECT outbox.ack_events(5);             -- the last one: batch complete
+SELECT pg_temp.relay_ack_events(5);             -- the last one: batch complete
 SELECT * FROM pg_temp.progress();
 SELECT * FROM pg_temp.chunk(2);          -- nothing open any more
 -- all published: the next batch is empty
@@ -82,25 +87,25 @@ SELECT batches_done FROM outbox.relay_state;
 
 -- the columns next_events returns are the event's
 SELECT outbox.enqueue('cols', '{"x": 1}'::jsonb, 'k', '{"h": "v"}');
-SELECT events FROM outbox.open_batch();
+SELECT events FROM pg_temp.relay_open_batch();
 SELECT id, topic, key, convert_from(payload, 'UTF8') AS payload, payload_kind, headers,
-       txid IS NOT NULL AS has_txid, created_at <= now() AS created_before
-  FROM outbox.next_events();
+       txid IS NOT NULL AS has_txid, created_at <= now() AS created_before,
+       event_uuid IS NOT NULL AS has_event_uuid
+  FROM pg_temp.relay_next_events();
 -- acknowledging past the end completes the batch as well
-SELECT outbox.ack_events(1000);
+SELECT pg_temp.relay_ack_events(1000);
 SELECT * FROM pg_temp.progress();
 
 ------------------------------------------------------------------------
--- next_events argument checks
+-- The SQL relay API is gone (0.4): the relay keeps its batch in memory
 ------------------------------------------------------------------------
+SELECT pg_temp.sqlstate_of('SELECT outbox.open_batch()');
+SELECT pg_temp.sqlstate_of('SELECT * FROM outbox.next_events(1)');
+SELECT pg_temp.sqlstate_of('SELECT outbox.ack_events(1)');
 SELECT outbox.enqueue('b', 'e7'::text);
-SELECT events FROM outbox.open_batch();
-SELECT * FROM outbox.next_events(0);
-SELECT pg_temp.sqlstate_of('SELECT * FROM outbox.next_events(0)');
-SELECT pg_temp.sqlstate_of('SELECT * FROM outbox.next_events(-1)');
-SELECT pg_temp.sqlstate_of('SELECT * FROM outbox.next_events(NULL)');
+SELECT events FROM pg_temp.relay_open_batch();
 SELECT * FROM pg_temp.chunk(1);
-SELECT outbox.ack_events(7);
+SELECT pg_temp.relay_ack_events(7);
 
 ------------------------------------------------------------------------
 -- Events enqueued after a batch was opened go to the next batch
@@ -112,10 +117,10 @@ SELECT outbox.enqueue('b', 'e10'::text);
 SELECT outbox.enqueue('b', 'e11'::text);
 SELECT * FROM pg_temp.open_batch();      -- unchanged
 SELECT * FROM pg_temp.chunk(100);        -- only e8, e9
-SELECT outbox.ack_events(9);
+SELECT pg_temp.relay_ack_events(9);
 SELECT * FROM pg_temp.open_batch();      -- e10, e11
 SELECT * FROM pg_temp.chunk(100);
-SELECT outbox.ack_events(11);
+SELECT pg_temp.relay_ack_events(11);
 
 ------------------------------------------------------------------------
 -- A transaction still open when the batch was taken comes in a later
@@ -129,12 +134,12 @@ PREPARE TRANSACTION 'outbox_batching_1';
 SELECT outbox.enqueue('b', 'e13'::text);
 SELECT * FROM pg_temp.open_batch();      -- only e13
 SELECT * FROM pg_temp.chunk(100);
-SELECT outbox.ack_events(13);
+SELECT pg_temp.relay_ack_events(13);
 SELECT * FROM pg_temp.open_batch();      -- e12 still in progress: empty
 COMMIT PREPARED 'outbox_batching_1';
 SELECT * FROM pg_temp.open_batch();      -- now e12
 SELECT * FROM pg_temp.chunk(100);
-SELECT outbox.ack_events(12);
+SELECT pg_temp.relay_ack_events(12);
 -- rolled back events never appear
 BEGIN;
 SELECT outbox.enqueue('b', 'prepared, rolled back'::text);
@@ -147,7 +152,7 @@ ROLLBACK;
 SELECT outbox.enqueue('b', 'e16'::text);
 SELECT * FROM pg_temp.open_batch();
 SELECT * FROM pg_temp.chunk(100);
-SELECT outbox.ack_events(16);
+SELECT pg_temp.relay_ack_events(16);
 SELECT * FROM pg_temp.open_batch();
 
 ------------------------------------------------------------------------
@@ -159,7 +164,7 @@ SELECT outbox.enqueue('b', 'e18 in event_1'::text);
 SELECT * FROM pg_temp.open_batch();
 SELECT c.id, c.payload, e.tableoid::regclass AS tbl
   FROM pg_temp.chunk(100) c JOIN outbox.event e USING (id) ORDER BY c.id;
-SELECT outbox.ack_events(18);
+SELECT pg_temp.relay_ack_events(18);
 
 -- progress over this whole test: every non-empty batch completed once
 SELECT batch_open, published_max_id FROM pg_temp.progress();

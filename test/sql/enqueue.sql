@@ -112,14 +112,14 @@ SELECT count(*) FILTER (WHERE headers IS NULL) AS without_headers FROM outbox.ev
 -- Size: the Kafka record must fit outbox_kafka.max_message_bytes
 -- (default 1000000; reloadable only, so a session cannot change it):
 -- payload + key + each header's name and value with a length varint each
--- + 267 bytes for the headers the relay adds (at their longest) and the
+-- + 320 bytes for the headers the relay adds (at their longest) and the
 -- record and batch framing
 ------------------------------------------------------------------------
 SHOW outbox_kafka.max_message_bytes;
 SET outbox_kafka.max_message_bytes = 100;
 SELECT pg_temp.sqlstate_of('SET outbox_kafka.max_message_bytes = 100');
 \set limit 1000000
-\set overhead 267
+\set overhead 320
 SELECT outbox.enqueue('big', repeat('x', :limit - :overhead)::text) IS NOT NULL AS exactly_at_limit_ok;
 SELECT outbox.enqueue('big', repeat('x', :limit - :overhead - 1)::text, 'kk');
 SELECT outbox.enqueue('big', repeat('x', :limit - :overhead - 1)::text, 'k') IS NOT NULL AS with_key_at_limit_ok;
@@ -189,6 +189,47 @@ SELECT pg_temp.sqlstate_of($$SET TRANSACTION READ ONLY; SELECT outbox.enqueue('t
 -- ids keep increasing (gaps from rolled back transactions are fine)
 SELECT outbox.enqueue('tx', 'last'::text) > :rolled_back_id AS id_after_rollback_is_larger;
 
+------------------------------------------------------------------------
+-- Event identity (0.4): every event gets a UUIDv7 at enqueue, the
+-- outbox-event-id the relay publishes; outbox.last_event_id() returns the
+-- last one of the current transaction.
+------------------------------------------------------------------------
+SELECT outbox.last_event_id() IS NULL AS none_outside_a_transaction;
+BEGIN;
+SELECT outbox.last_event_id() IS NULL AS none_before_enqueue;
+SELECT outbox.enqueue('ids', 'first'::text) AS id \gset
+SELECT outbox.last_event_id() = event_uuid AS last_is_first FROM outbox.event WHERE id = :id;
+SELECT outbox.enqueue('ids', 'second'::text) AS id \gset
+SELECT outbox.last_event_id() = event_uuid AS last_is_second FROM outbox.event WHERE id = :id;
+COMMIT;
+SELECT outbox.last_event_id() IS NULL AS none_after_commit;
+BEGIN;
+SELECT outbox.enqueue('ids', 'rolled back'::text) IS NOT NULL AS enqueued;
+ROLLBACK;
+SELECT outbox.last_event_id() IS NULL AS none_after_rollback;
+-- UUIDv7 layout: version 7, variant 10, the first 48 bits the Unix time
+-- in milliseconds of the enqueue; all distinct
+SELECT count(*) AS events, count(DISTINCT event_uuid) AS distinct_ids,
+       bool_and(substr(event_uuid::text, 15, 1) = '7') AS version_7,
+       bool_and(substr(event_uuid::text, 20, 1) IN ('8', '9', 'a', 'b')) AS variant_10,
+       bool_and(abs(('x' || lpad(replace(left(event_uuid::text, 13), '-', ''), 16, '0'))::bit(64)::bigint
+                    - (extract(epoch FROM created_at) * 1000)::bigint) < 1000) AS time_is_created_at
+  FROM outbox.event WHERE topic = 'ids';
+-- time-ordered: a later event never sorts before an earlier one's millisecond
+SELECT bool_and(left(a.event_uuid::text, 13) <= left(b.event_uuid::text, 13)) AS time_ordered
+  FROM outbox.event a JOIN outbox.event b ON b.id > a.id
+ WHERE a.topic = 'ids' AND b.topic = 'ids';
+-- capture sets it too
+CREATE TABLE ids_captured (id integer PRIMARY KEY);
+CREATE TRIGGER ids_captured_outbox AFTER INSERT ON ids_captured
+    FOR EACH ROW EXECUTE FUNCTION outbox.capture('ids.captured', 'id');
+BEGIN;
+INSERT INTO ids_captured VALUES (1);
+SELECT outbox.last_event_id() = event_uuid AS capture_sets_last_event_id
+  FROM outbox.event WHERE topic = 'ids.captured';
+COMMIT;
+DROP TABLE ids_captured;
+
 DROP EXTENSION outbox_kafka;
 
 ------------------------------------------------------------------------
@@ -214,11 +255,11 @@ SELECT id, payload_kind, encode(payload, 'hex') AS payload_hex, key,
   FROM outbox.event ORDER BY id;
 SELECT convert_from(payload, 'UTF8') AS payload_as_utf8 FROM outbox.event WHERE payload_kind <> 'b' ORDER BY id;
 -- sizes count the UTF-8 bytes: é takes two
-SELECT outbox.enqueue('enc', repeat('é', (1000000 - 267) / 2)::text) IS NOT NULL AS at_limit_ok;
-SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('enc', repeat('é', %s)::text)$$, (1000000 - 267) / 2 + 1)) AS text_over;
-SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('enc', repeat('x', %s)::text, 'é')$$, 1000000 - 267 - 1)) AS key_over;
-SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('enc', repeat('x', %s)::text, NULL, '{"h": "é"}')$$, 1000000 - 267 - 4)) AS header_over;
-SELECT outbox.enqueue('enc', repeat('x', 1000000 - 267 - 5)::text, NULL, '{"h": "é"}') IS NOT NULL AS header_at_limit_ok;
+SELECT outbox.enqueue('enc', repeat('é', (1000000 - 320) / 2)::text) IS NOT NULL AS at_limit_ok;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('enc', repeat('é', %s)::text)$$, (1000000 - 320) / 2 + 1)) AS text_over;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('enc', repeat('x', %s)::text, 'é')$$, 1000000 - 320 - 1)) AS key_over;
+SELECT pg_temp.sqlstate_of(format($$SELECT outbox.enqueue('enc', repeat('x', %s)::text, NULL, '{"h": "é"}')$$, 1000000 - 320 - 4)) AS header_over;
+SELECT outbox.enqueue('enc', repeat('x', 1000000 - 320 - 5)::text, NULL, '{"h": "é"}') IS NOT NULL AS header_at_limit_ok;
 DROP EXTENSION outbox_kafka;
 
 -- WIN1252 has bytes with no Unicode character: refused with 22P05, naming

@@ -6,6 +6,9 @@ CREATE EXTENSION outbox_kafka;
 \set SHOW_CONTEXT never
 
 \i test/sql/include/sqlstate_of.sql
+\set ECHO none
+\i test/sql/include/relay_api.sql
+\set ECHO all
 
 -- rotation and table state without timestamps
 CREATE FUNCTION pg_temp.tables()
@@ -26,10 +29,10 @@ DECLARE
     b record;
     ids bigint[] := '{}';
 BEGIN
-    SELECT * INTO b FROM outbox.open_batch();
+    SELECT * INTO b FROM pg_temp.relay_open_batch();
     IF b.events > 0 THEN
-        ids := ARRAY(SELECT id FROM outbox.next_events(b.events::integer));
-        PERFORM outbox.ack_events(b.last_id);
+        ids := ARRAY(SELECT id FROM pg_temp.relay_next_events(b.events::integer));
+        PERFORM pg_temp.relay_ack_events(b.last_id);
     END IF;
     RETURN ids;
 END
@@ -65,16 +68,16 @@ SELECT * FROM outbox.maintain();
 SELECT * FROM pg_temp.tables();
 
 -- a batch holding e1..e3 is open but not acknowledged: kept
-SELECT events, first_id, last_id FROM outbox.open_batch();
+SELECT events, first_id, last_id FROM pg_temp.relay_open_batch();
 SELECT * FROM outbox.maintain();
 -- partly acknowledged: kept (only a completed batch counts)
-SELECT outbox.ack_events(2);
+SELECT pg_temp.relay_ack_events(2);
 SELECT * FROM outbox.maintain();
 SELECT count(*) AS rows_in_event_0 FROM outbox.event_0;
 
 -- e4 goes to event_1 after the batch was taken: still pending there
 SELECT outbox.enqueue('m', 'e4'::text);
-SELECT outbox.ack_events(3);
+SELECT pg_temp.relay_ack_events(3);
 -- now every event of event_0 is published: truncated; event_1 is current
 SELECT * FROM outbox.maintain();
 SELECT * FROM pg_temp.tables();

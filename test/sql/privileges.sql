@@ -1,6 +1,8 @@
 --
--- Privileges: nothing in schema outbox is open to PUBLIC; application
--- roles get enqueue through the documented GRANT; pg_monitor reads status.
+-- Privileges: nothing in schema outbox is open to PUBLIC (but
+-- last_event_id); application roles get enqueue through the documented
+-- GRANT and their topics through outbox.grant_topic; pg_monitor reads
+-- status.
 --
 CREATE EXTENSION outbox_kafka;
 \set SHOW_CONTEXT never
@@ -14,7 +16,8 @@ RETURNS TABLE (tbl text, action text, result text) LANGUAGE sql AS $$
       FROM (VALUES (1, 'outbox.event', 'topic'), (2, 'outbox.event_0', 'topic'),
                    (3, 'outbox.event_1', 'topic'), (4, 'outbox.event_2', 'topic'),
                    (5, 'outbox.relay_state', 'batches_done'), (6, 'outbox.dead_letters', 'error'),
-                   (7, 'outbox.rotation', 'current_table'), (8, 'outbox.event_table', 'retired_at')
+                   (7, 'outbox.rotation', 'current_table'), (8, 'outbox.event_table', 'retired_at'),
+                   (9, 'outbox.topic_grant', 'granted_by')
            ) AS tt(tn, t, c),
            (VALUES (1, 'SELECT', 'SELECT count(*) FROM %s'),
                    (2, 'INSERT', 'INSERT INTO %s DEFAULT VALUES'),
@@ -30,10 +33,12 @@ RETURNS TABLE (call text, result text) LANGUAGE sql AS $$
         $q$outbox.enqueue('t', '{}'::jsonb)$q$,
         $q$outbox.enqueue('t', 'x'::text)$q$,
         $q$outbox.enqueue('t', '\x00'::bytea)$q$,
-        $q$outbox._requeue_event('t', NULL, '\x00', 'b', NULL)$q$,
-        $q$outbox.open_batch()$q$,
-        $q$outbox.next_events(1)$q$,
-        $q$outbox.ack_events(1)$q$,
+        $q$outbox._requeue_event('t', NULL, '\x00', 'b', NULL, NULL)$q$,
+        $q$outbox.last_event_id()$q$,
+        $q$outbox.grant_topic('public', '*')$q$,
+        $q$outbox.revoke_topic('public')$q$,
+        $q$outbox._topic_grantee('public')$q$,
+        $q$* FROM outbox.topic_grants$q$,
         $q$outbox.dead_letter(1, 'x')$q$,
         $q$outbox.maintain()$q$,
         $q$outbox.requeue_dead_letters()$q$,
@@ -68,6 +73,11 @@ RESET ROLE;
 GRANT EXECUTE ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb),
                           outbox.enqueue(text, text, text, jsonb),
                           outbox.enqueue(text, bytea, text, jsonb) TO regress_outbox_app;
+-- EXECUTE alone publishes nowhere on a new installation: no topic grant
+SET ROLE regress_outbox_app;
+SELECT outbox.enqueue('p', 'x'::text);
+RESET ROLE;
+SELECT outbox.grant_topic('regress_outbox_app', 'p');
 SET ROLE regress_outbox_app;
 SELECT outbox.enqueue('p', '{"by": "app"}'::jsonb, 'k', '{"h": "v"}');
 SELECT outbox.enqueue('p', 'by app'::text);
@@ -104,6 +114,7 @@ RESET ROLE;
 -- outbox.capture to create the trigger, and no rights on the outbox
 -- tables; its changes and those of others are captured.
 ------------------------------------------------------------------------
+SELECT outbox.grant_topic('regress_outbox_owner', 'owned.*');
 CREATE TABLE owned_orders (id integer PRIMARY KEY, v text);
 ALTER TABLE owned_orders OWNER TO regress_outbox_owner;
 SET ROLE regress_outbox_owner;
@@ -119,7 +130,12 @@ UPDATE owned_orders SET v = 'updated by owner';
 GRANT INSERT, DELETE, SELECT ON owned_orders TO regress_outbox_mon;
 SELECT * FROM outbox.event_1;
 RESET ROLE;
--- a role with no outbox rights at all changes the table: captured too
+-- a role with no outbox rights at all changes the table: refused until
+-- it may publish to the topic; then captured too
+SET ROLE regress_outbox_mon;
+INSERT INTO owned_orders VALUES (2, 'by mon');
+RESET ROLE;
+SELECT outbox.grant_topic('regress_outbox_mon', 'owned.changes');
 SET ROLE regress_outbox_mon;
 INSERT INTO owned_orders VALUES (2, 'by mon');
 DELETE FROM owned_orders WHERE id = 1;
@@ -150,6 +166,87 @@ SELECT key, convert_from(payload, 'UTF8')::jsonb->'after'->'mood' AS mood_as_jso
   FROM outbox.event WHERE topic = 'owned.moods';
 
 ------------------------------------------------------------------------
+-- Topic grants: exact names, prefixes, all topics, PUBLIC, membership,
+-- revoke, the view, and what is refused with which SQLSTATE
+------------------------------------------------------------------------
+CREATE ROLE regress_outbox_orders NOLOGIN;
+CREATE ROLE regress_outbox_member NOLOGIN IN ROLE regress_outbox_orders;
+GRANT EXECUTE ON FUNCTION outbox.enqueue(text, text, text, jsonb)
+    TO regress_outbox_orders, regress_outbox_member;
+SELECT outbox.grant_topic('regress_outbox_orders', 'orders.*');
+SELECT outbox.grant_topic('regress_outbox_orders', 'invoices');
+SELECT outbox.grant_topic('regress_outbox_orders', 'orders.*') AS granted_again;
+SET ROLE regress_outbox_orders;
+SELECT outbox.enqueue('orders.created', 'prefix'::text) IS NOT NULL AS prefix_allowed;
+SELECT outbox.enqueue('orders.', 'empty rest'::text) IS NOT NULL AS bare_prefix_allowed;
+SELECT outbox.enqueue('invoices', 'exact'::text) IS NOT NULL AS exact_allowed;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('orders', 'x'::text)$$) AS not_the_prefix;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('ordersx', 'x'::text)$$) AS other_prefix;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('invoices.eu', 'x'::text)$$) AS exact_is_exact;
+-- the whole error a caller sees
+SELECT outbox.enqueue('payments', 'x'::text);
+-- nor can it grant itself anything
+SELECT outbox.grant_topic('regress_outbox_orders', '*');
+RESET ROLE;
+-- a member has the privileges of its role
+SET ROLE regress_outbox_member;
+SELECT outbox.enqueue('orders.paid', 'member'::text) IS NOT NULL AS member_allowed;
+RESET ROLE;
+-- PUBLIC, then all topics
+SELECT outbox.grant_topic('PUBLIC', 'public.news');
+SELECT outbox.grant_topic('regress_outbox_member', '*');
+SET ROLE regress_outbox_orders;
+SELECT outbox.enqueue('public.news', 'anyone'::text) IS NOT NULL AS public_allowed;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('payments', 'x'::text)$$) AS still_refused;
+SET ROLE regress_outbox_member;
+SELECT outbox.enqueue('payments', 'x'::text) IS NOT NULL AS all_topics_allowed;
+RESET ROLE;
+SELECT grantee, topic_pattern, matches, granted_by = session_user AS granted_by_me
+  FROM outbox.topic_grants ORDER BY grantee, topic_pattern;
+-- revoke: one pattern, then all of a role's; takes effect at once, also in
+-- a session that was just allowed
+SET ROLE regress_outbox_orders;
+SELECT outbox.enqueue('invoices', 'before revoke'::text) IS NOT NULL AS allowed_before;
+RESET ROLE;
+SELECT outbox.revoke_topic('regress_outbox_orders', 'invoices');
+SELECT outbox.revoke_topic('regress_outbox_orders', 'invoices') AS revoked_again;
+SET ROLE regress_outbox_orders;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('invoices', 'x'::text)$$) AS after_revoke;
+SELECT outbox.enqueue('orders.created', 'prefix still'::text) IS NOT NULL AS prefix_still_allowed;
+RESET ROLE;
+SELECT outbox.revoke_topic('regress_outbox_orders');
+SELECT outbox.revoke_topic('public', 'public.news');
+SET ROLE regress_outbox_member;
+SELECT outbox.enqueue('orders.created', 'own grant'::text) IS NOT NULL AS own_all_topics_grant;
+RESET ROLE;
+SELECT outbox.revoke_topic('regress_outbox_member');
+SET ROLE regress_outbox_member;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('orders.created', 'x'::text)$$) AS nothing_left;
+RESET ROLE;
+-- in a transaction, a grant counts from the next statement on and a
+-- rolled back grant never counted
+BEGIN;
+SELECT outbox.grant_topic('regress_outbox_orders', 'tx.*');
+SET LOCAL ROLE regress_outbox_orders;
+SELECT outbox.enqueue('tx.one', 'in the granting transaction'::text) IS NOT NULL AS allowed_in_tx;
+ROLLBACK;
+SET ROLE regress_outbox_orders;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.enqueue('tx.one', 'x'::text)$$) AS after_rollback;
+RESET ROLE;
+-- bad patterns and unknown roles
+SELECT pg_temp.sqlstate_of($$SELECT outbox.grant_topic('regress_outbox_orders', 'a*b')$$) AS star_inside;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.grant_topic('regress_outbox_orders', 'bad topic')$$) AS space;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.grant_topic('regress_outbox_orders', '')$$) AS empty;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.grant_topic('regress_outbox_orders', NULL)$$) AS null_pattern;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.grant_topic('regress_no_such_role', 'x')$$) AS unknown_role;
+SELECT pg_temp.sqlstate_of($$SELECT outbox.grant_topic(NULL, 'x')$$) AS null_role;
+SELECT split_part(pg_temp.sqlstate_of($$INSERT INTO outbox.topic_grant (grantee, topic_pattern) VALUES (0, '**')$$),
+                  ' DETAIL', 1) AS table_checks_too;
+-- superusers publish anywhere without a grant
+SELECT outbox.enqueue('ungranted.topic', 'superuser'::text) IS NOT NULL AS superuser_allowed;
+SELECT count(*) AS grants_left FROM outbox.topic_grant;
+
+------------------------------------------------------------------------
 -- Catalog facts
 ------------------------------------------------------------------------
 -- every SECURITY DEFINER function pins search_path
@@ -161,7 +258,8 @@ SELECT count(*) AS secdef_without_search_path
   FROM pg_proc p
  WHERE p.pronamespace = 'outbox'::regnamespace AND p.prosecdef
    AND NOT coalesce(EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%'), false);
--- no function is executable by PUBLIC (a NULL proacl would mean it is)
+-- no function is executable by PUBLIC but last_event_id, which shows only
+-- the caller's own transaction (a NULL proacl would mean it is)
 SELECT p.oid::regprocedure AS executable_by_public
   FROM pg_proc p
  WHERE p.pronamespace = 'outbox'::regnamespace
@@ -199,6 +297,8 @@ RESET ROLE;
 ------------------------------------------------------------------------
 -- Clean up
 ------------------------------------------------------------------------
-DROP OWNED BY regress_outbox_app, regress_outbox_mon, regress_outbox_owner CASCADE;
+DROP OWNED BY regress_outbox_app, regress_outbox_mon, regress_outbox_owner,
+    regress_outbox_orders, regress_outbox_member CASCADE;
 DROP EXTENSION outbox_kafka;
-DROP ROLE regress_outbox_app, regress_outbox_mon, regress_outbox_owner;
+DROP ROLE regress_outbox_app, regress_outbox_mon, regress_outbox_owner,
+    regress_outbox_orders, regress_outbox_member;

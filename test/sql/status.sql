@@ -3,6 +3,10 @@
 --
 CREATE EXTENSION outbox_kafka;
 \set SHOW_CONTEXT never
+
+\set ECHO none
+\i test/sql/include/relay_api.sql
+\set ECHO all
 \x on
 -- A fresh extension in a database that is not listed: no worker, so the
 -- worker fields are NULL, and problem/hint say why nothing is published.
@@ -54,19 +58,19 @@ SELECT s.oldest_pending_age >= clock_timestamp() - e.created_at - interval '1 se
   FROM outbox.status s, outbox.event e WHERE e.id = 1;
 
 -- an open batch: events not yet acknowledged are still pending
-SELECT events, first_id, last_id FROM outbox.open_batch();
+SELECT events, first_id, last_id FROM pg_temp.relay_open_batch();
 SELECT * FROM pg_temp.pending();
-SELECT outbox.ack_events(2);
+SELECT pg_temp.relay_ack_events(2);
 SELECT * FROM pg_temp.pending();
 -- events committed after the batch was taken count as well
 COMMIT PREPARED 'outbox_status_1';
 SELECT outbox.enqueue('s', 'e6'::text);
 SELECT * FROM pg_temp.pending();
-SELECT outbox.ack_events(3);
+SELECT pg_temp.relay_ack_events(3);
 SELECT * FROM pg_temp.pending();
-SELECT events, first_id, last_id FROM outbox.open_batch();
+SELECT events, first_id, last_id FROM pg_temp.relay_open_batch();
 SELECT * FROM pg_temp.pending();
-SELECT outbox.ack_events(6);
+SELECT pg_temp.relay_ack_events(6);
 -- nothing pending: no age
 SELECT * FROM pg_temp.pending();
 SELECT oldest_pending_age IS NULL AS no_age FROM outbox.status;
@@ -77,8 +81,8 @@ SELECT rotated_to FROM outbox.maintain(rotate_now => true);
 SELECT * FROM pg_temp.pending();
 SELECT outbox.enqueue('s', 'e7 in event_1'::text);
 SELECT * FROM pg_temp.pending();
-SELECT events FROM outbox.open_batch();
-SELECT outbox.ack_events(7);
+SELECT events FROM pg_temp.relay_open_batch();
+SELECT pg_temp.relay_ack_events(7);
 
 ------------------------------------------------------------------------
 -- Above 10 000 pending events the count is estimated from the ids
@@ -87,16 +91,16 @@ SELECT count(outbox.enqueue('bulk', g::text)) FROM generate_series(1, 10000) g;
 SELECT * FROM pg_temp.pending();
 SELECT outbox.enqueue('bulk', 'one more'::text);
 SELECT * FROM pg_temp.pending();
-SELECT events FROM outbox.open_batch();
+SELECT events FROM pg_temp.relay_open_batch();
 SELECT * FROM pg_temp.pending();
-SELECT outbox.ack_events(5000);
+SELECT pg_temp.relay_ack_events(5000);
 SELECT * FROM pg_temp.pending();
 SELECT outbox.enqueue('bulk', 'after the batch'::text);
 SELECT * FROM pg_temp.pending();
-SELECT outbox.ack_events(10008);
+SELECT pg_temp.relay_ack_events(10008);
 SELECT * FROM pg_temp.pending();
-SELECT events FROM outbox.open_batch();
-SELECT outbox.ack_events(10009);
+SELECT events FROM pg_temp.relay_open_batch();
+SELECT pg_temp.relay_ack_events(10009);
 SELECT * FROM pg_temp.pending();
 
 DROP EXTENSION outbox_kafka;

@@ -198,6 +198,7 @@ is(scalar(@msgs), $n_committed, 'exactly one message per committed event');
 # --- content of each message ------------------------------------------------------
 my ($bad_topic, $bad_key, $bad_payload, $bad_headers, $bad_partition) =
   (0, 0, 0, 0, 0);
+my %uuid_seen;
 my $iso = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?([+-]\d\d(:\d\d)?|Z)$/;
 my $json_dec = JSON::PP->new->utf8;
 foreach my $m (@msgs)
@@ -251,9 +252,10 @@ foreach my $m (@msgs)
 		  if $bad_payload++ < 5;
 	}
 
-	# headers: outbox-id, outbox-created-at, content-type for JSON, then ours
+	# headers: outbox-id, outbox-event-id, outbox-created-at, content-type
+	# for JSON, then ours
 	my @h = @{ $m->{headers} };
-	my @want_fixed = ('outbox-id', 'outbox-created-at');
+	my @want_fixed = ('outbox-id', 'outbox-event-id', 'outbox-created-at');
 	push @want_fixed, 'content-type' if $e->{kind} eq 'json';
 	my $hdr_ok = @h >= @want_fixed;
 	for my $i (0 .. $#want_fixed)
@@ -261,8 +263,11 @@ foreach my $m (@msgs)
 		$hdr_ok &&= $h[$i][0] eq $want_fixed[$i];
 	}
 	$hdr_ok &&= $h[0][1] eq $id;
-	$hdr_ok &&= defined $h[1][1] && $h[1][1] =~ $iso;
-	$hdr_ok &&= $h[2][1] eq 'application/json' if $e->{kind} eq 'json';
+	$hdr_ok &&= defined $h[1][1]
+	  && $h[1][1] =~ /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+	  && !$uuid_seen{ $h[1][1] }++;
+	$hdr_ok &&= defined $h[2][1] && $h[2][1] =~ $iso;
+	$hdr_ok &&= $h[3][1] eq 'application/json' if $e->{kind} eq 'json';
 	my @got_caller = map { join("\0", $_->[0], $_->[1] // '<null>') }
 	  @h[ scalar(@want_fixed) .. $#h ];
 	my @want_caller = map {
@@ -282,7 +287,7 @@ is($bad_key, 0, 'every key arrives byte for byte (null stays null)');
 is($bad_payload, 0,
 	'every payload arrives as enqueued (JSON equal, text and bytes exact, tombstones null)');
 is($bad_headers, 0,
-	'headers: outbox-id, ISO 8601 outbox-created-at, content-type only for JSON, then the caller\'s headers'
+	'headers: outbox-id, a distinct UUIDv7 outbox-event-id, ISO 8601 outbox-created-at, content-type only for JSON, then the caller\'s headers'
 );
 is($bad_partition, 0,
 	'every keyed message is on the partition the Java client picks (murmur2)');

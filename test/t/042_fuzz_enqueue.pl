@@ -36,7 +36,7 @@ use Test::More;
 use Time::HiRes qw(time);
 
 my $limit = 20000;       # max_message_bytes and the producer's message.max.bytes
-my $overhead = 267;      # OUTBOX_MESSAGE_OVERHEAD_BYTES
+my $overhead = 320;      # OUTBOX_MESSAGE_OVERHEAD_BYTES
 my $t_start = time();
 
 # --- the consumer -----------------------------------------------------------

@@ -1,16 +1,22 @@
 # Copyright (c) 2026, outbox_kafka developers
 #
 # ALTER EXTENSION outbox_kafka UPDATE from 0.1 to the current version
-# (through 0.2 and 0.3), as docs/operations.md describes it:
+# (through 0.2, 0.3 and 0.4), as docs/operations.md describes it:
 #
 # - events enqueued under 0.1 are still there after the update and are
 #   published by the relay (which backs off, saying why, while the schema is
-#   still 0.1 and the library already newer);
+#   still 0.1 and the library already newer), without outbox-event-id;
+#   events enqueued after it carry one;
+# - applications keep working: the new library enqueues into the old
+#   schema before the update, and a role that could enqueue under 0.3 may
+#   publish to any topic after it (a '*' grant to PUBLIC), while on a
+#   fresh 0.4 install it may not;
 # - the 0.2 objects exist and work: held topics, byte-bounded chunks,
 #   re-queued dead letters carrying outbox-requeued-from, the new status
-#   columns; the 0.3 batch functions serve the relay API;
-# - an updated database has exactly the objects, definitions, privileges
-#   and comments of a fresh install.
+#   columns; the SQL relay API (open_batch, next_events, ack_events) is gone;
+# - a database updated step by step (0.1 to 0.2 to 0.3 to 0.4) and one
+#   updated at once have exactly the objects, definitions, triggers,
+#   privileges and comments of a fresh 0.4 install.
 use strict;
 use warnings;
 
@@ -35,6 +41,11 @@ $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 # --- 0.1 with events waiting -------------------------------------------------
 
 $node->safe_psql('upg', "CREATE EXTENSION outbox_kafka VERSION '0.1'");
+# an application role of 0.1: EXECUTE on enqueue, as the docs said then
+$node->safe_psql('upg', q{
+	CREATE ROLE upg_app;
+	GRANT EXECUTE ON FUNCTION outbox.enqueue(text, text, text, jsonb) TO upg_app;
+});
 is($node->safe_psql('upg',
 		"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
 	'0.1', 'installed at version 0.1');
@@ -44,6 +55,8 @@ $node->safe_psql('upg', q{
 	SELECT outbox.enqueue('upg.events', 'two', key => 'k2');
 	SELECT outbox.enqueue('upg.events', NULL::jsonb, key => 'k1');
 });
+is($node->safe_psql('upg', 'SELECT count(*) FROM outbox.event'), '3',
+	'the new library enqueues into the 0.1 schema');
 
 # the library cannot work with the 0.1 schema: it waits and says what to do
 # (it used to fail on a missing table and back off, again and again)
@@ -70,7 +83,7 @@ is($in_update, '1:k1:j 2:k2:t 3:k1:j',
 	'after ALTER EXTENSION UPDATE the 0.1 events are still there');
 is($node->safe_psql('upg',
 		"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
-	'0.3', 'now at version 0.3');
+	'0.4', 'now at version 0.4');
 
 ok(wait_until_published($node, 'upg', 3),
 	'the relay publishes them without a restart');
@@ -80,6 +93,20 @@ is(join(' ', map { header_value($_, 'outbox-id') } @msgs), '1 2 3', 'in id order
 is($msgs[0]->{payload}, '{"n": 1}', 'JSON payload as enqueued under 0.1');
 is(header_value($msgs[0], 'trace'), 'a', 'with its header');
 is($msgs[2]->{payload}, undef, 'the tombstone is a tombstone');
+is(scalar(grep { defined header_value($_, 'outbox-event-id') } @msgs), 0,
+	'events enqueued before 0.4 have no outbox-event-id');
+is($node->safe_psql('upg', q{
+	SET ROLE upg_app;
+	SELECT outbox.enqueue('upg.events', 'after the update', key => 'k3') IS NOT NULL;
+	}), 't', 'a role that could enqueue under 0.1 still publishes after the update');
+is($node->safe_psql('upg', 'SELECT grantee, topic_pattern FROM outbox.topic_grants'),
+	'PUBLIC|*', 'because the update granted every topic to PUBLIC');
+my $uuid = $node->safe_psql('upg', 'SELECT event_uuid FROM outbox.event WHERE id = 4');
+like($uuid, qr/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+	'an event enqueued after the update has a UUIDv7');
+ok(wait_until_published($node, 'upg', 4), 'and is published');
+@msgs = consume_all($mock->bootstrap, 'upg.events');
+is(header_value($msgs[3], 'outbox-event-id'), $uuid, 'carrying it as outbox-event-id');
 is($node->safe_psql('upg',
 		'SELECT state, last_error IS NULL, held_topics, held_events FROM outbox.status'),
 	'idle|t|0|0', 'status: idle, error cleared, the 0.2 columns present');
@@ -97,12 +124,25 @@ $node->safe_psql('upg_api', q{
 	SELECT outbox.open_batch();
 	SELECT outbox.dead_letter(1, 'MSG_SIZE_TOO_LARGE');
 });
-$node->safe_psql('upg_api', 'ALTER EXTENSION outbox_kafka UPDATE');
+# one version at a time, as a database that was updated at each release
+foreach my $v ('0.2', '0.3', '0.4')
+{
+	$node->safe_psql('upg_api', "ALTER EXTENSION outbox_kafka UPDATE TO '$v'");
+	is($node->safe_psql('upg_api',
+			"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
+		$v, "updated to $v");
+}
 
 is($node->safe_psql('upg_api',
-		q{SELECT string_agg(id::text, ',' ORDER BY id)
-		    FROM outbox.next_events(10, NULL, 10)}),
-	'1', 'next_events(max_events, after_id, max_bytes) bounds the chunk by bytes');
+		q{SELECT string_agg(e.id::text, ',' ORDER BY e.id)
+		    FROM outbox.relay_state st,
+		         outbox._batch_events(st.prev_tick, st.cur_tick, 0, st.batch_last_id, 10, 10) e}),
+	'1', 'the batch opened under 0.1 reads with _batch_events, bounded by bytes');
+foreach my $gone ('open_batch()', 'next_events(integer,bigint,bigint)', 'ack_events(bigint,bigint)')
+{
+	is($node->safe_psql('upg_api', "SELECT to_regprocedure('outbox.$gone') IS NULL"),
+		't', "outbox.$gone is gone");
+}
 is($node->safe_psql('upg_api',
 		q{SELECT outbox.hold_events(ARRAY[2, 3], 't.big', 'unknown topic', 'topic refused')}),
 	'2', 'hold_events moves events to a held queue');
@@ -117,22 +157,32 @@ is($node->safe_psql('upg_api',
 is($node->safe_psql('upg_api',
 		q{SELECT outbox.release_held_events('t.big', ARRAY[2, 3])}),
 	't', 'release_held_events empties the queue and releases the topic');
-is($node->safe_psql('upg_api', 'SELECT outbox.ack_events(3, 3)'),
-	't', 'the 0.1 batch completes under 0.2');
-
 is($node->safe_psql('upg_api', 'SELECT outbox.requeue_dead_letters()'),
-	'1', 'a dead letter made under 0.1 is re-queued under 0.2');
+	'1', 'a dead letter made under 0.1 is re-queued under 0.4');
 is($node->safe_psql('upg_api',
-		q{SELECT topic, key, headers::text FROM outbox.event WHERE id = 4}),
-	q{t.dead|k|{"h": "v", "outbox-requeued-from": "1"}},
-	'the re-queued event carries outbox-requeued-from');
+		q{SELECT topic, key, headers::text, event_uuid IS NOT NULL FROM outbox.event WHERE id = 4}),
+	q{t.dead|k|{"h": "v", "outbox-requeued-from": "1"}|t},
+	'the re-queued event carries outbox-requeued-from, and an identity it lacked');
 
-# --- an updated database equals a fresh 0.2 install ------------------------
+# --- an updated database equals a fresh 0.4 install ------------------------
 
 $node->safe_psql('fresh', 'CREATE EXTENSION outbox_kafka');
 is($node->safe_psql('fresh',
 		"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
-	'0.3', 'a fresh install is 0.3');
+	'0.4', 'a fresh install is 0.4');
+# secure by default: EXECUTE on enqueue publishes nowhere without a grant
+$node->safe_psql('fresh', q{
+	CREATE ROLE fresh_app;
+	GRANT EXECUTE ON FUNCTION outbox.enqueue(text, text, text, jsonb) TO fresh_app;
+});
+my ($ret, $stdout, $stderr) = $node->psql('fresh', q{
+	SET ROLE fresh_app;
+	SELECT outbox.enqueue('upg.events', 'x');
+});
+like($stderr, qr/permission denied to publish to topic "upg.events"/,
+	'a fresh install grants no topic');
+is($node->safe_psql('fresh', 'SELECT count(*) FROM outbox.topic_grant'), '0',
+	'outbox.topic_grant is empty');
 
 # every member object of the extension, with its definition, columns,
 # constraints, indexes, privileges and comment
@@ -169,6 +219,9 @@ SELECT pg_describe_object(classid, objid, objsubid) || E'\n' ||
     || E'\n' || coalesce((
       SELECT string_agg(pg_get_indexdef(indexrelid), '; ' ORDER BY 1)
         FROM pg_index WHERE indrelid = objid), '')
+    || E'\n' || coalesce((
+      SELECT string_agg(pg_get_triggerdef(t.oid), '; ' ORDER BY 1)
+        FROM pg_trigger t WHERE t.tgrelid = objid AND NOT t.tgisinternal), '')
   WHEN 'pg_namespace'::regclass THEN
     (SELECT 'acl=' || coalesce(nspacl::text, '-') || ' comment='
             || coalesce(obj_description(objid, 'pg_namespace'), '-')
@@ -181,20 +234,33 @@ SELECT 'extconfig ' || (SELECT string_agg(c::regclass::text || ' where ' || w, '
   FROM pg_extension e WHERE e.extname = 'outbox_kafka'
 ORDER BY 1
 };
+# the roles this test granted EXECUTE to are not the extension's
+$node->safe_psql('upg',
+	'REVOKE EXECUTE ON FUNCTION outbox.enqueue(text, text, text, jsonb) FROM upg_app');
+$node->safe_psql('fresh',
+	'REVOKE EXECUTE ON FUNCTION outbox.enqueue(text, text, text, jsonb) FROM fresh_app');
 my $updated = $node->safe_psql('upg', $describe);
+my $stepwise = $node->safe_psql('upg_api', $describe);
 my $fresh = $node->safe_psql('fresh', $describe);
 my @updated_objs = ($updated =~ /^(\w[^\n]*(?:function|table|view|sequence|schema|type)[^\n]*)$/mg);
-ok(scalar(@updated_objs) >= 30, scalar(@updated_objs) . ' objects compared');
+ok(scalar(@updated_objs) >= 35, scalar(@updated_objs) . ' objects compared');
 is($updated, $fresh,
-	'an updated 0.1 has exactly the objects, definitions, privileges and comments of a fresh install');
+	'an updated 0.1 has exactly the objects, definitions, triggers, privileges and comments of a fresh install');
+is($stepwise, $fresh,
+	'so has one updated 0.1 to 0.2 to 0.3 to 0.4, one version at a time');
 foreach my $obj ('table outbox.held_topic', 'table outbox.held_event',
 	'view outbox.held_topics', 'function outbox.hold_events(bigint[],text,text,text)',
-	'function outbox.next_events(integer,bigint,bigint)')
+	'table outbox.topic_grant', 'view outbox.topic_grants',
+	'function outbox.grant_topic(text,text)', 'function outbox.revoke_topic(text,text)',
+	'function outbox.last_event_id()')
 {
 	like($updated, qr/^\Q$obj\E$/m, "updated database has $obj");
 }
-unlike($updated, qr/^function outbox\.next_events\(integer,bigint\)$/m,
-	'the 0.1 next_events(integer, bigint) is gone');
+like($updated, qr/^table outbox\.event\n[^\n]*\n[^\n]*event_uuid uuid/m,
+	'outbox.event has event_uuid');
+like($updated, qr/CREATE TRIGGER topic_grant_changed/, 'the grant cache trigger is there');
+unlike($updated, qr/^function outbox\.(open_batch|next_events|ack_events)\(/m,
+	'the SQL relay API is gone');
 
 $node->stop;
 $mock->stop;

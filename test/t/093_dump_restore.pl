@@ -18,10 +18,14 @@
 #   the id sequence ('outbox.event_*' would also match outbox.event_id_seq
 #   and lose it).
 #
-# No relay runs here: the relay's SQL API (open_batch, next_events) shows
-# what a relay would publish.
+# No relay runs here: the test's relay_open_batch / relay_next_events
+# (test/sql/include/relay_api.sql, over outbox._batch_bounds and
+# _batch_events, the definition the relay implements) show what a relay
+# would publish.
 use strict;
 use warnings;
+
+use FindBin;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -53,6 +57,15 @@ sub xmax
 		'SELECT pg_snapshot_xmax(pg_current_snapshot())');
 }
 
+# the test's relay functions, in schema relay_test of db (dumped with it)
+sub install_relay_api
+{
+	my ($node, $db) = @_;
+	my $sql = slurp_file("$FindBin::Bin/../sql/include/relay_api.sql");
+	$sql =~ s/pg_temp\./relay_test./g;
+	$node->safe_psql($db, "CREATE SCHEMA relay_test;\n$sql");
+}
+
 my $old = new_cluster('old');
 my $new = new_cluster('new');
 
@@ -63,6 +76,7 @@ my $new = new_cluster('new');
 burn_xids($old, 600);
 $old->safe_psql('postgres', 'CREATE DATABASE app');
 $old->safe_psql('app', 'CREATE EXTENSION outbox_kafka');
+install_relay_api($old, 'app');
 $old->safe_psql('app', q{
 	SELECT outbox.enqueue('t.a', 'e1', key => 'k1');
 	SELECT outbox.enqueue('t.b', 'e2', key => 'k2');
@@ -70,9 +84,9 @@ $old->safe_psql('app', q{
 # e1 published, e2 held (topic t.b unknown), the batch done; the table
 # holding them rotated away and truncated
 $old->safe_psql('app', q{
-	SELECT outbox.open_batch();
+	SELECT relay_test.relay_open_batch();
 	SELECT outbox.hold_events(ARRAY[2], 't.b', 'unknown topic', 'topic refused');
-	SELECT outbox.ack_events(2, 2);
+	SELECT relay_test.relay_ack_events(2);
 	SELECT outbox.maintain(true);
 	SELECT outbox.maintain();
 });
@@ -82,7 +96,7 @@ $old->safe_psql('app', q{
 	SELECT outbox.enqueue('t.a', 'e3', key => 'k1');
 	SELECT outbox.enqueue('t.a', 'e4', key => 'k1');
 	SELECT outbox.enqueue('t.dead', 'x');
-	SELECT outbox.open_batch();
+	SELECT relay_test.relay_open_batch();
 	SELECT outbox.dead_letter(5, 'MSG_SIZE_TOO_LARGE');
 });
 my $old_prev_tick = $old->safe_psql('app', 'SELECT prev_tick FROM outbox.relay_state');
@@ -120,6 +134,11 @@ is($new->safe_psql('plain', 'SELECT topic, reason FROM outbox.held_topic'),
 	't.b|unknown topic', 'held topics are restored');
 is($new->safe_psql('plain', 'SELECT id, error FROM outbox.dead_letters'),
 	'5|MSG_SIZE_TOO_LARGE', 'dead letters are restored');
+is($new->safe_psql('plain',
+		q{SELECT string_agg(id || ':' || event_uuid, ' ' ORDER BY id) FROM outbox.event}),
+	$old->safe_psql('app',
+		q{SELECT string_agg(id || ':' || event_uuid, ' ' ORDER BY id) FROM outbox.event}),
+	'every event keeps its identity (outbox-event-id)');
 is($new->safe_psql('plain', 'SELECT prev_tick FROM outbox.relay_state'),
 	'1:1:', "the relay's progress is not: it starts from an empty tick");
 is($new->safe_psql('plain', "SELECT nextval('outbox.event_id_seq')"),
@@ -128,16 +147,16 @@ is($new->safe_psql('plain', "SELECT nextval('outbox.event_id_seq')"),
 my $new_xmax = xmax($new, 'plain');
 cmp_ok($old_txid, '>', $new_xmax,
 	"the old transaction ids ($old_txid) are ahead of the new cluster's ($new_xmax)");
-is($new->safe_psql('plain', 'SELECT events FROM outbox.open_batch()'),
+is($new->safe_psql('plain', 'SELECT events FROM relay_test.relay_open_batch()'),
 	'0', 'so the new relay publishes none of them yet');
 cmp_ok($new->safe_psql('plain', 'SELECT pending_events FROM outbox.status'),
 	'>=', 3, 'while outbox.status counts them as pending');
 # an event enqueued in the new cluster goes out before them
 $new->safe_psql('plain', "SELECT outbox.enqueue('t.a', 'e7', key => 'k1')");
-$new->safe_psql('plain', 'SELECT outbox.open_batch()');
-is($new->safe_psql('plain', q{SELECT string_agg(id::text, ',') FROM outbox.next_events(100)}),
+$new->safe_psql('plain', 'SELECT relay_test.relay_open_batch()');
+is($new->safe_psql('plain', q{SELECT string_agg(id::text, ',') FROM relay_test.relay_next_events(100)}),
 	'7', "an event enqueued after the restore is published before them (k1's order breaks)");
-$new->safe_psql('plain', 'SELECT outbox.ack_events(7, 1)');
+$new->safe_psql('plain', 'SELECT relay_test.relay_ack_events(7)');
 
 # --- the documented procedure ------------------------------------------------
 
@@ -145,8 +164,10 @@ $new->safe_psql('restamped', q{
 BEGIN;
 -- events of held topics go back into the stream (the new relay holds
 -- their topic again if Kafka still refuses it)
-INSERT INTO outbox.event_0 (id, created_at, topic, key, payload, payload_kind, headers)
-SELECT h.id, h.created_at, h.topic, h.key, h.payload, h.payload_kind, h.headers
+INSERT INTO outbox.event_0 (id, created_at, topic, key, payload, payload_kind, headers,
+                            event_uuid)
+SELECT h.id, h.created_at, h.topic, h.key, h.payload, h.payload_kind, h.headers,
+       h.event_uuid
   FROM outbox.held_event h
  WHERE NOT EXISTS (SELECT 1 FROM outbox.event e WHERE e.id = h.id);
 DELETE FROM outbox.held_event;
@@ -157,19 +178,21 @@ DELETE FROM outbox.event e USING outbox.dead_letters d WHERE e.id = d.id;
 UPDATE outbox.event SET txid = pg_current_xact_id();
 COMMIT;
 });
-is($new->safe_psql('restamped', 'SELECT events FROM outbox.open_batch()'),
+is($new->safe_psql('restamped', 'SELECT events FROM relay_test.relay_open_batch()'),
 	'3', 're-stamped: the next batch holds every restored event');
 is($new->safe_psql('restamped',
 		q{SELECT string_agg(id || ':' || topic || ':' || coalesce(key, '-'), ' ' ORDER BY id)
-		    FROM outbox.next_events(100)}),
+		    FROM relay_test.relay_next_events(100)}),
 	'2:t.b:k2 3:t.a:k1 4:t.a:k1', 'in id order, the held event included');
+is($new->safe_psql('restamped', 'SELECT count(*) FROM outbox.event WHERE event_uuid IS NULL'),
+	'0', 'the held event went back with its identity');
 is($new->safe_psql('restamped', 'SELECT held_topics, held_events FROM outbox.status'),
 	'0|0', 'no topic is held any more');
 
 # --- the plain restore's events go out once the counter passes them -------
 
 burn_xids($new, $old_txid - $new_xmax + 10);
-is($new->safe_psql('plain', 'SELECT events FROM outbox.open_batch()'),
+is($new->safe_psql('plain', 'SELECT events FROM relay_test.relay_open_batch()'),
 	'3', 'plain restore: once the new counter passes the old ids, the restored events are published');
 
 # --- a drained outbox dumped without events -------------------------------

@@ -3,7 +3,7 @@
 # docs/consumers.md stays true:
 #
 # - the message format it describes: key, value, headers in their order
-#   (outbox-id, outbox-created-at in UTC, content-type for JSON only, the
+#   (outbox-id, outbox-event-id, outbox-created-at in UTC, content-type for JSON only, the
 #   caller's headers, a null-valued header), tombstones, re-queued dead
 #   letters with outbox-requeued-from, capture envelopes (a key change
 #   publishes a delete under the old key first);
@@ -67,9 +67,14 @@ my @names = map { [ map { $_->[0] } @{ $_->{headers} } ] } @misc;
 is($misc[0]->{key}, 'k1', 'key as given');
 is($misc[0]->{payload}, '{"a": 1, "b": 2}', 'jsonb value as jsonb prints it');
 is_deeply($names[0],
-	[ 'outbox-id', 'outbox-created-at', 'content-type', 'empty', 'source', 'trace-id' ],
-	'headers: outbox-id, outbox-created-at, content-type, then the caller\'s in jsonb order');
+	[ 'outbox-id', 'outbox-event-id', 'outbox-created-at', 'content-type', 'empty', 'source', 'trace-id' ],
+	'headers: outbox-id, outbox-event-id, outbox-created-at, content-type, then the caller\'s in jsonb order');
 is(header_value($misc[0], 'outbox-id'), '1', 'outbox-id is the event id in decimal');
+like(header_value($misc[0], 'outbox-event-id'),
+	qr/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+	'outbox-event-id is a UUIDv7 in its 36-character form');
+is(scalar(keys %{ { map { (header_value($_, 'outbox-event-id') => 1) } @misc } }), 5,
+	'one outbox-event-id per event');
 like(header_value($misc[0], 'outbox-created-at'), $iso_utc,
 	'outbox-created-at is ISO 8601 in UTC');
 is(header_value($misc[0], 'content-type'), 'application/json', 'content-type for JSON');
@@ -77,12 +82,12 @@ is(header_value($misc[0], 'empty'), undef, 'a JSON null header value is a null h
 is(header_value($misc[0], 'trace-id'), 't1', 'caller\'s header value');
 
 is($misc[1]->{payload}, 'plain text', 'text value');
-is_deeply($names[1], [ 'outbox-id', 'outbox-created-at' ], 'no content-type for text');
+is_deeply($names[1], [ 'outbox-id', 'outbox-event-id', 'outbox-created-at' ], 'no content-type for text');
 is($misc[2]->{payload}, "\x00\xff", 'bytea value as given');
 is($misc[2]->{key}, undef, 'no key');
 is($misc[3]->{payload}, undef, 'tombstone: null value');
 is($misc[3]->{key}, 'k1', 'tombstone: with its key');
-is_deeply($names[3], [ 'outbox-id', 'outbox-created-at' ], 'tombstone: no content-type');
+is_deeply($names[3], [ 'outbox-id', 'outbox-event-id', 'outbox-created-at' ], 'tombstone: no content-type');
 
 is(header_value($misc[4], 'outbox-requeued-from'), '1000',
 	're-queued dead letter: outbox-requeued-from is its old id');
@@ -159,7 +164,7 @@ SKIP:
 	my ($h, $out) = $run->('billing');
 	ok( $node->poll_query_until('billing',
 			'SELECT count(*) = 6 FROM processed_events'),
-		'the kafkajs consumer records every outbox-id, the tombstone included')
+		'the kafkajs consumer records every outbox-event-id, the tombstone included')
 	  or diag slurp_file($out);
 	is($node->safe_psql('billing',
 			q{SELECT string_agg(order_id || ':' || amount, ' ' ORDER BY order_id) FROM charges}),
@@ -174,7 +179,7 @@ SKIP:
 		'replayed: the new order is charged after every older message was seen again')
 	  or diag slurp_file($out);
 	is($node->safe_psql('billing', 'SELECT count(*) FROM processed_events'),
-		'7', 'each outbox-id recorded once');
+		'7', 'each outbox-event-id recorded once');
 	ok($h->pumpable, 'the consumer took the redeliveries without failing') or diag slurp_file($out);
 	$h->kill_kill(grace => 1);
 }
@@ -218,7 +223,7 @@ SKIP:
 	# the topic holds orders 1..6 (twice charged by nobody) and a tombstone
 	ok( $node->poll_query_until('billing_py',
 			'SELECT count(*) = 7 FROM processed_events'),
-		'the confluent-kafka consumer records every outbox-id')
+		'the confluent-kafka consumer records every outbox-event-id')
 	  or diag slurp_file($log);
 	is($node->safe_psql('billing_py',
 			q{SELECT string_agg(order_id || ':' || amount, ' ' ORDER BY order_id) FROM charges}),

@@ -27,6 +27,9 @@ GRANT SELECT, INSERT ON shop.orders, shop.order_lines TO orders_app;
 -- The JSON variant of outbox.enqueue (OutboxService casts to jsonb).  The
 -- schema outbox is usable by PUBLIC; its functions are not.
 GRANT EXECUTE ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb) TO orders_app;
+-- And the one topic it publishes to: since outbox_kafka 0.4 a role
+-- publishes only to the topics granted to it (docs/security.md).
+SELECT outbox.grant_topic('orders_app', 'order.created');
 -- GET /health/outbox reads outbox.status, which is for pg_monitor.  Leave
 -- this out if you monitor the outbox elsewhere: /health/outbox then
 -- reports "permission denied", the order API works as before.
