@@ -38,7 +38,8 @@ LANGUAGE sql STABLE
 AS $$
     SELECT s.id, s.txid, s.created_at, s.topic, s.key, s.payload,
            s.payload_kind, s.headers, s.event_uuid
-      FROM (SELECT c.*, sum(c.size) OVER (ORDER BY c.id) AS upto
+      FROM (SELECT c.*, sum(c.size) OVER (ORDER BY c.id) AS upto,
+                   row_number() OVER (ORDER BY c.id) AS n
               FROM (SELECT e.*,
                            coalesce(octet_length(e.payload), 0) + coalesce(octet_length(e.key), 0)
                            + coalesce(pg_column_size(e.headers), 0) AS size
@@ -49,7 +50,7 @@ AS $$
                        AND NOT pg_visible_in_snapshot(e.txid, prev_tick)
                      ORDER BY e.id
                      LIMIT max_events) c) s
-     WHERE max_bytes IS NULL OR s.upto - s.size < max_bytes
+     WHERE max_bytes IS NULL OR s.upto <= max_bytes OR s.n = 1
      ORDER BY s.id
 $$;
 
@@ -96,12 +97,13 @@ AS $$
                        + coalesce(pg_column_size(h.headers), 0))
                        OVER (ORDER BY h.id) AS upto,
                    coalesce(octet_length(h.payload), 0) + coalesce(octet_length(h.key), 0)
-                       + coalesce(pg_column_size(h.headers), 0) AS size
+                       + coalesce(pg_column_size(h.headers), 0) AS size,
+                   row_number() OVER (ORDER BY h.id) AS n
               FROM (SELECT * FROM outbox.held_event h
                      WHERE h.topic = held_events.topic
                      ORDER BY h.id
                      LIMIT greatest(max_events, 1)) h) s
-     WHERE max_bytes IS NULL OR s.upto - s.size < max_bytes
+     WHERE max_bytes IS NULL OR s.upto <= max_bytes OR s.n = 1
      ORDER BY s.id;
 $$;
 

@@ -170,4 +170,15 @@ SELECT pg_temp.relay_ack_events(18);
 SELECT batch_open, published_max_id FROM pg_temp.progress();
 SELECT count(*) AS events_left, max(id) AS max_id FROM outbox.event;
 
+------------------------------------------------------------------------
+-- The byte bound: beyond the first event, a chunk never goes past
+-- max_bytes; a single larger event is read alone
+------------------------------------------------------------------------
+SELECT max(id) AS before_bytes FROM outbox.event \gset
+SELECT count(*) FROM (SELECT outbox.enqueue('bytes', repeat('x', 40)) FROM generate_series(1, 3)) s;
+SELECT count(*) AS within_100_bytes
+  FROM outbox._batch_events('1:1:'::pg_snapshot, pg_current_snapshot(), :before_bytes, 1000, 10, 100);
+SELECT count(*) AS within_30_bytes
+  FROM outbox._batch_events('1:1:'::pg_snapshot, pg_current_snapshot(), :before_bytes, 1000, 10, 30);
+
 DROP EXTENSION outbox_kafka;
