@@ -21,10 +21,12 @@ OutboxKafkaTest - shared helpers of the outbox_kafka TAP tests
 
 =head1 DESCRIPTION
 
-Starts the mock Kafka cluster helper (test/mock_kafka/mock_kafka) in its own
-process, PostgreSQL nodes with outbox_kafka preloaded, reads topics back with
-kcat, and computes Kafka's murmur2 partitioning so tests can check that a key
+Starts PostgreSQL nodes with outbox_kafka preloaded, reads topics back with
+kcat, checks deliveries for completeness, order and duplicates, and computes Kafka's murmur2 partitioning so tests can check that a key
 lands on the partition a Java client would choose.
+
+start_mock (the mock broker, test/t/MockKafka.pm) is re-exported, so a test
+needs only this module.
 
 Every wait is bounded by $PostgreSQL::Test::Utils::timeout_default.
 
@@ -44,6 +46,7 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MockKafka qw(start_mock);
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(
@@ -52,63 +55,13 @@ our @EXPORT = qw(
   by_outbox_id header_value poll_until
 );
 
-# test/t/ -> test/mock_kafka/mock_kafka
-my $here = File::Spec->rel2abs(dirname(__FILE__));
-our $MOCK_BIN = $ENV{MOCK_KAFKA}
-  // File::Spec->catfile($here, '..', 'mock_kafka', 'mock_kafka');
 our $KCAT = $ENV{KCAT} // 'kcat';
-
-my $mock_count = 0;
 
 =pod
 
 =head1 FUNCTIONS
 
 =over
-
-=item start_mock(brokers => N, topics => ['name:partitions', ...])
-
-Start the mock cluster and return an OutboxKafkaTest::Mock object with
-->bootstrap, ->command($line) (returns the reply line, "OK" or "ERR ...";
-command_ok dies unless the reply is OK) and ->stop.  Its stderr goes to
-tmp_check/log/mock_kafka_<n>.log.
-
-=cut
-
-sub start_mock
-{
-	my (%opts) = @_;
-
-	croak "mock_kafka helper not found at $MOCK_BIN (run make -C test/mock_kafka)"
-	  unless -x $MOCK_BIN;
-
-	my @cmd = ($MOCK_BIN);
-	push @cmd, '--brokers', $opts{brokers} if $opts{brokers};
-	push @cmd, '--topic', $_ for @{ $opts{topics} // [] };
-
-	$mock_count++;
-	my $errlog = "$PostgreSQL::Test::Utils::log_path/mock_kafka_$mock_count.log";
-	my $self = bless {
-		in => '',
-		out => '',
-		errlog => $errlog,
-		timer => IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default),
-	}, 'OutboxKafkaTest::Mock';
-
-	note "starting mock Kafka: @cmd";
-	$self->{h} = IPC::Run::start(\@cmd, '<', \$self->{in}, '>', \$self->{out},
-		'2>', $errlog, $self->{timer});
-
-	my $line = $self->_read_line;
-	croak "mock_kafka did not print its bootstrap address (got '"
-	  . ($line // '<nothing>') . "'); see $errlog"
-	  unless defined $line && $line =~ /^BOOTSTRAP=(\S+)$/;
-	$self->{bootstrap} = $1;
-	note "mock Kafka bootstrap: $self->{bootstrap}";
-	return $self;
-}
-
-=pod
 
 =item new_node($name, bootstrap => ..., databases => 'postgres', poll_interval => '1s', extra_conf => '...', create_extension_in => [...], init => {...}, start => 1)
 
@@ -420,83 +373,5 @@ sub partition_for
 	return (murmur2($key) & 0x7fffffff) % $n;
 }
 
-
-package OutboxKafkaTest::Mock;
-
-use strict;
-use warnings;
-use Carp;
-use Test::More;
-
-sub bootstrap { return $_[0]->{bootstrap}; }
-
-sub _read_line
-{
-	my ($self) = @_;
-	$self->{timer}->start($PostgreSQL::Test::Utils::timeout_default);
-	while ($self->{out} !~ /\n/)
-	{
-		last if $self->{timer}->is_expired;
-		last unless $self->{h}->pumpable;
-		$self->{h}->pump;
-	}
-	return undef unless $self->{out} =~ s/^([^\n]*)\n//;
-	return $1;
-}
-
-=pod
-
-=head2 $mock->command($line)
-
-Send one command, return its one-line reply ("OK" or "ERR ...").
-
-=cut
-
-sub command
-{
-	my ($self, $line) = @_;
-	croak "mock_kafka is not running" unless $self->{h};
-	note "mock_kafka command: $line";
-	$self->{in} .= "$line\n";
-	my $reply = $self->_read_line;
-	croak "mock_kafka gave no reply to '$line' (see $self->{errlog})"
-	  unless defined $reply;
-	note "mock_kafka reply: $reply";
-	return $reply;
-}
-
-sub command_ok
-{
-	my ($self, $line) = @_;
-	my $reply = $self->command($line);
-	croak "mock_kafka: '$line' failed: $reply" unless $reply eq 'OK';
-	return $reply;
-}
-
-sub stop
-{
-	my ($self) = @_;
-	return unless $self->{h};
-	my $h = $self->{h};
-	eval {
-		$self->{in} .= "quit\n";
-		$self->{timer}->start(10);
-		$h->pump while $h->pumpable && !$self->{timer}->is_expired;
-	};
-	if ($h->pumpable || $self->{timer}->is_expired)
-	{
-		eval { $h->kill_kill(grace => 2) };
-	}
-	eval { $h->finish };
-	delete $self->{h};
-	return;
-}
-
-sub DESTROY
-{
-	my ($self) = @_;
-	local ($@, $?);
-	$self->stop if $self->{h};
-}
 
 1;
