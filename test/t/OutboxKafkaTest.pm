@@ -52,7 +52,7 @@ use Time::HiRes qw(usleep time);
 our @EXPORT = qw(
   start_mock new_node consume_all consume_topics wait_until_published
   outbox_status murmur2 partition_for run_sql_files_concurrently
-  by_outbox_id header_value poll_until
+  by_outbox_id header_value poll_until check_delivery
 );
 
 our $KCAT = $ENV{KCAT} // 'kcat';
@@ -210,6 +210,114 @@ sub by_outbox_id
 		push @{ $by{ $id // 'none' } }, $m;
 	}
 	return \%by;
+}
+
+=pod
+
+=item check_delivery(\@msgs, %options)
+
+What a consumer of the outbox checks, counted by the outbox-id of each
+message: was every event delivered, how many duplicates, and per key did the
+first delivery of each event come in commit order.  The one checker of the
+mock and the real-broker tests and of FaultStream.  It asserts nothing and
+returns a hash of figures:
+
+  messages          messages in @msgs
+  delivered         distinct outbox-ids
+  duplicates        messages beyond the first of each outbox-id (only of the
+                    expected ids when expected is given)
+  missing           expected ids without a message
+  unknown           outbox-ids that are not expected (messages of events
+                    that did not commit, or of other phases)
+  order_keys        keys whose order was checked
+  order_violations  first deliveries that came after a later event of their
+                    key (or, with gapless, skipped one)
+  order_diag        up to 5 descriptions of violations
+
+Messages are taken in log order: by topic, partition, then offset when
+they have offsets (consume_all's shape).  A re-delivery of an outbox-id
+already seen is not an order violation (at-least-once after a fault).
+
+Options:
+
+  expected => [ids]   the outbox-ids that must be there
+  id => sub           a message's outbox-id (default: the outbox-id header)
+  order_key => sub    a message's key for the order check, undef to leave
+                      it out (default: topic, partition and Kafka key; keyless
+                      messages are left out)
+  seq => sub          the commit-order position of a message within its key
+                      (default: its outbox-id)
+  gapless => 1        seq numbers of a key must run 1, 2, 3, ... without a gap
+  gap_ok => sub       ($key, $seq) -> true if that missing seq is accounted
+                      for (dead-lettered, say); only with gapless
+
+=cut
+
+sub check_delivery
+{
+	my ($msgs, %o) = @_;
+	my $id_of = $o{id} // sub { header_value($_[0], 'outbox-id') // 'none' };
+	my $key_of = $o{order_key} // sub {
+		my ($m) = @_;
+		return undef unless defined $m->{key};
+		return "$m->{topic}/$m->{partition}/$m->{key}";
+	};
+	my $seq_of = $o{seq} // $id_of;
+	my @log = @$msgs;
+	@log = sort {
+		     ($a->{topic} // '') cmp ($b->{topic} // '')
+		  or $a->{partition} <=> $b->{partition}
+		  or $a->{offset} <=> $b->{offset}
+	} @log unless grep { !defined $_->{offset} } @log;
+
+	my %n;
+	$n{ $id_of->($_) }++ foreach @log;
+	my %f = (messages => scalar(@log), delivered => scalar(keys %n));
+	if ($o{expected})
+	{
+		my %want = map { $_ => 1 } @{ $o{expected} };
+		$f{missing} = scalar grep { !$n{$_} } keys %want;
+		$f{unknown} = scalar grep { !$want{$_} } keys %n;
+		$f{duplicates} = 0;
+		$f{duplicates} += $n{$_} - 1 foreach grep { $n{$_} } keys %want;
+	}
+	else
+	{
+		$f{duplicates} = $f{messages} - $f{delivered};
+	}
+
+	my (%seen, %last);
+	my @diag;
+	$f{order_violations} = 0;
+	foreach my $m (@log)
+	{
+		my $k = $key_of->($m);
+		next unless defined $k;
+		next if $seen{ $id_of->($m) }++;
+		my $q = $seq_of->($m);
+		my $prev = $last{$k} // ($o{gapless} ? 0 : undef);
+		my $ok = !defined $prev || $q > $prev;
+		if ($ok && $o{gapless})
+		{
+			foreach my $gap ($prev + 1 .. $q - 1)
+			{
+				$ok = 0 unless $o{gap_ok} && $o{gap_ok}->($k, $gap);
+			}
+		}
+		unless ($ok)
+		{
+			$f{order_violations}++;
+			push @diag,
+			  "key $k: $q at "
+			  . join('/', map { $_ // '?' } @$m{qw(topic partition)}) . '@'
+			  . ($m->{offset} // '?') . ' after ' . ($prev // 'nothing')
+			  if @diag < 5;
+		}
+		$last{$k} = $q if !defined $prev || $q > $prev;
+	}
+	$f{order_keys} = scalar keys %last;
+	$f{order_diag} = \@diag;
+	return \%f;
 }
 
 =pod
