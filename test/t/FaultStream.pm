@@ -85,17 +85,15 @@ use warnings;
 
 use Carp;
 use File::Basename;
-use File::Spec;
 use JSON::PP;
+use MockKafka ();
 use OutboxKafkaTest ();
 use POSIX qw(WNOHANG);
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $here = File::Spec->rel2abs(dirname(__FILE__));
-our $CONSUMER_BIN = $ENV{FS_CONSUME}
-  // File::Spec->catfile($here, '..', 'mock_kafka', 'fs_consume');
+our $CONSUMER_BIN = $ENV{FS_CONSUME} // MockKafka::helper_path('fs_consume');
 
 my $instances = 0;
 

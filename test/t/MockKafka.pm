@@ -42,10 +42,10 @@ use Test::More;
 
 our @EXPORT = qw(start_mock);
 
-# test/t/ -> test/mock_kafka/mock_kafka
+# test/t/ -> test/mock_kafka/<program>: the mock and its test consumer
 my $here = File::Spec->rel2abs(dirname(__FILE__));
-our $MOCK_BIN = $ENV{MOCK_KAFKA}
-  // File::Spec->catfile($here, '..', 'mock_kafka', 'mock_kafka');
+sub helper_path { return File::Spec->catfile($here, '..', 'mock_kafka', $_[0]); }
+our $MOCK_BIN = $ENV{MOCK_KAFKA} // helper_path('mock_kafka');
 
 my $mock_count = 0;
 
