@@ -147,11 +147,17 @@ unlike(slurp_file($node->logfile),
 	qr/terminated by signal|exited with exit code/,
 	'no process of the server exited during the outages');
 
+$offset = -s $node->logfile;
 $node->safe_psql('postgres',
 	'ALTER SYSTEM RESET outbox_kafka.producer_properties');
 $node->safe_psql('postgres',
 	'ALTER SYSTEM RESET outbox_kafka.allow_unsafe_producer_properties');
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+# the stream below runs with the relay's own message.timeout.ms (never
+# expire): wait until the producer has been rebuilt without the override
+enqueue_events(5, 10);
+ok(wait_until_published($node, 'postgres', 1), 'published after the reset');
+$node->wait_for_log(qr/recreates its Kafka producer: settings changed/, $offset);
 
 # --- every broker down for $outage s under a steady stream -----------------------
 # (was 062_fault_brokers_down.pl)
