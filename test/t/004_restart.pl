@@ -1,10 +1,13 @@
 
 # Copyright (c) 2026, outbox_kafka developers
 
-# Restarts and crashes (G4, G5): a clean restart publishes nothing again; an
-# immediate shutdown while publishing and a SIGKILL of the worker lose
-# nothing, and the duplicates they cause stay within what was in flight
-# (at most outbox_kafka.batch_size).
+# Restarts and crashes (G1, G3, G4, G5): a clean restart publishes nothing
+# again; an immediate shutdown while publishing and a SIGKILL of the worker
+# lose nothing, and the duplicates they cause stay within what was in flight
+# (at most outbox_kafka.batch_size).  Then, on the same server and broker, the
+# fault suite's steady stream (test/t/FaultStream.pm) through three SIGKILLs
+# of the worker and two immediate shutdowns: every committed event, nothing
+# rolled back, per-key order, duplicates at most one chunk per crash.
 
 use strict;
 use warnings;
@@ -12,11 +15,13 @@ use warnings;
 use FindBin;
 use lib $FindBin::Bin;
 
+use FaultStream;
 use IPC::Run;
 use OutboxKafkaTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time);
 
 my $topic = 't.restart';
 my $batch_size = 5000;
@@ -56,36 +61,12 @@ sub committed_ids
 		"SELECT id FROM committed WHERE phase = $phase ORDER BY id");
 }
 
-# Count deliveries of each id of @ids in @msgs: returns (missing, duplicates)
+# (missing, duplicates) of the events @ids in @msgs
 sub deliveries
 {
-	my ($by_id, @ids) = @_;
-	my ($missing, $dups) = (0, 0);
-	foreach my $id (@ids)
-	{
-		my $n = scalar(@{ $by_id->{$id} // [] });
-		$missing++ if $n == 0;
-		$dups += $n - 1 if $n > 1;
-	}
-	return ($missing, $dups);
-}
-
-# Per key, ids must never go backwards except by re-publishing a run that
-# was already delivered (at-least-once): check the first deliveries only.
-sub first_delivery_order_ok
-{
-	my (@msgs) = @_;
-	my (%seen, %last);
-	my $bad = 0;
-	foreach my $m (@msgs)
-	{
-		my $id = header_value($m, 'outbox-id');
-		next if $seen{$id}++;
-		my $k = "$m->{partition}\0" . ($m->{key} // '');
-		$bad++ if defined $last{$k} && $id < $last{$k};
-		$last{$k} = $id;
-	}
-	return $bad == 0;
+	my ($msgs, @ids) = @_;
+	my $d = check_delivery($msgs, expected => \@ids);
+	return ($d->{missing}, $d->{duplicates});
 }
 
 # --- phase 1: publish, then a clean restart -------------------------------------
@@ -95,8 +76,7 @@ is(scalar(@p1), 2000, '2000 events enqueued');
 ok(wait_until_published($node, 'postgres', 2000), 'phase 1 published');
 
 my @msgs = consume_all($mock->bootstrap, $topic);
-my $by_id = by_outbox_id(@msgs);
-my ($missing, $dups) = deliveries($by_id, @p1);
+my ($missing, $dups) = deliveries(\@msgs, @p1);
 is($missing, 0, 'phase 1: every event delivered');
 is($dups, 0, 'phase 1: no duplicates');
 
@@ -110,11 +90,10 @@ my @p2 = committed_ids(2);
 ok(wait_until_published($node, 'postgres', 500), 'phase 2 published');
 
 @msgs = consume_all($mock->bootstrap, $topic);
-$by_id = by_outbox_id(@msgs);
-($missing, $dups) = deliveries($by_id, @p1);
+($missing, $dups) = deliveries(\@msgs, @p1);
 is($missing + $dups, 0,
 	'after a clean restart nothing published before it is published again');
-($missing, $dups) = deliveries($by_id, @p2);
+($missing, $dups) = deliveries(\@msgs, @p2);
 is($missing, 0, 'phase 2: the 500 new events arrive');
 is($dups, 0, 'phase 2: once each');
 is(scalar(@msgs), 2500, 'exactly 2500 messages in the topic');
@@ -159,8 +138,7 @@ ok($node->poll_query_until('postgres',
 		"SELECT pending_events = 0 FROM outbox.status"),
 	'phase 2b published after the restart');
 @msgs = consume_all($mock->bootstrap, $topic);
-$by_id = by_outbox_id(@msgs);
-($missing, $dups) = deliveries($by_id, @p2b);
+($missing, $dups) = deliveries(\@msgs, @p2b);
 is($missing, 0,
 	'fast restart while publishing: every committed event delivered');
 is($dups, 0,
@@ -188,20 +166,19 @@ ok($node->poll_query_until('postgres',
 	'everything committed before the crash is published after it');
 
 @msgs = consume_all($mock->bootstrap, $topic);
-$by_id = by_outbox_id(@msgs);
-($missing, $dups) = deliveries($by_id, @p3);
+($missing, $dups) = deliveries(\@msgs, @p3);
 is($missing, 0, 'crash: every committed event delivered at least once');
 note "immediate shutdown: $dups duplicate deliveries";
 cmp_ok($dups, '<=', $batch_size,
 	"crash: duplicates ($dups) at most one batch (outbox_kafka.batch_size = $batch_size)");
-($missing, $dups) = deliveries($by_id, @p1, @p2, @p2b);
+($missing, $dups) = deliveries(\@msgs, @p1, @p2, @p2b);
 is($missing + $dups, 0,
 	'crash: events acknowledged long before it are not published again');
-my %known = map { $_ => 1 } (@p1, @p2, @p2b, @p3);
-is(scalar(grep { !$known{$_} } keys %$by_id),
-	0, 'no message for an event that did not commit');
-ok(first_delivery_order_ok(@msgs),
-	'per key, first deliveries are in commit (id) order');
+my $d = check_delivery(\@msgs, expected => [ @p1, @p2, @p2b, @p3 ]);
+is($d->{unknown}, 0, 'no message for an event that did not commit');
+is($d->{order_violations}, 0,
+	'per key, first deliveries are in commit (id) order')
+  or diag join("\n", @{ $d->{order_diag} });
 
 # --- phase 3b: crash when everything is acknowledged --------------------------------
 # outbox.status says nothing is pending and the worker is idle: no message
@@ -233,8 +210,7 @@ ok($node->poll_query_until('postgres',
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET wal_writer_delay');
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 @msgs = consume_all($mock->bootstrap, $topic);
-$by_id = by_outbox_id(@msgs);
-($missing, $dups) = deliveries($by_id, @p3b);
+($missing, $dups) = deliveries(\@msgs, @p3b);
 is($missing, 0, 'crash when idle: every event delivered');
 note "crash when idle: $dups duplicate deliveries";
 is($dups, 0,
@@ -266,18 +242,79 @@ my @p4 = committed_ids(4);
 my @p5 = committed_ids(5);
 is(scalar(@p4), 1000, '1000 events committed before the kill');
 @msgs = consume_all($mock->bootstrap, $topic);
-$by_id = by_outbox_id(@msgs);
-($missing, $dups) = deliveries($by_id, @p4);
+($missing, $dups) = deliveries(\@msgs, @p4);
 is($missing, 0, 'SIGKILL: every event committed before it delivered');
 note "SIGKILL: $dups duplicate deliveries";
 cmp_ok($dups, '<=', $batch_size, "SIGKILL: duplicates ($dups) at most one batch");
-($missing, $dups) = deliveries($by_id, @p5);
+($missing, $dups) = deliveries(\@msgs, @p5);
 is($missing + $dups, 0, 'SIGKILL: events after it delivered once');
-($missing, $dups) = deliveries($by_id, @p1, @p2, @p2b);
+($missing, $dups) = deliveries(\@msgs, @p1, @p2, @p2b);
 is($missing + $dups, 0, 'SIGKILL: older events not published again');
-ok(first_delivery_order_ok(@msgs),
+is(check_delivery(\@msgs)->{order_violations}, 0,
 	'per key, first deliveries still in commit order');
 
+# --- the fault suite: a steady stream through SIGKILLs and crashes -------------
+# (was 060_fault_worker_sigkill.pl and 061_fault_immediate_shutdown.pl)
+# Chunks of $stream_batch events, as those tests had; the stream's own topics.
+my $stream_batch = 1000;
+my $kills = 3;
+my $crashes = 2;
+my @topics = ('fs.kill.a', 'fs.kill.b', 'fs.kill.c');
+$mock->command_ok("create_topic $_ 3") for @topics;
+$node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.batch_size = $stream_batch");
+$node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.poll_interval = '200ms'");
+$node->reload;
+ok($node->poll_query_until('postgres',
+		"SELECT setting = '$stream_batch' FROM pg_settings WHERE name = 'outbox_kafka.batch_size'"),
+	"batch_size $stream_batch for the stream");
+
+my $fs = FaultStream->new(node => $node, mock => $mock, topics => \@topics);
+$fs->start;
+ok($fs->grow(300), 'the stream flows');
+
+for my $i (1 .. $kills)
+{
+	my $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM outbox.status');
+	ok($pid, "kill $i: worker pid $pid");
+	my $offset = -s $node->logfile;
+	$fs->note_killed($pid);
+	kill 'KILL', $pid;
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
+	ok( $fs->wait_for(
+			sub {
+				my ($ret, $out) = $node->psql('postgres',
+					"SELECT worker_pid IS NOT NULL AND worker_pid <> $pid FROM outbox.status");
+				$ret == 0 && $out eq 't';
+			}),
+		"kill $i: a new worker runs");
+	$fs->fault_over;
+	ok($fs->grow(200), "kill $i: the stream flows again");
+}
+$fs->stop;
+my $r = $fs->verify(max_duplicates => $kills * $stream_batch, name => 'SIGKILL x3');
+note 'figures: ' . FaultStream::figures($r);
+
+# verify counts from the start of the stream: the crashes may add one chunk
+# each to the duplicates the kills left
+my $dups_before = $r->{duplicates};
+$fs->start;
+ok($fs->grow(300), 'the stream flows again before the crashes');
+for my $i (1 .. $crashes)
+{
+	$node->stop('immediate');
+	$fs->tick;
+	my $t0 = time();
+	$node->start;
+	$fs->fault_over;
+	ok($fs->grow(200), "crash $i: the stream flows again after the restart");
+	note sprintf('crash %d: flowing %.1f s after the restart began', $i, time() - $t0);
+}
+$fs->stop;
+$r = $fs->verify(max_duplicates => $dups_before + $crashes * $stream_batch,
+	name => 'immediate shutdown x2');
+note 'figures: ' . FaultStream::figures($r);
+
+$fs->shutdown;
 $node->stop;
 $mock->stop;
 done_testing();

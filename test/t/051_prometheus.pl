@@ -14,7 +14,6 @@ use FindBin;
 use lib $FindBin::Bin;
 
 use HTTP::Tiny;
-use IO::Socket::INET;
 use IPC::Run;
 use OutboxKafkaTest;
 use PostgreSQL::Test::Cluster;
@@ -38,20 +37,6 @@ my $node = new_node(
 # the exporter's own role: no superuser, only pg_monitor
 $node->safe_psql('postgres', 'CREATE ROLE prometheus LOGIN IN ROLE pg_monitor');
 
-# a free loopback port (the exporter is retried on another if it is taken)
-sub free_port
-{
-	my $s = IO::Socket::INET->new(
-		Listen => 1,
-		LocalAddr => '127.0.0.1',
-		LocalPort => 0,
-		Proto => 'tcp',
-		ReuseAddr => 1) or die "no free port: $!";
-	my $port = $s->sockport;
-	close $s;
-	return $port;
-}
-
 # One connection string, databases found by the exporter itself: several
 # DSNs for one server would export its server-wide metrics twice under the
 # same "server" label (host:port), and the exporter answers 500.
@@ -70,7 +55,7 @@ sub scrape_text
 
 for my $try (1 .. 5)
 {
-	my $port = free_port();
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
 	$url = "http://127.0.0.1:$port/metrics";
 	local $ENV{DATA_SOURCE_NAME} = $dsn;
 	$exporter = IPC::Run::start(

@@ -116,17 +116,19 @@ is($st->{last_error}, undef, 'no error reported');
 
 # --- read back --------------------------------------------------------------
 my @msgs = map { $kafka->consume($_) } @topics;
-my $by_id = by_outbox_id(@msgs);
-my @missing = grep { !$by_id->{$_} } keys %key_seq;
-is(scalar(@missing), 0, 'every committed event is in Kafka');
-is(scalar(grep { !exists $key_seq{$_} } keys %$by_id), 0,
-	'no message for a rolled-back event');
-my $dups = 0;
-$dups += @{ $by_id->{$_} } - 1 foreach keys %$by_id;
-is($dups, 0, 'no duplicates: exactly once in normal operation');
+# per topic and key, the key_seq of the events must run 1, 2, 3, ...
+my $d = check_delivery(
+	\@msgs,
+	expected => [ keys %key_seq ],
+	order_key => sub { defined $_[0]{key} ? "$_[0]{topic}\0$_[0]{key}" : undef },
+	seq => sub { $key_seq{ header_value($_[0], 'outbox-id') } },
+	gapless => 1);
+is($d->{missing}, 0, 'every committed event is in Kafka');
+is($d->{unknown}, 0, 'no message for a rolled-back event');
+is($d->{duplicates}, 0, 'no duplicates: exactly once in normal operation');
 is(scalar(@msgs), $to_commit, "exactly $to_commit messages in the three topics");
 
-my ($bad_part, $keyed, %seqs) = (0, 0);
+my ($bad_part, $keyed) = (0, 0);
 foreach my $m (@msgs)
 {
 	next unless defined $m->{key};
@@ -139,19 +141,13 @@ foreach my $m (@msgs)
 		  . ($want // 'none')
 		  if $bad_part++ < 5;
 	}
-	push @{ $seqs{"$m->{topic}\0$m->{key}"} }, $key_seq{ header_value($m, 'outbox-id') };
 }
 ok($keyed > 9000, "$keyed keyed messages checked");
 is($bad_part, 0, 'every key is on the partition the Java producer chose for it on this broker');
 
-my $bad_order = 0;
-foreach my $k (sort keys %seqs)
-{
-	my @s = @{ $seqs{$k} };
-	$bad_order++ unless "@s" eq join(' ', 1 .. scalar(@s));
-}
-ok(scalar(keys %seqs) >= 100, scalar(keys %seqs) . ' keys checked for order');
-is($bad_order, 0, 'per topic and key, Kafka order equals commit order');
+ok($d->{order_keys} >= 100, "$d->{order_keys} keys checked for order");
+is($d->{order_violations}, 0, 'per topic and key, Kafka order equals commit order')
+  or diag join("\n", @{ $d->{order_diag} });
 
 $node->stop;
 $kafka->stop;

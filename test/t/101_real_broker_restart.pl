@@ -66,34 +66,11 @@ sub committed_count
 	return $node->safe_psql('postgres', "SELECT count(*) FROM committed WHERE phase = $phase");
 }
 
-# (missing, duplicates) of phase $phase in @msgs
-sub tally
+sub committed_ids
 {
-	my ($phase, $by_id) = @_;
-	my ($missing, $dups) = (0, 0);
-	foreach my $id (split /\n/,
-		$node->safe_psql('postgres', "SELECT id FROM committed WHERE phase = $phase"))
-	{
-		my $n = scalar(@{ $by_id->{$id} // [] });
-		$missing++ if $n == 0;
-		$dups += $n - 1 if $n > 1;
-	}
-	return ($missing, $dups);
-}
-
-sub first_delivery_order_ok
-{
-	my (%seen, %last);
-	my $bad = 0;
-	foreach my $m (@_)
-	{
-		my $id = header_value($m, 'outbox-id');
-		next if $seen{$id}++;
-		my $k = "$m->{partition}\0" . ($m->{key} // '');
-		$bad++ if defined $last{$k} && $id < $last{$k};
-		$last{$k} = $id;
-	}
-	return $bad == 0;
+	my ($phase) = @_;
+	return [ split /\n/,
+		$node->safe_psql('postgres', "SELECT id FROM committed WHERE phase = $phase") ];
 }
 
 my %figures;
@@ -129,11 +106,13 @@ foreach my $case ([ 1, 'TERM', 'graceful stop' ], [ 2, 'KILL', 'kill -9' ])
 	is(committed_count($phase), 6000, "$what: 6000 events committed");
 
 	my @msgs = $kafka->consume($topic);
-	my ($missing, $dups) = tally($phase, by_outbox_id(@msgs));
-	is($missing, 0, "$what: nothing lost");
+	my $d = check_delivery(\@msgs, expected => committed_ids($phase));
+	my $dups = $d->{duplicates};
+	is($d->{missing}, 0, "$what: nothing lost");
 	cmp_ok($dups, '<=', $batch_size,
 		"$what: duplicates ($dups) within the bound (events in flight, at most batch_size $batch_size)");
-	ok(first_delivery_order_ok(@msgs), "$what: per key, first deliveries in commit order");
+	is($d->{order_violations}, 0, "$what: per key, first deliveries in commit order")
+	  or diag join("\n", @{ $d->{order_diag} });
 	$figures{$what} = $dups;
 	note sprintf("%s: broker down %.1f s, backlog published %.1f s after it was back; %d duplicate deliveries",
 		$what, $t_up - $t_down, $t_done - $t_up, $dups);

@@ -124,26 +124,15 @@ is($st->{worker_pid}, $pid, 'still the same worker');
 ok($kafka->wait_in_sync($topic), 'all replicas in sync again');
 
 my @msgs = $kafka->consume($topic);
-my $by_id = by_outbox_id(@msgs);
 my @ids = split /\n/, $node->safe_psql('postgres', 'SELECT id FROM committed');
-my @missing = grep { !$by_id->{$_} } @ids;
-is(scalar(@missing), 0, 'nothing lost');
-my $dups = 0;
-$dups += @{ $by_id->{$_} } - 1 foreach keys %$by_id;
+my $d = check_delivery(\@msgs, expected => \@ids);
+is($d->{missing}, 0, 'nothing lost');
+my $dups = $d->{duplicates};
 cmp_ok($dups, '<=', $batch_size, "duplicates ($dups) within the bound");
 diag "3-broker failover: $dups duplicate deliveries (by outbox-id) of 10000";
 
-my (%seen, %last);
-my $bad = 0;
-foreach my $m (@msgs)
-{
-	my $id = header_value($m, 'outbox-id');
-	next if $seen{$id}++;
-	my $k = $m->{key} // '';
-	$bad++ if defined $last{$k} && $id < $last{$k};
-	$last{$k} = $id;
-}
-is($bad, 0, 'per key, Kafka order equals commit order');
+is($d->{order_violations}, 0, 'per key, Kafka order equals commit order')
+  or diag join("\n", @{ $d->{order_diag} });
 
 $node->stop;
 $kafka->stop;

@@ -127,15 +127,10 @@ is($st->{worker_pid}, $pid, 'still the same worker');
 
 my @msgs = $kafka->consume('tls.orders');
 is(scalar(@msgs), 100, '100 messages over TLS, once each');
-my (%last, $bad);
-$bad = 0;
-foreach my $m (@msgs)
-{
-	my $id = header_value($m, 'outbox-id');
-	$bad++ if defined $last{ $m->{key} } && $id < $last{ $m->{key} };
-	$last{ $m->{key} } = $id;
-}
-is($bad, 0, 'per key in commit order');
+my $d = check_delivery(\@msgs);
+is($d->{duplicates}, 0, 'no outbox-id twice');
+is($d->{order_violations}, 0, 'per key in commit order')
+  or diag join("\n", @{ $d->{order_diag} });
 
 $node->stop;
 $kafka->stop;

@@ -85,16 +85,15 @@ use warnings;
 
 use Carp;
 use File::Basename;
-use File::Spec;
 use JSON::PP;
+use MockKafka ();
+use OutboxKafkaTest ();
 use POSIX qw(WNOHANG);
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $here = File::Spec->rel2abs(dirname(__FILE__));
-our $CONSUMER_BIN = $ENV{FS_CONSUME}
-  // File::Spec->catfile($here, '..', 'mock_kafka', 'fs_consume');
+our $CONSUMER_BIN = $ENV{FS_CONSUME} // MockKafka::helper_path('fs_consume');
 
 my $instances = 0;
 
@@ -594,7 +593,7 @@ sub verify
 
 	my $c = $self->_committed;
 	my $dl = {};
-	my (%first, %n_by_id);
+	my %first;
 	my $all_in = sub {
 		%first = ();
 		foreach my $m (@{ $self->{msgs} })
@@ -633,13 +632,10 @@ sub verify
 		  . " ($fig{committed} committed)")
 	  or diag "missing: " . scalar(@missing) . " e.g. @missing[0 .. ($#missing < 9 ? $#missing : 9)]";
 
-	my ($mismatch, $unknown, $rolled, $requeued, $total) = (0, 0, 0, 0, 0);
+	my ($mismatch, $unknown, $rolled, $requeued) = (0, 0, 0, 0);
 	my %requeued_kq;
-	my %seen_id;
 	foreach my $m (@{ $self->{msgs} })
 	{
-		$total++;
-		$n_by_id{ $m->{id} }++;
 		if ($m->{rb})
 		{
 			$rolled++;
@@ -673,46 +669,26 @@ sub verify
 	is($unknown, 0, "$name: no message for an event that was not committed");
 	is($mismatch, 0, "$name: each message carries the outbox-id, key and topic of its event");
 
-	# 2. order per key in the partition log
-	my (%last_q, %seen, $order_bad, @order_diag);
-	$order_bad = 0;
-	my @sorted = sort {
-		     $a->{topic} cmp $b->{topic}
-		  or $a->{partition} <=> $b->{partition}
-		  or $a->{offset} <=> $b->{offset}
-	} grep { !$_->{rb} && defined $_->{k} && !$_->{requeued} } @{ $self->{msgs} };
-	foreach my $m (@sorted)
-	{
-		next if $seen{ $m->{id} }++;    # re-delivery of what was delivered
-		my $k = $m->{k};
-		my $prev = $last_q{$k} // 0;
-		my $ok = $m->{q} > $prev;
-		if ($ok && $m->{q} != $prev + 1)
-		{
-			# a gap is allowed only for dead-lettered (or requeued) events
-			for my $q ($prev + 1 .. $m->{q} - 1)
-			{
-				$ok = 0 unless $dl->{"$k/$q"} || $requeued_kq{"$k/$q"};
-			}
-		}
-		unless ($ok)
-		{
-			$order_bad++;
-			push @order_diag,
-			  "key $k: q $m->{q} at $m->{topic}/$m->{partition}\@$m->{offset} after q $prev"
-			  if @order_diag < 5;
-		}
-		$last_q{$k} = $m->{q} if $m->{q} > $prev;
-	}
-	is($order_bad, 0,
+	# 2. order per key in the partition log, 3. duplicates: the shared checker
+	my $d = OutboxKafkaTest::check_delivery(
+		$self->{msgs},
+		id => sub { $_[0]{id} },
+		order_key => sub {
+			my ($m) = @_;
+			return undef if $m->{rb} || !defined $m->{k} || $m->{requeued};
+			return $m->{k};
+		},
+		seq => sub { $_[0]{q} },
+		gapless => 1,
+		# a gap is allowed only for dead-lettered (or requeued) events
+		gap_ok => sub { $dl->{"$_[0]/$_[1]"} || $requeued_kq{"$_[0]/$_[1]"} });
+	is($d->{order_violations}, 0,
 		"$name: per key, first deliveries follow commit order without gaps")
-	  or diag join("\n", @order_diag);
+	  or diag join("\n", @{ $d->{order_diag} });
 
-	# 3. duplicates
-	my $distinct = scalar keys %n_by_id;
-	$fig{messages} = $total;
-	$fig{delivered} = $distinct;
-	$fig{duplicates} = $total - $distinct;
+	$fig{messages} = $d->{messages};
+	$fig{delivered} = $d->{delivered};
+	$fig{duplicates} = $d->{duplicates};
 	$fig{dead_lettered} = scalar grep { !$first{$_} } keys %$dl if $o{dead_letters};
 	$fig{requeued} = $requeued if $o{requeued};
 	cmp_ok($fig{duplicates}, '<=', $max_dups,

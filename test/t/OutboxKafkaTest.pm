@@ -21,10 +21,12 @@ OutboxKafkaTest - shared helpers of the outbox_kafka TAP tests
 
 =head1 DESCRIPTION
 
-Starts the mock Kafka cluster helper (test/mock_kafka/mock_kafka) in its own
-process, PostgreSQL nodes with outbox_kafka preloaded, reads topics back with
-kcat, and computes Kafka's murmur2 partitioning so tests can check that a key
+Starts PostgreSQL nodes with outbox_kafka preloaded, reads topics back with
+kcat, checks deliveries for completeness, order and duplicates, and computes Kafka's murmur2 partitioning so tests can check that a key
 lands on the partition a Java client would choose.
+
+start_mock (the mock broker, test/t/MockKafka.pm) is re-exported, so a test
+needs only this module.
 
 Every wait is bounded by $PostgreSQL::Test::Utils::timeout_default.
 
@@ -44,71 +46,22 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MockKafka qw(start_mock);
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(
   start_mock new_node consume_all consume_topics wait_until_published
   outbox_status murmur2 partition_for run_sql_files_concurrently
-  by_outbox_id header_value poll_until
+  by_outbox_id header_value poll_until check_delivery
 );
 
-# test/t/ -> test/mock_kafka/mock_kafka
-my $here = File::Spec->rel2abs(dirname(__FILE__));
-our $MOCK_BIN = $ENV{MOCK_KAFKA}
-  // File::Spec->catfile($here, '..', 'mock_kafka', 'mock_kafka');
 our $KCAT = $ENV{KCAT} // 'kcat';
-
-my $mock_count = 0;
 
 =pod
 
 =head1 FUNCTIONS
 
 =over
-
-=item start_mock(brokers => N, topics => ['name:partitions', ...])
-
-Start the mock cluster and return an OutboxKafkaTest::Mock object with
-->bootstrap, ->command($line) (returns the reply line, "OK" or "ERR ...";
-command_ok dies unless the reply is OK) and ->stop.  Its stderr goes to
-tmp_check/log/mock_kafka_<n>.log.
-
-=cut
-
-sub start_mock
-{
-	my (%opts) = @_;
-
-	croak "mock_kafka helper not found at $MOCK_BIN (run make -C test/mock_kafka)"
-	  unless -x $MOCK_BIN;
-
-	my @cmd = ($MOCK_BIN);
-	push @cmd, '--brokers', $opts{brokers} if $opts{brokers};
-	push @cmd, '--topic', $_ for @{ $opts{topics} // [] };
-
-	$mock_count++;
-	my $errlog = "$PostgreSQL::Test::Utils::log_path/mock_kafka_$mock_count.log";
-	my $self = bless {
-		in => '',
-		out => '',
-		errlog => $errlog,
-		timer => IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default),
-	}, 'OutboxKafkaTest::Mock';
-
-	note "starting mock Kafka: @cmd";
-	$self->{h} = IPC::Run::start(\@cmd, '<', \$self->{in}, '>', \$self->{out},
-		'2>', $errlog, $self->{timer});
-
-	my $line = $self->_read_line;
-	croak "mock_kafka did not print its bootstrap address (got '"
-	  . ($line // '<nothing>') . "'); see $errlog"
-	  unless defined $line && $line =~ /^BOOTSTRAP=(\S+)$/;
-	$self->{bootstrap} = $1;
-	note "mock Kafka bootstrap: $self->{bootstrap}";
-	return $self;
-}
-
-=pod
 
 =item new_node($name, bootstrap => ..., databases => 'postgres', poll_interval => '1s', extra_conf => '...', create_extension_in => [...], init => {...}, start => 1)
 
@@ -257,6 +210,114 @@ sub by_outbox_id
 		push @{ $by{ $id // 'none' } }, $m;
 	}
 	return \%by;
+}
+
+=pod
+
+=item check_delivery(\@msgs, %options)
+
+What a consumer of the outbox checks, counted by the outbox-id of each
+message: was every event delivered, how many duplicates, and per key did the
+first delivery of each event come in commit order.  The one checker of the
+mock and the real-broker tests and of FaultStream.  It asserts nothing and
+returns a hash of figures:
+
+  messages          messages in @msgs
+  delivered         distinct outbox-ids
+  duplicates        messages beyond the first of each outbox-id (only of the
+                    expected ids when expected is given)
+  missing           expected ids without a message
+  unknown           outbox-ids that are not expected (messages of events
+                    that did not commit, or of other phases)
+  order_keys        keys whose order was checked
+  order_violations  first deliveries that came after a later event of their
+                    key (or, with gapless, skipped one)
+  order_diag        up to 5 descriptions of violations
+
+Messages are taken in log order: by topic, partition, then offset when
+they have offsets (consume_all's shape).  A re-delivery of an outbox-id
+already seen is not an order violation (at-least-once after a fault).
+
+Options:
+
+  expected => [ids]   the outbox-ids that must be there
+  id => sub           a message's outbox-id (default: the outbox-id header)
+  order_key => sub    a message's key for the order check, undef to leave
+                      it out (default: topic, partition and Kafka key; keyless
+                      messages are left out)
+  seq => sub          the commit-order position of a message within its key
+                      (default: its outbox-id)
+  gapless => 1        seq numbers of a key must run 1, 2, 3, ... without a gap
+  gap_ok => sub       ($key, $seq) -> true if that missing seq is accounted
+                      for (dead-lettered, say); only with gapless
+
+=cut
+
+sub check_delivery
+{
+	my ($msgs, %o) = @_;
+	my $id_of = $o{id} // sub { header_value($_[0], 'outbox-id') // 'none' };
+	my $key_of = $o{order_key} // sub {
+		my ($m) = @_;
+		return undef unless defined $m->{key};
+		return "$m->{topic}/$m->{partition}/$m->{key}";
+	};
+	my $seq_of = $o{seq} // $id_of;
+	my @log = @$msgs;
+	@log = sort {
+		     ($a->{topic} // '') cmp ($b->{topic} // '')
+		  or $a->{partition} <=> $b->{partition}
+		  or $a->{offset} <=> $b->{offset}
+	} @log unless grep { !defined $_->{offset} } @log;
+
+	my %n;
+	$n{ $id_of->($_) }++ foreach @log;
+	my %f = (messages => scalar(@log), delivered => scalar(keys %n));
+	if ($o{expected})
+	{
+		my %want = map { $_ => 1 } @{ $o{expected} };
+		$f{missing} = scalar grep { !$n{$_} } keys %want;
+		$f{unknown} = scalar grep { !$want{$_} } keys %n;
+		$f{duplicates} = 0;
+		$f{duplicates} += $n{$_} - 1 foreach grep { $n{$_} } keys %want;
+	}
+	else
+	{
+		$f{duplicates} = $f{messages} - $f{delivered};
+	}
+
+	my (%seen, %last);
+	my @diag;
+	$f{order_violations} = 0;
+	foreach my $m (@log)
+	{
+		my $k = $key_of->($m);
+		next unless defined $k;
+		next if $seen{ $id_of->($m) }++;
+		my $q = $seq_of->($m);
+		my $prev = $last{$k} // ($o{gapless} ? 0 : undef);
+		my $ok = !defined $prev || $q > $prev;
+		if ($ok && $o{gapless})
+		{
+			foreach my $gap ($prev + 1 .. $q - 1)
+			{
+				$ok = 0 unless $o{gap_ok} && $o{gap_ok}->($k, $gap);
+			}
+		}
+		unless ($ok)
+		{
+			$f{order_violations}++;
+			push @diag,
+			  "key $k: $q at "
+			  . join('/', map { $_ // '?' } @$m{qw(topic partition)}) . '@'
+			  . ($m->{offset} // '?') . ' after ' . ($prev // 'nothing')
+			  if @diag < 5;
+		}
+		$last{$k} = $q if !defined $prev || $q > $prev;
+	}
+	$f{order_keys} = scalar keys %last;
+	$f{order_diag} = \@diag;
+	return \%f;
 }
 
 =pod
@@ -420,83 +481,5 @@ sub partition_for
 	return (murmur2($key) & 0x7fffffff) % $n;
 }
 
-
-package OutboxKafkaTest::Mock;
-
-use strict;
-use warnings;
-use Carp;
-use Test::More;
-
-sub bootstrap { return $_[0]->{bootstrap}; }
-
-sub _read_line
-{
-	my ($self) = @_;
-	$self->{timer}->start($PostgreSQL::Test::Utils::timeout_default);
-	while ($self->{out} !~ /\n/)
-	{
-		last if $self->{timer}->is_expired;
-		last unless $self->{h}->pumpable;
-		$self->{h}->pump;
-	}
-	return undef unless $self->{out} =~ s/^([^\n]*)\n//;
-	return $1;
-}
-
-=pod
-
-=head2 $mock->command($line)
-
-Send one command, return its one-line reply ("OK" or "ERR ...").
-
-=cut
-
-sub command
-{
-	my ($self, $line) = @_;
-	croak "mock_kafka is not running" unless $self->{h};
-	note "mock_kafka command: $line";
-	$self->{in} .= "$line\n";
-	my $reply = $self->_read_line;
-	croak "mock_kafka gave no reply to '$line' (see $self->{errlog})"
-	  unless defined $reply;
-	note "mock_kafka reply: $reply";
-	return $reply;
-}
-
-sub command_ok
-{
-	my ($self, $line) = @_;
-	my $reply = $self->command($line);
-	croak "mock_kafka: '$line' failed: $reply" unless $reply eq 'OK';
-	return $reply;
-}
-
-sub stop
-{
-	my ($self) = @_;
-	return unless $self->{h};
-	my $h = $self->{h};
-	eval {
-		$self->{in} .= "quit\n";
-		$self->{timer}->start(10);
-		$h->pump while $h->pumpable && !$self->{timer}->is_expired;
-	};
-	if ($h->pumpable || $self->{timer}->is_expired)
-	{
-		eval { $h->kill_kill(grace => 2) };
-	}
-	eval { $h->finish };
-	delete $self->{h};
-	return;
-}
-
-sub DESTROY
-{
-	my ($self) = @_;
-	local ($@, $?);
-	$self->stop if $self->{h};
-}
 
 1;

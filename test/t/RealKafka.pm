@@ -66,11 +66,11 @@ use Carp;
 use File::Basename;
 use File::Path qw(make_path);
 use File::Spec;
-use IO::Socket::INET;
 use IPC::Run;
 use OutboxKafkaTest ();
 use JSON::PP;
 use POSIX ();
+use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
@@ -86,27 +86,6 @@ our $SCRAM_COMPAT_KAFKA = '3.9.1';
 my $count = 0;
 # names of directories and logs: per test file and cluster
 (my $test_name = basename($0)) =~ s/\.pl$//;
-
-# A TCP port on 127.0.0.1 that nothing listens on now (and that this
-# process did not hand out before).
-my %handed_out;
-
-sub free_port
-{
-	for (1 .. 100)
-	{
-		my $s = IO::Socket::INET->new(
-			LocalAddr => '127.0.0.1',
-			LocalPort => 0,
-			Listen => 1,
-			ReuseAddr => 0) or croak "no free port: $!";
-		my $p = $s->sockport;
-		close $s;
-		next if $handed_out{$p}++;
-		return $p;
-	}
-	croak "no free port";
-}
 
 # run a command, die with its output unless it succeeds; returns stdout
 sub run_ok
@@ -175,13 +154,15 @@ sub start
 	my $secure = $self->{security} ne 'PLAINTEXT';
 	for my $i (1 .. $self->{n})
 	{
+		# ports from PostgreSQL's picker: free on 127.0.0.1 now and reserved
+		# against other test files running at the same time
 		my $node = {
 			i => $i,
 			dir => "$self->{dir}/node$i",
-			port => free_port(),
-			cport => free_port(),
+			port => PostgreSQL::Test::Cluster::get_free_port(),
+			cport => PostgreSQL::Test::Cluster::get_free_port(),
 		};
-		$node->{iport} = $secure ? free_port() : $node->{port};
+		$node->{iport} = $secure ? PostgreSQL::Test::Cluster::get_free_port() : $node->{port};
 		push @{ $self->{nodes} }, $node;
 	}
 	$self->{bootstrap} = join ',', map { "127.0.0.1:$_->{port}" } @{ $self->{nodes} };
