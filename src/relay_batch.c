@@ -387,7 +387,7 @@ outbox_batch_save(void)
 				 errmsg("outbox.relay_state was changed by somebody other than the relay"),
 				 errdetail("The relay keeps its progress in memory and saves it to outbox.relay_state; it expected %lld completed batches there.",
 						   (long long) batch.saved_batches_done),
-				 errhint("Do not call the relay API (outbox.open_batch, outbox.ack_events) while the relay runs.  The relay now starts over from what the table says; events may be published again.")));
+				 errhint("Do not write to outbox.relay_state while the relay runs.  The relay now starts over from what the table says; events may be published again.")));
 	SPI_finish();
 
 	batch.saved_batches_done = batch.batches_done;
