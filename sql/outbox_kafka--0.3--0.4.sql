@@ -333,6 +333,15 @@ DROP FUNCTION outbox.open_batch();
 DROP FUNCTION outbox.next_events(integer, bigint, bigint);
 DROP FUNCTION outbox.ack_events(bigint, bigint);
 
+-- The librdkafka the relay runs with: the library this server loaded for
+-- outbox_kafka (docs/kafka.md says which versions have which defects).
+CREATE FUNCTION outbox.librdkafka_version()
+RETURNS text
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'outbox_librdkafka_version_sql';
+COMMENT ON FUNCTION outbox.librdkafka_version() IS
+    'The version of librdkafka the relay runs with';
+
 ------------------------------------------------------------------------
 -- Privileges
 ------------------------------------------------------------------------
@@ -341,10 +350,12 @@ REVOKE ALL ON outbox.topic_grant, outbox.topic_grants FROM PUBLIC;
 REVOKE ALL ON FUNCTION outbox._requeue_event(text, text, bytea, "char", jsonb, uuid),
     outbox.last_event_id(),
     outbox._topic_grant_changed(), outbox._topic_grantee(text),
-    outbox.grant_topic(text, text), outbox.revoke_topic(text, text) FROM PUBLIC;
+    outbox.grant_topic(text, text), outbox.revoke_topic(text, text),
+    outbox.librdkafka_version() FROM PUBLIC;
 -- last_event_id only shows the caller's own transaction
 GRANT EXECUTE ON FUNCTION outbox.last_event_id() TO PUBLIC;
 GRANT SELECT ON outbox.topic_grants TO pg_monitor;
+GRANT EXECUTE ON FUNCTION outbox.librdkafka_version() TO pg_monitor;
 
 DO $$
 BEGIN

@@ -750,6 +750,15 @@ RETURNS record
 LANGUAGE C VOLATILE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'outbox_worker_status';
 
+-- The librdkafka the relay runs with: the library this server loaded for
+-- outbox_kafka (docs/kafka.md says which versions have which defects).
+CREATE FUNCTION outbox.librdkafka_version()
+RETURNS text
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'outbox_librdkafka_version_sql';
+COMMENT ON FUNCTION outbox.librdkafka_version() IS
+    'The version of librdkafka the relay runs with';
+
 -- Storage figures.  Exact pending counts stop at 10 000 so the view stays
 -- fast with millions pending; above that the count is estimated from ids.
 -- Held topics and their events count as not yet published.
@@ -869,6 +878,7 @@ GRANT EXECUTE ON FUNCTION outbox.last_event_id() TO PUBLIC;
 GRANT SELECT ON outbox.status, outbox.held_topics, outbox.topic_grants TO pg_monitor;
 GRANT EXECUTE ON FUNCTION outbox.worker_status() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION outbox.storage_status() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION outbox.librdkafka_version() TO pg_monitor;
 
 ------------------------------------------------------------------------
 -- Say so at once when nothing will be published from this database.

@@ -24,9 +24,11 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "librdkafka_version.h"
 #include "outbox_kafka.h"
 
 PG_FUNCTION_INFO_V1(outbox_worker_status);
+PG_FUNCTION_INFO_V1(outbox_librdkafka_version_sql);
 PG_FUNCTION_INFO_V1(outbox_is_preloaded);
 
 #define WORKER_STATUS_COLS 12
@@ -155,4 +157,14 @@ Datum
 outbox_is_preloaded(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(outbox_loaded_at_startup);
+}
+
+/*
+ * outbox.librdkafka_version(): the version of the librdkafka this server
+ * loaded for outbox_kafka, the one the relay runs with ("2.14.2", say).
+ */
+Datum
+outbox_librdkafka_version_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(outbox_librdkafka_version()));
 }

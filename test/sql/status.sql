@@ -103,4 +103,8 @@ SELECT events FROM pg_temp.relay_open_batch();
 SELECT pg_temp.relay_ack_events(10009);
 SELECT * FROM pg_temp.pending();
 
+-- the librdkafka the relay runs with, for pg_monitor too
+SELECT outbox.librdkafka_version() ~ '^[0-9]+\.[0-9]+\.[0-9]+$' AS looks_like_a_version;
+SELECT has_function_privilege('pg_monitor', 'outbox.librdkafka_version()', 'EXECUTE') AS monitor_may;
+
 DROP EXTENSION outbox_kafka;

@@ -38,6 +38,8 @@ if ($prefix ne '')
 ok( $node->wait_for_log(
 		qr/outbox_kafka worker started for database "postgres" \(librdkafka \Q$expected\E\)/),
 	"the worker's start-up line names librdkafka $expected");
+is($node->safe_psql('postgres', 'SELECT outbox.librdkafka_version()'),
+	$expected, 'outbox.librdkafka_version() says the same');
 
 $node->safe_psql('postgres', "SELECT outbox.enqueue('$topic', '{\"n\": 1}'::jsonb)");
 ok(wait_until_published($node, 'postgres', 1), 'an event is published');
