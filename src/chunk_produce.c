@@ -86,3 +86,17 @@ relay_forget_in_flight(OutboxChunk *chunk)
 	}
 	chunk->in_flight = 0;
 }
+
+/*
+ * chunk_ms_until_stalled: how long until the events of chunk in flight
+ * count as stalled (outbox_kafka.stall_timeout after they were last
+ * produced); 0 if they do now.
+ */
+long
+chunk_ms_until_stalled(OutboxChunk *chunk)
+{
+	TimestampTz stalled_at = TimestampTzPlusMilliseconds(chunk->produced_at,
+														 outbox_stall_timeout_ms);
+
+	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), stalled_at), 0);
+}

@@ -42,6 +42,8 @@
 #define LANE_BACKOFF_MAX_MS		10000
 /* Pinned chunks at most; reaching it makes the producer be rebuilt (purging them). */
 #define MAX_PINNED_CHUNKS		4
+/* Why a topic is held whose own failure is not known (any more). */
+#define HELD_BEHIND "held behind earlier events of the topic"
 
 static HeldTopic *held_add(const char *topic, TimestampTz held_since,
 						   const char *reason, const char *error_class);
@@ -51,7 +53,6 @@ static bool topic_in_flight(const char *topic);
 static bool topic_waits_in_chunk(const char *topic);
 static void settle_lane(void);
 static HeldTopic *next_due_topic(long *wait_ms);
-static long ms_until_stalled(OutboxChunk *chunk);
 static void set_lane_aside(void);
 
 /*
@@ -206,6 +207,32 @@ note_refusal(HeldTopic *ht, bool refused)
 }
 
 /*
+ * held_hold_stalled: hold topic because its events went unacknowledged for
+ * outbox_kafka.stall_timeout while the cluster answered (in a chunk of the
+ * batch or in the lane).
+ */
+void
+held_hold_stalled(const char *topic)
+{
+	held_hold(topic,
+			  psprintf("no acknowledgement within %d ms while the cluster answers (partition without leader or too few in-sync replicas?)",
+					   outbox_stall_timeout_ms),
+			  "stalled", false);
+}
+
+/*
+ * held_hold_behind: events of topic were just queued (recorded while held):
+ * make sure the topic is held, even if the lane gave it up in the same
+ * pass, so that its queue is worked and later events follow it.
+ */
+void
+held_hold_behind(const char *topic)
+{
+	if (held_find(topic) == NULL)
+		(void) held_hold(topic, HELD_BEHIND, "held", false);
+}
+
+/*
  * held_reason: why topic is held, and (through cls) the class of it; for
  * outbox_storage_finish_chunk().
  */
@@ -217,7 +244,7 @@ held_reason(const char *topic, const char **cls)
 	if (ht == NULL)
 	{
 		*cls = "held";
-		return "held behind earlier events of the topic";
+		return HELD_BEHIND;
 	}
 	*cls = ht->error_class;
 	return ht->reason;
@@ -582,20 +609,6 @@ next_due_topic(long *wait_ms)
 }
 
 /*
- * ms_until_stalled: how long until the events of chunk in flight count as
- * stalled (outbox_kafka.stall_timeout after they were produced); 0 if they
- * do now.
- */
-static long
-ms_until_stalled(OutboxChunk *chunk)
-{
-	TimestampTz stalled_at = TimestampTzPlusMilliseconds(chunk->produced_at,
-														 outbox_stall_timeout_ms);
-
-	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), stalled_at), 0);
-}
-
-/*
  * set_lane_aside: the lane chunk's topic stalls (a partition without a
  * leader, with no message timeout, keeps it in flight for ever): pin the
  * chunk like a recorded one, so that its reports are settled whenever they
@@ -611,10 +624,7 @@ set_lane_aside(void)
 
 	for (i = 0; i < lane->nevents; i++)
 		lane->events[i].held = true;	/* they are in the topic's queue */
-	held_hold(lane->lane_topic,
-			  psprintf("no acknowledgement within %d ms while the cluster answers (partition without leader or too few in-sync replicas?)",
-					   outbox_stall_timeout_ms),
-			  "stalled", false);
+	held_hold_stalled(lane->lane_topic);
 	held_pin_chunk(lane);
 	relay.lane = outbox_chunk_create();
 }
@@ -636,7 +646,7 @@ held_run_lane(void)
 	{
 		if (lane->in_flight > 0)
 		{
-			long		stall_ms = ms_until_stalled(lane);
+			long		stall_ms = chunk_ms_until_stalled(lane);
 
 			if (stall_ms > 0)
 				return Min(stall_ms, 1000);

@@ -169,10 +169,8 @@ settle_recorded(OutboxChunk *chunk, int from, int upto)
 	{
 		OutboxEvent *event = &chunk->events[i];
 
-		if (event->held && event->delivery != OUTBOX_DELIVERY_ACKED &&
-			held_find(event->topic) == NULL)
-			(void) held_hold(event->topic,
-							 "held behind earlier events of the topic", "held", false);
+		if (event->held && event->delivery != OUTBOX_DELIVERY_ACKED)
+			held_hold_behind(event->topic);
 		if (event->delivery == OUTBOX_DELIVERY_ACKED)
 		{
 			published++;
@@ -497,16 +495,15 @@ static long
 check_stall(OutboxChunk *chunk)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz stalled_at = TimestampTzPlusMilliseconds(chunk->produced_at,
-														 outbox_stall_timeout_ms);
+	long		stall_ms = chunk_ms_until_stalled(chunk);
 	char		errbuf[256];
 	int			err;
 	int			i;
 
 	if (chunk->acked > 0 && chunk->evidence_at == 0)
 		chunk->evidence_at = now;
-	if (now < stalled_at)
-		return Max(TimestampDifferenceMilliseconds(now, stalled_at), 1);
+	if (stall_ms > 0)
+		return stall_ms;
 
 	if (chunk->evidence_at == 0 &&
 		TimestampDifferenceExceeds(relay.stall_probed_at, now, outbox_stall_timeout_ms))
@@ -541,10 +538,7 @@ check_stall(OutboxChunk *chunk)
 
 		if (event->delivery != OUTBOX_DELIVERY_IN_FLIGHT || event->held)
 			continue;
-		held_hold(event->topic,
-				  psprintf("no acknowledgement within %d ms while the cluster answers (partition without leader or too few in-sync replicas?)",
-						   outbox_stall_timeout_ms),
-				  "stalled", false);
+		held_hold_stalled(event->topic);
 		hold_topic_in_chunk(chunk, event->topic);
 	}
 	return 0;

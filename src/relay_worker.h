@@ -98,6 +98,7 @@ extern void relay_request_rebuild(const char *reason);
 /* chunk_produce.c */
 extern int	relay_produce(OutboxChunk *chunk);
 extern void relay_forget_in_flight(OutboxChunk *chunk);
+extern long chunk_ms_until_stalled(OutboxChunk *chunk);
 
 /* publish.c */
 extern long relay_publish(void);
@@ -114,6 +115,8 @@ extern HeldTopic *held_hold(const char *topic, const char *reason,
 							const char *error_class, bool refused);
 extern const char *held_reason(const char *topic, const char **cls);
 extern void held_mark_chunk(OutboxChunk *chunk);
+extern void held_hold_stalled(const char *topic);
+extern void held_hold_behind(const char *topic);
 extern bool held_unsettled(OutboxChunk *chunk);
 extern void held_pin_chunk(OutboxChunk *chunk);
 extern void held_release_pinned(void);
