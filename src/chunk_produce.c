@@ -24,7 +24,9 @@
  * relay_produce: hand every event of chunk that is to be produced (not in
  * flight, not resolved, not held) to the producer, in id order, stopping
  * at the first one the producer's local queue has no room for (the rest
- * follow on a later pass, in order).  Returns the librdkafka error that
+ * follow on a later pass, in order).  Events that must wait for their
+ * partition's first acknowledgement stay to be produced (chunk->deferred
+ * says so; see outbox_producer_send).  Returns the librdkafka error that
  * refused an event for good reason to stop (queue full, fatal), else 0.
  */
 int
@@ -35,6 +37,7 @@ relay_produce(OutboxChunk *chunk)
 	int			err = 0;
 
 	chunk->queue_full = false;
+	chunk->deferred = false;
 	for (i = chunk->recorded; i < chunk->nevents; i++)
 	{
 		OutboxEvent *event = &chunk->events[i];

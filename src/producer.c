@@ -10,6 +10,19 @@
  * the chunk: no elog, no palloc, no longjmp through librdkafka frames.
  * Log lines are emitted with ereport after rd_kafka_poll() returns.
  *
+ * The producer picks each event's partition itself, with the partitioner
+ * librdkafka is configured with (murmur2_random by default, the Java
+ * client's choice), from the partition count the cluster gave it.  Knowing
+ * the partition before a message leaves lets it keep a new producer's
+ * requests to a partition one at a time until the first is acknowledged
+ * there: Kafka accepts any first sequence number from a producer id it has
+ * no state for on a partition, so idempotence orders nothing before that
+ * first acknowledgement.  A second request in flight could be written
+ * while the first one fails, putting a later event of a key before an
+ * earlier one (G3), and librdkafka, seeing the later one acknowledged,
+ * would report the earlier one acknowledged too without it being written
+ * (G1).  See outbox_producer_send.
+ *
  * Copyright (c) 2026, outbox_kafka developers
  *
  * IDENTIFICATION
@@ -48,6 +61,43 @@
 #define METADATA_QUIET_MS	5000
 /* How long outbox_producer_push keeps librdkafka sending at once. */
 #define PUSH_MS				1
+/* How often the partition count of a topic in use is asked for again. */
+#define TOPIC_REFRESH_MS	300000
+
+/* What this producer knows of a partition (or of a topic, see KnownTopic). */
+typedef enum PartitionState
+{
+	PARTITION_NEW = 0,			/* nothing acknowledged there yet */
+	PARTITION_PROBING,			/* its first message is in flight, alone */
+	PARTITION_CONFIRMED			/* the cluster acknowledged a message there */
+} PartitionState;
+
+/* A librdkafka partitioner (rd_kafka_msg_partitioner_*). */
+typedef int32_t (*PartitionerFn) (const rd_kafka_topic_t *rkt, const void *key,
+								  size_t keylen, int32_t partition_cnt,
+								  void *rkt_opaque, void *msg_opaque);
+
+/* When a partitioner spreads messages instead of hashing their key. */
+typedef enum SpreadWhen
+{
+	SPREAD_NEVER,				/* every key is hashed, no key too */
+	SPREAD_NO_KEY,				/* messages without a key are spread */
+	SPREAD_EMPTY_KEY			/* messages with an empty key or none */
+} SpreadWhen;
+
+/* What this producer knows of a topic it produced to. */
+typedef struct KnownTopic
+{
+	char		name[OUTBOX_MAX_TOPIC_LEN + 1];	/* hash key */
+	int			error;			/* topic error in the last metadata seen */
+	bool		learned;		/* the cluster answered about it */
+	TimestampTz checked_at;		/* when that metadata was fetched */
+	int32		partition_cnt;	/* partitions it has; 0 if not known */
+	PartitionState *partitions; /* partition_cnt of them, TopMemoryContext */
+	PartitionState unpartitioned;	/* of messages sent while the partition
+									 * count is not known (librdkafka picks
+									 * their partition): one at a time */
+} KnownTopic;
 
 typedef struct LogLine
 {
@@ -70,6 +120,9 @@ struct OutboxProducer
 	TimestampTz metadata_quiet_until;	/* no waiting for metadata before
 										 * this: the cluster did not answer */
 	double		linger_ms;		/* linger.ms as configured */
+	PartitionerFn partitioner;	/* the configured partitioner's hash */
+	SpreadWhen	spread;			/* and when it spreads instead */
+	uint32		next_spread;	/* round robin of spread messages */
 	pthread_mutex_t log_lock;	/* log_cb might run on another thread */
 	int			nlogs;
 	int			dropped_logs;
@@ -84,7 +137,13 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 static rd_kafka_headers_t *build_headers(OutboxEvent *event);
 static void enable_wake_fd(OutboxProducer *producer);
 static double configured_linger_ms(rd_kafka_t *rk);
-static int	learn_topic(OutboxProducer *producer, const char *topic);
+static int	learn_topic(OutboxProducer *producer, const char *topic,
+						KnownTopic **known);
+static void note_partition_count(KnownTopic *known, int32 partition_cnt);
+static void configure_partitioner(OutboxProducer *producer);
+static bool choose_partition(OutboxProducer *producer, KnownTopic *known,
+							 OutboxEvent *event);
+static void note_delivery(OutboxEvent *event, int32 partition, bool acked);
 static void emit_logs(OutboxProducer *producer);
 
 /*
@@ -99,6 +158,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 
 	if (event == NULL || event->delivery != OUTBOX_DELIVERY_IN_FLIGHT)
 		return;
+	note_delivery(event, msg->partition, msg->err == RD_KAFKA_RESP_ERR_NO_ERROR);
 	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		event->delivery = OUTBOX_DELIVERY_ACKED;
@@ -244,6 +304,7 @@ outbox_producer_create(const char *client_id, char *errbuf, size_t errbuf_size)
 	rd_kafka_set_log_queue(producer->rk, NULL);
 	enable_wake_fd(producer);
 	producer->linger_ms = configured_linger_ms(producer->rk);
+	configure_partitioner(producer);
 	return producer;
 }
 
@@ -286,6 +347,49 @@ configured_linger_ms(rd_kafka_t *rk)
 	if (rd_kafka_conf_get(rd_kafka_conf(rk), "linger.ms", value, &size) != RD_KAFKA_CONF_OK)
 		return 0;
 	return strtod(value, NULL);
+}
+
+/*
+ * configure_partitioner: the hash of the partitioner the producer is
+ * configured with (producer_config.c refuses "random"), and when it
+ * spreads messages instead; murmur2_random if it cannot be read.  The
+ * relay calls it itself (choose_partition), so keys land where librdkafka,
+ * and for murmur2 the Java client, would put them.
+ */
+static void
+configure_partitioner(OutboxProducer *producer)
+{
+	static const struct
+	{
+		const char *name;
+		PartitionerFn fn;
+		SpreadWhen	spread;
+	}			partitioners[] = {
+		{"murmur2_random", rd_kafka_msg_partitioner_murmur2, SPREAD_NO_KEY},
+		{"murmur2", rd_kafka_msg_partitioner_murmur2, SPREAD_NEVER},
+		{"consistent_random", rd_kafka_msg_partitioner_consistent, SPREAD_EMPTY_KEY},
+		{"consistent", rd_kafka_msg_partitioner_consistent, SPREAD_NEVER},
+		{"fnv1a_random", rd_kafka_msg_partitioner_fnv1a, SPREAD_NO_KEY},
+		{"fnv1a", rd_kafka_msg_partitioner_fnv1a, SPREAD_NEVER},
+	};
+	char		value[64];
+	size_t		size = sizeof(value);
+	int			i;
+
+	producer->partitioner = partitioners[0].fn;
+	producer->spread = partitioners[0].spread;
+	if (rd_kafka_conf_get(rd_kafka_conf(producer->rk), "partitioner", value,
+						  &size) != RD_KAFKA_CONF_OK)
+		return;
+	for (i = 0; i < lengthof(partitioners); i++)
+	{
+		if (strcmp(value, partitioners[i].name) == 0)
+		{
+			producer->partitioner = partitioners[i].fn;
+			producer->spread = partitioners[i].spread;
+			return;
+		}
+	}
 }
 
 /*
@@ -336,7 +440,16 @@ outbox_producer_destroy(OutboxProducer *producer, int flush_ms)
 	emit_logs(producer);
 	rd_kafka_destroy_flags(producer->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	if (producer->topics != NULL)
+	{
+		HASH_SEQ_STATUS status;
+		KnownTopic *known;
+
+		hash_seq_init(&status, producer->topics);
+		while ((known = hash_seq_search(&status)) != NULL)
+			if (known->partitions != NULL)
+				pfree(known->partitions);
 		hash_destroy(producer->topics);
+	}
 	if (producer->wake_fds[0] >= 0)
 	{
 		close(producer->wake_fds[0]);
@@ -411,10 +524,16 @@ build_headers(OutboxEvent *event)
 }
 
 /*
- * outbox_producer_send: produce event asynchronously.  The event (and its
- * key and payload, which are not copied) must stay valid until its
- * delivery report has been served.  Returns 0, or the librdkafka error
- * that refused the message at once (queue full, message too large...).
+ * outbox_producer_send: produce event asynchronously, to the partition
+ * choose_partition() picks.  The event (and its key and payload, which
+ * are not copied) must stay valid until its delivery report has been
+ * served.  Returns 0, or the librdkafka error that refused the message at
+ * once (queue full, message too large...).  Returns 0 without producing
+ * it, leaving it OUTBOX_DELIVERY_NONE and setting chunk->deferred, when
+ * its partition has had no acknowledgement from this producer yet and
+ * another message is in flight there: produce it again once that one is
+ * reported (the caller goes on with other events; those of the same
+ * partition are deferred alike, so their order is kept).
  */
 int
 outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
@@ -422,16 +541,22 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 {
 	rd_kafka_headers_t *hdrs;
 	rd_kafka_resp_err_t err;
+	KnownTopic *known;
 
 	event->chunk = chunk;
 
 	/* a topic the cluster says it does not have (or lets us not see) */
-	err = learn_topic(producer, event->topic);
+	err = learn_topic(producer, event->topic, &known);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		event->delivery = OUTBOX_DELIVERY_FAILED;
 		event->error = err;
 		return err;
+	}
+	if (!choose_partition(producer, known, event))
+	{
+		chunk->deferred = true;
+		return 0;
 	}
 
 	hdrs = build_headers(event);
@@ -441,6 +566,7 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 
 	err = rd_kafka_producev(producer->rk,
 							RD_KAFKA_V_TOPIC(event->topic),
+							RD_KAFKA_V_PARTITION(event->partition),
 							RD_KAFKA_V_KEY(event->key, event->key ? event->key_len : 0),
 							RD_KAFKA_V_VALUE(event->payload,
 											 event->payload ? event->payload_len : 0),
@@ -451,6 +577,7 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		rd_kafka_headers_destroy(hdrs);
+		note_delivery(event, event->partition, false);
 		event->delivery = OUTBOX_DELIVERY_FAILED;
 		event->error = err;
 		event->attempts--;
@@ -459,18 +586,110 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 	return err;
 }
 
-/* What this producer knows of a topic it produced to. */
-typedef struct KnownTopic
+
+/*
+ * choose_partition: set event->partition (and event->producer_topic) for
+ * known, the topic's state, and say whether the event may be produced now:
+ * not while its partition has had no acknowledgement from this producer
+ * and a message is in flight there.  The first message to a partition then
+ * goes alone (PARTITION_PROBING).  Keys are hashed with the configured
+ * partitioner; messages the partitioner spreads go round robin.  While the
+ * partition count is not known, librdkafka picks (-1), one message of the
+ * topic at a time.
+ */
+static bool
+choose_partition(OutboxProducer *producer, KnownTopic *known, OutboxEvent *event)
 {
-	char		name[OUTBOX_MAX_TOPIC_LEN + 1];	/* hash key */
-	int			error;			/* topic error in the last metadata seen */
-	bool		learned;		/* the cluster answered about it */
-	TimestampTz checked_at;		/* when that metadata was fetched */
-} KnownTopic;
+	PartitionState *state;
+	bool		spread;
+
+	event->producer_topic = known;
+	if (known == NULL || known->partition_cnt <= 0)
+	{
+		event->partition = RD_KAFKA_PARTITION_UA;
+		state = known != NULL ? &known->unpartitioned : NULL;
+	}
+	else
+	{
+		spread = (producer->spread == SPREAD_NO_KEY && event->key == NULL) ||
+			(producer->spread == SPREAD_EMPTY_KEY &&
+			 (event->key == NULL || event->key_len == 0));
+		if (spread)
+			event->partition = producer->next_spread++ % known->partition_cnt;
+		else
+			event->partition = producer->partitioner(NULL, event->key,
+													 event->key ? event->key_len : 0,
+													 known->partition_cnt,
+													 NULL, NULL);
+		state = &known->partitions[event->partition];
+	}
+	if (state == NULL || *state == PARTITION_CONFIRMED)
+		return true;
+	if (*state == PARTITION_PROBING)
+		return false;
+	*state = PARTITION_PROBING;
+	return true;
+}
+
+/*
+ * note_delivery: the message of event, produced by choose_partition's
+ * rules, was reported (acked or not) on partition: an acknowledgement
+ * confirms the partition for this producer; a failure lets the next
+ * message there go alone again.  Runs in the delivery report callback:
+ * plain C only.
+ */
+static void
+note_delivery(OutboxEvent *event, int32 partition, bool acked)
+{
+	KnownTopic *known = (KnownTopic *) event->producer_topic;
+	PartitionState *state;
+
+	if (known == NULL)
+		return;
+	if (event->partition == RD_KAFKA_PARTITION_UA)
+		state = &known->unpartitioned;
+	else if (event->partition < known->partition_cnt)
+		state = &known->partitions[event->partition];
+	else
+		return;
+	if (acked)
+	{
+		*state = PARTITION_CONFIRMED;
+		/* librdkafka picked it: the partition it went to is confirmed too */
+		if (partition >= 0 && partition < known->partition_cnt)
+			known->partitions[partition] = PARTITION_CONFIRMED;
+	}
+	else if (*state == PARTITION_PROBING)
+		*state = PARTITION_NEW;
+}
+
+/*
+ * note_partition_count: the cluster says topic known has partition_cnt
+ * partitions.  Partitions are only ever added: the states of those known
+ * so far are kept.
+ */
+static void
+note_partition_count(KnownTopic *known, int32 partition_cnt)
+{
+	if (partition_cnt <= known->partition_cnt)
+		return;
+	if (known->partitions == NULL)
+		known->partitions = MemoryContextAllocZero(TopMemoryContext,
+												   partition_cnt * sizeof(PartitionState));
+	else
+	{
+		known->partitions = repalloc(known->partitions,
+									 partition_cnt * sizeof(PartitionState));
+		memset(known->partitions + known->partition_cnt, 0,
+			   (partition_cnt - known->partition_cnt) * sizeof(PartitionState));
+	}
+	known->partition_cnt = partition_cnt;
+}
 
 /*
  * learn_topic: the error the cluster reports for topic (unknown topic, not
- * authorised...), or 0.  The first time this producer produces to topic it
+ * authorised...), or 0, and through *known what this producer knows of it
+ * (its partition count, when the cluster gave it).  The first time this producer produces to topic it
  * asks the cluster for the topic's metadata at once (waiting at most
  * TOPIC_METADATA_MS): librdkafka would otherwise leave the first messages
  * of a new topic waiting for its next periodic metadata refresh, about a
@@ -481,9 +700,11 @@ typedef struct KnownTopic
  * topic waits for metadata for METADATA_QUIET_MS (the topic is asked about
  * again later): with the brokers down, a chunk of many new topics must not
  * keep the worker deaf to signals and barriers for half a second each.
+ * The partition count of a topic in use is asked for again every
+ * TOPIC_REFRESH_MS, so that new partitions are used.
  */
 static int
-learn_topic(OutboxProducer *producer, const char *topic)
+learn_topic(OutboxProducer *producer, const char *topic, KnownTopic **known_p)
 {
 	bool		found;
 	KnownTopic *known;
@@ -502,15 +723,23 @@ learn_topic(OutboxProducer *producer, const char *topic)
 		producer->topics = hash_create("outbox_kafka producer topics", 64, &ctl,
 									   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
+	*known_p = NULL;
 	if (strlen(topic) > OUTBOX_MAX_TOPIC_LEN)
 		return 0;				/* refused by librdkafka anyway */
 	known = hash_search(producer->topics, topic, HASH_ENTER, &found);
+	*known_p = known;
 	now = GetCurrentTimestamp();
 	if (!found)
+	{
 		known->learned = false;
+		known->partition_cnt = 0;
+		known->partitions = NULL;
+		known->unpartitioned = PARTITION_NEW;
+	}
 	if (found && known->learned &&
-		(known->error == 0 ||
-		 !TimestampDifferenceExceeds(known->checked_at, now, TOPIC_RECHECK_MS)))
+		!TimestampDifferenceExceeds(known->checked_at, now,
+									known->error == 0 ? TOPIC_REFRESH_MS :
+									TOPIC_RECHECK_MS))
 		return known->error;
 	if (now < producer->metadata_quiet_until)
 		return 0;				/* librdkafka learns it by itself meanwhile */
@@ -534,6 +763,8 @@ learn_topic(OutboxProducer *producer, const char *topic)
 			terr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
 			terr == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION)
 			known->error = terr;
+		else if (terr == RD_KAFKA_RESP_ERR_NO_ERROR)
+			note_partition_count(known, md->topics[0].partition_cnt);
 	}
 	if (md != NULL)
 		rd_kafka_metadata_destroy(md);

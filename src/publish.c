@@ -89,14 +89,16 @@ own_in_flight(OutboxChunk *chunk)
 /*
  * after_produce: how long to wait once the chunk was produced: for its
  * acknowledgements (delivery reports wake us), for room in librdkafka's
- * queue when only held events fill it, or not at all.
+ * queue when only held events fill it, or for the first acknowledgement
+ * on a partition held events are being sent to (outbox_producer_send), or
+ * not at all.
  */
 static long
 after_produce(OutboxChunk *chunk)
 {
 	if (own_in_flight(chunk))
 		return outbox_stall_timeout_ms;
-	if (chunk->queue_full)
+	if (chunk->queue_full || chunk->deferred)
 		return QUEUE_FULL_WAIT_MS;
 	return 0;
 }

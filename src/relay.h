@@ -60,6 +60,11 @@ typedef struct OutboxEvent
 								 * went) to outbox.held_event */
 	int			error;			/* librdkafka error code of the last failure */
 	int			attempts;		/* times produced */
+	int32		partition;		/* the partition it was last produced to, as
+								 * producer.c chose it; -1 if left to
+								 * librdkafka (partition count not known) */
+	void	   *producer_topic; /* producer.c's state of its topic, for the
+								 * delivery report */
 } OutboxEvent;
 
 /*
@@ -80,6 +85,9 @@ struct OutboxChunk
 	int			acked;			/* events acknowledged since produced */
 	bool		queue_full;		/* the last produce stopped at a full
 								 * local queue */
+	bool		deferred;		/* the last produce left events waiting for
+								 * the first acknowledgement of a new
+								 * producer on their partition */
 	TimestampTz evidence_at;	/* when the cluster was first seen
 								 * answering while events of this chunk
 								 * were in flight (an ack of it, or a

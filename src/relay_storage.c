@@ -215,6 +215,7 @@ outbox_chunk_reset(OutboxChunk *chunk)
 	chunk->batch_completed = false;
 	chunk->acked = 0;
 	chunk->queue_full = false;
+	chunk->deferred = false;
 	chunk->evidence_at = 0;
 	chunk->durable_lsn = InvalidXLogRecPtr;
 	chunk->lane_topic = NULL;
