@@ -22,7 +22,10 @@
 
 /*
  * relay_produce: hand every event of chunk that is to be produced (not in
- * flight, not resolved, not held) to the producer, in id order, stopping
+ * flight, not resolved, not held) to the producer, in id order, each to
+ * the partition outbox_producer_place chooses.  An event whose partition
+ * held (if not NULL) says is held aside is marked held instead: it goes
+ * to its queue.  Stopping
  * at the first one the producer's local queue has no room for (the rest
  * follow on a later pass, in order).  Events that must wait for their
  * partition's first acknowledgement stay to be produced (chunk->deferred
@@ -30,7 +33,7 @@
  * refused an event for good reason to stop (queue full, fatal), else 0.
  */
 int
-relay_produce(OutboxChunk *chunk)
+relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held)
 {
 	int			i;
 	bool		any = false;
@@ -44,6 +47,13 @@ relay_produce(OutboxChunk *chunk)
 
 		if (event->delivery != OUTBOX_DELIVERY_NONE || event->held)
 			continue;
+		if (outbox_producer_place(relay.producer, event, held) != 0)
+			continue;			/* refused at once: settled like a report */
+		if (held != NULL && held(event->topic, event->partition))
+		{
+			event->held = true;
+			continue;
+		}
 		err = outbox_producer_send(relay.producer, chunk, event);
 		if (err == 0)
 		{

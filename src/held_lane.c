@@ -1,17 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * held_lane.c
- *	  Topics held aside while Kafka refuses them, and the lane that works
- *	  their queues, so that one sick topic never stops the others (G6).
+ *	  Topics and partitions held aside while Kafka refuses them, and the
+ *	  lane that works their queues, so that one sick topic or partition
+ *	  never stops the others (G6).
  *
- * A topic is held when an event of it fails with a topic error (unknown
- * topic, not authorised, no leader...) or stays unacknowledged past
- * outbox_kafka.stall_timeout while the cluster otherwise answers.  From
- * then on its events are not produced from the batch: they move, in id
- * order, to outbox.held_event as the batch cursor passes them.  The lane
- * produces the head of one held topic's queue at a time, with back-off;
+ * A topic is held as a whole when an event of it fails with an error about
+ * the topic (unknown, not authorised: class "topic refused").  A single
+ * partition is held when an event of it fails with an error about the
+ * partition (no leader, too few in-sync replicas: "topic unavailable") or
+ * stays unacknowledged past outbox_kafka.stall_timeout while the cluster
+ * otherwise answers; the other partitions of its topic keep flowing.  A
+ * hold is a queue: from then on the events it covers are not produced from
+ * the batch, they move, in id order, to outbox.held_event as the batch
+ * cursor passes them.  An event goes to the queue of its partition if that
+ * is held, else to its topic's; no partition of a topic held as a whole is
+ * held by itself, so all events of a key are in one queue, in order.  The
+ * lane produces the head of one queue at a time, with back-off;
  * acknowledged events leave the queue, and once the queue is empty (and no
- * event of the topic waits in the current chunk) the topic is released.
+ * event of it waits in the current chunk) the hold is released.
  * A topic Kafka refuses (class "topic refused") at every attempt for
  * longer than outbox_kafka.max_retry_time has its whole queue
  * dead-lettered; unavailable and stalled topics wait for as long as it
@@ -45,21 +52,25 @@
 /* Why a topic is held whose own failure is not known (any more). */
 #define HELD_BEHIND "held behind earlier events of the topic"
 
-static HeldTopic *held_add(const char *topic, TimestampTz held_since,
-						   const char *reason, const char *error_class);
+static HeldTopic *held_add(const char *topic, int32 partition,
+						   TimestampTz held_since, const char *reason,
+						   const char *error_class);
 static void held_remove(HeldTopic *ht);
+static const char *hold_name(HeldTopic *ht);
 static void note_refusal(HeldTopic *ht, bool refused);
-static bool topic_in_flight(const char *topic);
-static bool topic_waits_in_chunk(const char *topic);
+static bool in_queue(HeldTopic *ht, OutboxEvent *event);
+static bool queue_in_flight(HeldTopic *ht);
+static bool queue_waits_in_chunk(HeldTopic *ht);
 static void settle_lane(void);
 static HeldTopic *next_due_topic(long *wait_ms);
 static void set_lane_aside(void);
 
 /*
- * held_find: the held topic named topic, or NULL.
+ * held_find: the hold of topic's partition (-1: of the whole topic), or
+ * NULL.
  */
 HeldTopic *
-held_find(const char *topic)
+held_find(const char *topic, int32 partition)
 {
 	ListCell   *lc;
 
@@ -67,23 +78,65 @@ held_find(const char *topic)
 	{
 		HeldTopic  *ht = (HeldTopic *) lfirst(lc);
 
-		if (strcmp(ht->topic, topic) == 0)
+		if (ht->partition == partition && strcmp(ht->topic, topic) == 0)
 			return ht;
 	}
 	return NULL;
 }
 
 /*
- * held_add: remember topic as held (in TopMemoryContext).
+ * held_partition: is partition of topic held aside, by itself or with its
+ * whole topic?  (partition -1: is the whole topic held?)  An
+ * OutboxPartitionHeldFn.
+ */
+bool
+held_partition(const char *topic, int32 partition)
+{
+	if (relay.held == NIL)
+		return false;
+	return held_find(topic, -1) != NULL ||
+		(partition >= 0 && held_find(topic, partition) != NULL);
+}
+
+/*
+ * held_route: the queue a held event goes to: its partition's if that is
+ * held, else its topic's (-1); and, through reason and cls, why that is
+ * held.  An OutboxHeldRouteFn, for outbox_storage_finish_chunk().
+ */
+int32
+held_route(const OutboxEvent *event, const char **reason, const char **cls)
+{
+	HeldTopic  *ht = NULL;
+
+	if (event->partition >= 0)
+		ht = held_find(event->topic, event->partition);
+	if (ht == NULL)
+		ht = held_find(event->topic, -1);
+	if (ht == NULL)
+	{
+		/* the lane released it in this very pass: held_hold_behind */
+		*reason = HELD_BEHIND;
+		*cls = "held";
+		return -1;
+	}
+	*reason = ht->reason;
+	*cls = ht->error_class;
+	return ht->partition;
+}
+
+/*
+ * held_add: remember topic's partition (-1: the whole topic) as held (in
+ * TopMemoryContext).
  */
 static HeldTopic *
-held_add(const char *topic, TimestampTz held_since, const char *reason,
-		 const char *error_class)
+held_add(const char *topic, int32 partition, TimestampTz held_since,
+		 const char *reason, const char *error_class)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	HeldTopic  *ht = palloc0(sizeof(HeldTopic));
 
 	ht->topic = pstrdup(topic);
+	ht->partition = partition;
 	strlcpy(ht->reason, reason, sizeof(ht->reason));
 	ht->error_class = pstrdup(error_class);
 	ht->refused_since = strcmp(error_class,
@@ -132,7 +185,8 @@ held_load(void)
 	{
 		OutboxHeldTopicRow *row = (OutboxHeldTopicRow *) lfirst(lc);
 
-		held_add(row->topic, row->held_since, row->reason, row->error_class);
+		held_add(row->topic, row->partition, row->held_since, row->reason,
+				 row->error_class);
 	}
 	relay_end_step();
 	relay.held_loaded = true;
@@ -157,22 +211,38 @@ held_forget(void)
 }
 
 /*
- * held_hold: hold topic aside (or update why it is held).  Says so in the
- * log and in outbox.status when the topic was not held yet.
+ * hold_name: "topic \"t\"" or "partition p of topic \"t\"", for messages.
+ */
+static const char *
+hold_name(HeldTopic *ht)
+{
+	if (ht->partition < 0)
+		return psprintf("topic \"%s\"", ht->topic);
+	return psprintf("partition %d of topic \"%s\"", ht->partition, ht->topic);
+}
+
+/*
+ * held_hold: hold topic's partition (-1: the whole topic) aside, or update
+ * why it is held.  A partition of a topic held as a whole is not held by
+ * itself: the topic's hold is updated instead (so that the events of a key
+ * are never in two queues).  Says so in the log and in outbox.status when
+ * it was not held yet.  Returns the hold.
  */
 HeldTopic *
-held_hold(const char *topic, const char *reason, const char *error_class,
-		  bool refused)
+held_hold(const char *topic, int32 partition, const char *reason,
+		  const char *error_class, bool refused)
 {
-	HeldTopic  *ht = held_find(topic);
+	HeldTopic  *ht = held_find(topic, -1);
 
+	if (ht == NULL && partition >= 0)
+		ht = held_find(topic, partition);
 	if (ht == NULL)
 	{
 		char	   *detail;
 
-		ht = held_add(topic, GetCurrentTimestamp(), reason, error_class);
-		detail = psprintf("topic \"%s\" is held aside, its events wait in order while other topics flow: %s",
-						  topic, reason);
+		ht = held_add(topic, partition, GetCurrentTimestamp(), reason, error_class);
+		detail = psprintf("%s is held aside, its events wait in order while everything else flows: %s",
+						  hold_name(ht), reason);
 		ereport(WARNING,
 				(errmsg("outbox_kafka worker for database \"%s\": %s",
 						relay.dbname, detail),
@@ -193,6 +263,22 @@ held_hold(const char *topic, const char *reason, const char *error_class,
 }
 
 /*
+ * held_hold_failed: event failed with an error of class cls ("topic
+ * refused" or "topic unavailable"): hold its whole topic, or, for an error
+ * about its partition, the partition alone.  Returns the hold.
+ */
+HeldTopic *
+held_hold_failed(const OutboxEvent *event, OutboxErrorClass cls)
+{
+	Assert(cls == OUTBOX_ERROR_TOPIC_REFUSED || cls == OUTBOX_ERROR_TOPIC_UNAVAILABLE);
+	return held_hold(event->topic,
+					 cls == OUTBOX_ERROR_TOPIC_UNAVAILABLE ? event->partition : -1,
+					 outbox_error_text(event->error),
+					 outbox_error_class_name(cls),
+					 cls == OUTBOX_ERROR_TOPIC_REFUSED);
+}
+
+/*
  * note_refusal: the last attempt at a held topic failed; refused says
  * whether Kafka refused it.  A refusal starts the max_retry_time clock
  * unless it runs already; any other failure stops it.
@@ -207,68 +293,30 @@ note_refusal(HeldTopic *ht, bool refused)
 }
 
 /*
- * held_hold_stalled: hold topic because its events went unacknowledged for
- * outbox_kafka.stall_timeout while the cluster answered (in a chunk of the
- * batch or in the lane).
+ * held_hold_stalled: hold topic's partition (-1: the whole topic) because
+ * its events went unacknowledged for outbox_kafka.stall_timeout while the
+ * cluster answered (in a chunk of the batch or in the lane).  Returns the
+ * hold.
  */
-void
-held_hold_stalled(const char *topic)
+HeldTopic *
+held_hold_stalled(const char *topic, int32 partition)
 {
-	held_hold(topic,
-			  psprintf("no acknowledgement within %d ms while the cluster answers (partition without leader or too few in-sync replicas?)",
-					   outbox_stall_timeout_ms),
-			  "stalled", false);
+	return held_hold(topic, partition,
+					 psprintf("no acknowledgement within %d ms while the cluster answers (partition without leader or too few in-sync replicas?)",
+							  outbox_stall_timeout_ms),
+					 "stalled", false);
 }
 
 /*
- * held_hold_behind: events of topic were just queued (recorded while held):
- * make sure the topic is held, even if the lane gave it up in the same
- * pass, so that its queue is worked and later events follow it.
+ * held_hold_behind: event was just queued (recorded while held): make sure
+ * its queue is held, even if the lane released it in the same pass, so
+ * that the queue is worked and later events follow it.
  */
 void
-held_hold_behind(const char *topic)
+held_hold_behind(const OutboxEvent *event)
 {
-	if (held_find(topic) == NULL)
-		(void) held_hold(topic, HELD_BEHIND, "held", false);
-}
-
-/*
- * held_reason: why topic is held, and (through cls) the class of it; for
- * outbox_storage_finish_chunk().
- */
-const char *
-held_reason(const char *topic, const char **cls)
-{
-	HeldTopic  *ht = held_find(topic);
-
-	if (ht == NULL)
-	{
-		*cls = "held";
-		return HELD_BEHIND;
-	}
-	*cls = ht->error_class;
-	return ht->reason;
-}
-
-/*
- * held_mark_chunk: events of held topics in chunk that are to be produced
- * go to their topic's queue instead.
- */
-void
-held_mark_chunk(OutboxChunk *chunk)
-{
-	int			i;
-
-	if (relay.held == NIL)
-		return;
-	for (i = chunk->recorded; i < chunk->nevents; i++)
-	{
-		OutboxEvent *event = &chunk->events[i];
-
-		if (event->delivery == OUTBOX_DELIVERY_NONE && !event->held &&
-			held_find(event->topic) != NULL)
-			event->held = true;
-	}
+	if (!held_partition(event->topic, event->partition))
+		(void) held_hold(event->topic, -1, HELD_BEHIND, "held", false);
 }
 
 /*
@@ -327,6 +375,9 @@ held_release_pinned(void)
 			OutboxEvent *event = &chunk->events[i];
 			HeldTopic  *ht;
 			List	   *ids = NIL;
+			int32		queue;
+			const char *reason;
+			const char *cls_name;
 			int			j;
 
 			if (!event->held || event->delivery == OUTBOX_DELIVERY_NONE ||
@@ -338,19 +389,19 @@ held_release_pinned(void)
 
 				if (cls == OUTBOX_ERROR_TOPIC_REFUSED ||
 					cls == OUTBOX_ERROR_TOPIC_UNAVAILABLE)
-					held_hold(event->topic, outbox_error_text(event->error),
-							  outbox_error_class_name(cls),
-							  cls == OUTBOX_ERROR_TOPIC_REFUSED);
+					(void) held_hold_failed(event, cls);
 				event->delivery = OUTBOX_DELIVERY_NONE;
 				continue;
 			}
-			/* acknowledged: collect the topic's acknowledged events */
+			/* acknowledged: collect the acknowledged events of its queue */
+			queue = held_route(event, &reason, &cls_name);
 			for (j = i; j < chunk->nevents; j++)
 			{
 				OutboxEvent *e = &chunk->events[j];
 
 				if (e->held && e->delivery == OUTBOX_DELIVERY_ACKED &&
-					strcmp(e->topic, event->topic) == 0)
+					strcmp(e->topic, event->topic) == 0 &&
+					held_route(e, &reason, &cls_name) == queue)
 				{
 					ids = lappend(ids, &e->id);
 					e->delivery = OUTBOX_DELIVERY_NONE;
@@ -361,11 +412,11 @@ held_release_pinned(void)
 				relay_begin_step("outbox_kafka: release published held events");
 				began = true;
 			}
-			(void) outbox_storage_release_held(event->topic, ids, false);
+			(void) outbox_storage_release_held(event->topic, queue, ids, false);
 			if (relay.slot != NULL)
 				pg_atomic_fetch_add_u64(&relay.slot->events_published,
 										list_length(ids));
-			ht = held_find(event->topic);
+			ht = held_find(event->topic, queue);
 			if (ht != NULL)
 				ht->next_attempt_at = 0;	/* it answers again: look now */
 			list_free(ids);
@@ -386,18 +437,29 @@ held_release_pinned(void)
 }
 
 /*
- * topic_in_flight: is an event of topic in flight in the current chunk or
- * a pinned one, or a held one reported but not yet settled by
+ * in_queue: does event belong to ht's queue: is it of ht's topic and, for
+ * a held partition, of that partition?
+ */
+static bool
+in_queue(HeldTopic *ht, OutboxEvent *event)
+{
+	return (ht->partition < 0 || event->partition == ht->partition) &&
+		strcmp(event->topic, ht->topic) == 0;
+}
+
+/*
+ * queue_in_flight: is an event of ht's queue in flight in the current chunk
+ * or a pinned one, or a held one reported but not yet settled by
  * held_release_pinned() (an acknowledged event still sits in its queue)?
  * The current chunk counts as a whole, recorded events included: held
  * events recorded while the relay gathers commits are still in flight.
  * The lane waits for them: its events come before or after them in the
- * topic's order, and it must not send again what was just acknowledged.
+ * queue's order, and it must not send again what was just acknowledged.
  * Reports can be served in the middle of a pass (outbox_producer_push),
  * before the pinned chunks are settled at the start of the next one.
  */
 static bool
-topic_in_flight(const char *topic)
+queue_in_flight(HeldTopic *ht)
 {
 	ListCell   *lc;
 	int			i;
@@ -409,7 +471,7 @@ topic_in_flight(const char *topic)
 
 		if ((event->delivery == OUTBOX_DELIVERY_IN_FLIGHT ||
 			 (event->held && event->delivery != OUTBOX_DELIVERY_NONE)) &&
-			strcmp(event->topic, topic) == 0)
+			in_queue(ht, event))
 			return true;
 	}
 	foreach(lc, relay.pinned)
@@ -421,7 +483,7 @@ topic_in_flight(const char *topic)
 			OutboxEvent *event = &chunk->events[i];
 
 			if (event->held && event->delivery != OUTBOX_DELIVERY_NONE &&
-				strcmp(event->topic, topic) == 0)
+				in_queue(ht, event))
 				return true;
 		}
 	}
@@ -429,11 +491,11 @@ topic_in_flight(const char *topic)
 }
 
 /*
- * topic_waits_in_chunk: does the current chunk hold events of topic that
- * are not in its queue yet?  Then the topic may not be released.
+ * queue_waits_in_chunk: does the current chunk hold events of ht's queue
+ * that are not in it yet?  Then the hold may not be released.
  */
 static bool
-topic_waits_in_chunk(const char *topic)
+queue_waits_in_chunk(HeldTopic *ht)
 {
 	int			i;
 
@@ -441,7 +503,7 @@ topic_waits_in_chunk(const char *topic)
 	{
 		OutboxEvent *event = &relay.chunk->events[i];
 
-		if (event->held && strcmp(event->topic, topic) == 0)
+		if (event->held && in_queue(ht, event))
 			return true;
 	}
 	return false;
@@ -457,7 +519,7 @@ static void
 settle_lane(void)
 {
 	OutboxChunk *lane = relay.lane;
-	HeldTopic  *ht = held_find(lane->lane_topic);
+	HeldTopic  *ht = held_find(lane->lane_topic, lane->lane_partition);
 	List	   *acked = NIL;
 	List	   *permanent = NIL;
 	OutboxEvent *failed = NULL;
@@ -495,7 +557,7 @@ settle_lane(void)
 			if (lane->events[i].delivery == OUTBOX_DELIVERY_FAILED &&
 				outbox_classify_error(lane->events[i].error) == OUTBOX_ERROR_PERMANENT)
 				first = &lane->events[i];
-		(void) outbox_storage_dead_letter_held(lane->lane_topic,
+		(void) outbox_storage_dead_letter_held(lane->lane_topic, lane->lane_partition,
 											   outbox_error_text(first->error),
 											   Max(first->attempts, 1), permanent);
 		ereport(WARNING,
@@ -508,9 +570,9 @@ settle_lane(void)
 			pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered,
 									list_length(permanent));
 	}
-	released = outbox_storage_release_held(lane->lane_topic, acked,
-										   failed == NULL &&
-										   !topic_waits_in_chunk(lane->lane_topic));
+	released = outbox_storage_release_held(lane->lane_topic, lane->lane_partition,
+										   acked, failed == NULL &&
+										   (ht == NULL || !queue_waits_in_chunk(ht)));
 	if (failed != NULL && ht != NULL)
 	{
 		const char *error = outbox_error_text(failed->error);
@@ -520,14 +582,16 @@ settle_lane(void)
 			TimestampDifferenceExceeds(ht->refused_since, now,
 									   outbox_max_retry_time_s * 1000))
 		{
-			int64		n = outbox_storage_dead_letter_held(lane->lane_topic, error,
+			int64		n = outbox_storage_dead_letter_held(lane->lane_topic,
+															lane->lane_partition,
+															error,
 															ht->attempts + 1, NIL);
 
 			ereport(WARNING,
-					(errmsg_plural("outbox_kafka gives up on topic \"%s\" after %d s: %lld held event moved to outbox.dead_letters: %s",
-								   "outbox_kafka gives up on topic \"%s\" after %d s: %lld held events moved to outbox.dead_letters: %s",
+					(errmsg_plural("outbox_kafka gives up on %s after %d s: %lld held event moved to outbox.dead_letters: %s",
+								   "outbox_kafka gives up on %s after %d s: %lld held events moved to outbox.dead_letters: %s",
 								   (unsigned long) n,
-								   lane->lane_topic, outbox_max_retry_time_s,
+								   hold_name(ht), outbox_max_retry_time_s,
 								   (long long) n, error)));
 			if (relay.slot != NULL)
 				pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered, n);
@@ -535,11 +599,12 @@ settle_lane(void)
 		}
 		else
 		{
-			outbox_storage_note_held_attempt(lane->lane_topic, error,
+			outbox_storage_note_held_attempt(lane->lane_topic, lane->lane_partition,
+											 error,
 											 outbox_error_class_name(failed_class));
-			held_hold(lane->lane_topic, error,
-					  outbox_error_class_name(failed_class),
-					  failed_class == OUTBOX_ERROR_TOPIC_REFUSED);
+			(void) held_hold(lane->lane_topic, lane->lane_partition, error,
+							 outbox_error_class_name(failed_class),
+							 failed_class == OUTBOX_ERROR_TOPIC_REFUSED);
 		}
 	}
 	relay_end_step();
@@ -556,8 +621,8 @@ settle_lane(void)
 		if (released)
 		{
 			ereport(LOG,
-					(errmsg("outbox_kafka worker for database \"%s\": topic \"%s\" is released, its events flow again",
-							relay.dbname, ht->topic)));
+					(errmsg("outbox_kafka worker for database \"%s\": %s is released, its events flow again",
+							relay.dbname, hold_name(ht))));
 			held_remove(ht);
 		}
 		else if (failed != NULL)
@@ -578,8 +643,8 @@ settle_lane(void)
 }
 
 /*
- * next_due_topic: a held topic whose turn has come and that has nothing in
- * flight, or NULL; then *wait_ms says when the next one is due.
+ * next_due_topic: a hold whose turn has come and whose queue has nothing
+ * in flight, or NULL; then *wait_ms says when the next one is due.
  */
 static HeldTopic *
 next_due_topic(long *wait_ms)
@@ -598,7 +663,7 @@ next_due_topic(long *wait_ms)
 						   Max(TimestampDifferenceMilliseconds(now, ht->next_attempt_at), 1));
 			continue;
 		}
-		if (topic_in_flight(ht->topic))
+		if (queue_in_flight(ht))
 			continue;
 		/* round robin: the topic served goes to the end of the list */
 		relay.held = list_delete_ptr(relay.held, ht);
@@ -624,14 +689,14 @@ set_lane_aside(void)
 
 	for (i = 0; i < lane->nevents; i++)
 		lane->events[i].held = true;	/* they are in the topic's queue */
-	held_hold_stalled(lane->lane_topic);
+	(void) held_hold_stalled(lane->lane_topic, lane->lane_partition);
 	held_pin_chunk(lane);
 	relay.lane = outbox_chunk_create();
 }
 
 /*
  * held_run_lane: one pass of the lane: settle the lane chunk once all its
- * reports are in, then start on the next due topic.  Returns how long the
+ * reports are in, then start on the next due queue.  Returns how long the
  * worker may sleep as far as the lane is concerned.
  */
 long
@@ -666,15 +731,15 @@ held_run_lane(void)
 		return wait_ms;
 
 	relay_begin_step("outbox_kafka: read held events");
-	outbox_storage_fetch_held(lane, ht->topic, outbox_batch_size,
+	outbox_storage_fetch_held(lane, ht->topic, ht->partition, outbox_batch_size,
 							  (int64) outbox_max_batch_bytes_kb * 1024);
-	if (lane->nevents == 0 && !topic_waits_in_chunk(ht->topic) &&
-		outbox_storage_release_held(ht->topic, NIL, true))
+	if (lane->nevents == 0 && !queue_waits_in_chunk(ht) &&
+		outbox_storage_release_held(ht->topic, ht->partition, NIL, true))
 	{
 		relay_end_step();
 		ereport(LOG,
-				(errmsg("outbox_kafka worker for database \"%s\": topic \"%s\" is released, its events flow again",
-						relay.dbname, ht->topic)));
+				(errmsg("outbox_kafka worker for database \"%s\": %s is released, its events flow again",
+						relay.dbname, hold_name(ht))));
 		held_remove(ht);
 		return 0;
 	}
@@ -685,7 +750,7 @@ held_run_lane(void)
 														  LANE_BACKOFF_MIN_MS);
 		return LANE_BACKOFF_MIN_MS;
 	}
-	if (outbox_error_is_fatal(relay_produce(lane)))
+	if (outbox_error_is_fatal(relay_produce(lane, NULL)))
 		relay_request_rebuild("the producer refused a message: it is in a fatal state");
 	return 1000;
 }

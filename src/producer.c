@@ -12,7 +12,8 @@
  *
  * The producer picks each event's partition itself, with the partitioner
  * librdkafka is configured with (murmur2_random by default, the Java
- * client's choice), from the partition count the cluster gave it.  Knowing
+ * client's choice), from the partition count the cluster gave it
+ * (outbox_producer_place).  Knowing
  * the partition before a message leaves lets it keep a new producer's
  * requests to a partition one at a time until the first is acknowledged
  * there: Kafka accepts any first sequence number from a producer id it has
@@ -141,8 +142,7 @@ static int	learn_topic(OutboxProducer *producer, const char *topic,
 						KnownTopic **known);
 static void note_partition_count(KnownTopic *known, int32 partition_cnt);
 static void configure_partitioner(OutboxProducer *producer);
-static bool choose_partition(OutboxProducer *producer, KnownTopic *known,
-							 OutboxEvent *event);
+static bool may_send(OutboxEvent *event);
 static void note_delivery(OutboxEvent *event, int32 partition, bool acked);
 static void emit_logs(OutboxProducer *producer);
 
@@ -353,7 +353,7 @@ configured_linger_ms(rd_kafka_t *rk)
  * configure_partitioner: the hash of the partitioner the producer is
  * configured with (producer_config.c refuses "random"), and when it
  * spreads messages instead; murmur2_random if it cannot be read.  The
- * relay calls it itself (choose_partition), so keys land where librdkafka,
+ * relay calls it itself (outbox_producer_place), so keys land where librdkafka,
  * and for murmur2 the Java client, would put them.
  */
 static void
@@ -524,14 +524,65 @@ build_headers(OutboxEvent *event)
 }
 
 /*
- * outbox_producer_send: produce event asynchronously, to the partition
- * choose_partition() picks.  The event (and its key and payload, which
- * are not copied) must stay valid until its delivery report has been
- * served.  Returns 0, or the librdkafka error that refused the message at
- * once (queue full, message too large...).  Returns 0 without producing
- * it, leaving it OUTBOX_DELIVERY_NONE and setting chunk->deferred, when
- * its partition has had no acknowledgement from this producer yet and
- * another message is in flight there: produce it again once that one is
+ * outbox_producer_place: choose the partition event goes to (and note the
+ * topic's state in event->producer_topic), before it is produced: keys are
+ * hashed with the configured partitioner; messages it spreads go round
+ * robin over the partitions held() does not say are held aside (held may
+ * be NULL).  While the partition count is not known, librdkafka picks
+ * (-1).  Returns 0, or the error the cluster reports for the topic
+ * (unknown topic, not authorised...): then event has failed with it.
+ */
+int
+outbox_producer_place(OutboxProducer *producer, OutboxEvent *event,
+					  OutboxPartitionHeldFn held)
+{
+	KnownTopic *known;
+	int			err;
+	bool		spread;
+	int			i;
+
+	/* a topic the cluster says it does not have (or lets us not see) */
+	err = learn_topic(producer, event->topic, &known);
+	event->producer_topic = known;
+	event->partition = RD_KAFKA_PARTITION_UA;
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		event->delivery = OUTBOX_DELIVERY_FAILED;
+		event->error = err;
+		return err;
+	}
+	if (known == NULL || known->partition_cnt <= 0)
+		return 0;
+
+	spread = (producer->spread == SPREAD_NO_KEY && event->key == NULL) ||
+		(producer->spread == SPREAD_EMPTY_KEY &&
+		 (event->key == NULL || event->key_len == 0));
+	if (!spread)
+	{
+		event->partition = producer->partitioner(NULL, event->key,
+												 event->key ? event->key_len : 0,
+												 known->partition_cnt,
+												 NULL, NULL);
+		return 0;
+	}
+	for (i = 0; i < known->partition_cnt; i++)
+	{
+		event->partition = producer->next_spread++ % known->partition_cnt;
+		if (held == NULL || !held(event->topic, event->partition))
+			break;
+	}
+	return 0;
+}
+
+/*
+ * outbox_producer_send: produce event, placed by outbox_producer_place,
+ * asynchronously.  The event (and its key and payload, which are not
+ * copied) must stay valid until its delivery report has been served.
+ * Returns 0, or the librdkafka error that refused the message at once
+ * (queue full, message too large...).  Returns 0 without producing it,
+ * leaving it OUTBOX_DELIVERY_NONE and setting chunk->deferred, when its
+ * partition has had no acknowledgement from this producer yet and another
+ * message is in flight there (may_send): produce it again once that one is
  * reported (the caller goes on with other events; those of the same
  * partition are deferred alike, so their order is kept).
  */
@@ -541,19 +592,9 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 {
 	rd_kafka_headers_t *hdrs;
 	rd_kafka_resp_err_t err;
-	KnownTopic *known;
 
 	event->chunk = chunk;
-
-	/* a topic the cluster says it does not have (or lets us not see) */
-	err = learn_topic(producer, event->topic, &known);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		event->delivery = OUTBOX_DELIVERY_FAILED;
-		event->error = err;
-		return err;
-	}
-	if (!choose_partition(producer, known, event))
+	if (!may_send(event))
 	{
 		chunk->deferred = true;
 		return 0;
@@ -588,42 +629,27 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 
 
 /*
- * choose_partition: set event->partition (and event->producer_topic) for
- * known, the topic's state, and say whether the event may be produced now:
- * not while its partition has had no acknowledgement from this producer
- * and a message is in flight there.  The first message to a partition then
- * goes alone (PARTITION_PROBING).  Keys are hashed with the configured
- * partitioner; messages the partitioner spreads go round robin.  While the
- * partition count is not known, librdkafka picks (-1), one message of the
- * topic at a time.
+ * may_send: may event, placed by outbox_producer_place, be produced now?
+ * Not while its partition has had no acknowledgement from this producer
+ * and a message is in flight there: the first message to a partition goes
+ * alone (PARTITION_PROBING).  While the partition count is not known,
+ * the topic's messages go one at a time.
  */
 static bool
-choose_partition(OutboxProducer *producer, KnownTopic *known, OutboxEvent *event)
+may_send(OutboxEvent *event)
 {
+	KnownTopic *known = (KnownTopic *) event->producer_topic;
 	PartitionState *state;
-	bool		spread;
 
-	event->producer_topic = known;
-	if (known == NULL || known->partition_cnt <= 0)
-	{
-		event->partition = RD_KAFKA_PARTITION_UA;
-		state = known != NULL ? &known->unpartitioned : NULL;
-	}
-	else
-	{
-		spread = (producer->spread == SPREAD_NO_KEY && event->key == NULL) ||
-			(producer->spread == SPREAD_EMPTY_KEY &&
-			 (event->key == NULL || event->key_len == 0));
-		if (spread)
-			event->partition = producer->next_spread++ % known->partition_cnt;
-		else
-			event->partition = producer->partitioner(NULL, event->key,
-													 event->key ? event->key_len : 0,
-													 known->partition_cnt,
-													 NULL, NULL);
+	if (known == NULL)
+		return true;
+	if (event->partition == RD_KAFKA_PARTITION_UA)
+		state = &known->unpartitioned;
+	else if (event->partition < known->partition_cnt)
 		state = &known->partitions[event->partition];
-	}
-	if (state == NULL || *state == PARTITION_CONFIRMED)
+	else
+		return true;
+	if (*state == PARTITION_CONFIRMED)
 		return true;
 	if (*state == PARTITION_PROBING)
 		return false;
@@ -632,8 +658,8 @@ choose_partition(OutboxProducer *producer, KnownTopic *known, OutboxEvent *event
 }
 
 /*
- * note_delivery: the message of event, produced by choose_partition's
- * rules, was reported (acked or not) on partition: an acknowledgement
+ * note_delivery: the message of event, produced by may_send's rules, was
+ * reported (acked or not) on partition: an acknowledgement
  * confirms the partition for this producer; a failure lets the next
  * message there go alone again.  Runs in the delivery report callback:
  * plain C only.

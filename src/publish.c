@@ -58,7 +58,7 @@ static void settle_recorded(OutboxChunk *chunk, int from, int upto);
 static void next_chunk(OutboxChunk *chunk);
 static bool chunk_durable(OutboxChunk *chunk);
 static void settle_failures(OutboxChunk *chunk);
-static void hold_topic_in_chunk(OutboxChunk *chunk, const char *topic);
+static void hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht);
 static long check_stall(OutboxChunk *chunk);
 static void note_chunk_done(OutboxChunk *chunk);
 static void read_ahead(void);
@@ -139,7 +139,7 @@ relay_record_progress(bool fetch)
 
 	if (in_xact)
 		relay_begin_step("outbox_kafka: record dead letters and held events");
-	outbox_storage_finish_chunk(chunk, recorded, in_xact, held_reason);
+	outbox_storage_finish_chunk(chunk, recorded, in_xact, held_route);
 	settle_recorded(chunk, from, recorded);
 	if (in_xact)
 	{
@@ -172,7 +172,7 @@ settle_recorded(OutboxChunk *chunk, int from, int upto)
 		OutboxEvent *event = &chunk->events[i];
 
 		if (event->held && event->delivery != OUTBOX_DELIVERY_ACKED)
-			held_hold_behind(event->topic);
+			held_hold_behind(event);
 		if (event->delivery == OUTBOX_DELIVERY_ACKED)
 		{
 			published++;
@@ -370,12 +370,14 @@ chunk_durable(OutboxChunk *chunk)
 
 
 /*
- * hold_topic_in_chunk: topic is held: every event of it in chunk that is
- * not acknowledged or dead-lettered goes to its queue (those in flight
- * stay in flight; held_lane.c settles their reports).
+ * hold_in_chunk: ht, a topic or a partition of one, was just held: every
+ * event of it in chunk that is not acknowledged or dead-lettered goes to
+ * its queue (those in flight stay in flight; held_lane.c settles their
+ * reports).  Events whose partition is not chosen yet are checked when
+ * they are produced (relay_produce).
  */
 static void
-hold_topic_in_chunk(OutboxChunk *chunk, const char *topic)
+hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht)
 {
 	int			i;
 
@@ -386,7 +388,8 @@ hold_topic_in_chunk(OutboxChunk *chunk, const char *topic)
 		if (event->delivery == OUTBOX_DELIVERY_ACKED ||
 			event->delivery == OUTBOX_DELIVERY_DEAD)
 			continue;
-		if (strcmp(event->topic, topic) == 0)
+		if ((ht->partition < 0 || event->partition == ht->partition) &&
+			strcmp(event->topic, ht->topic) == 0)
 		{
 			event->held = true;
 			if (event->delivery == OUTBOX_DELIVERY_FAILED)
@@ -398,9 +401,10 @@ hold_topic_in_chunk(OutboxChunk *chunk, const char *topic)
 /*
  * settle_failures: decide about every failed event of the chunk.  A
  * permanent error dead-letters the event (the key's order is given up for
- * it: docs/reliability.md); a topic refused or unavailable holds the
- * topic aside; anything else (cluster trouble, a purge, a fatal producer)
- * is produced again later, charging nobody.
+ * it: docs/reliability.md); a topic refused holds the topic aside, a
+ * partition unavailable holds the partition (held_hold_failed); anything
+ * else (cluster trouble, a purge, a fatal producer) is produced again
+ * later, charging nobody.
  */
 static void
 settle_failures(OutboxChunk *chunk)
@@ -433,10 +437,7 @@ settle_failures(OutboxChunk *chunk)
 				break;
 			case OUTBOX_ERROR_TOPIC_REFUSED:
 			case OUTBOX_ERROR_TOPIC_UNAVAILABLE:
-				held_hold(event->topic, outbox_error_text(event->error),
-						  outbox_error_class_name(cls),
-						  cls == OUTBOX_ERROR_TOPIC_REFUSED);
-				hold_topic_in_chunk(chunk, event->topic);
+				hold_in_chunk(chunk, held_hold_failed(event, cls));
 				break;
 			case OUTBOX_ERROR_CLUSTER:
 			case OUTBOX_ERROR_TRANSIENT:
@@ -487,10 +488,10 @@ settle_failures(OutboxChunk *chunk)
  * outbox_kafka.stall_timeout.  Once the cluster has been seen answering
  * while they wait (other events of the chunk acknowledged, or a metadata
  * request succeeding) and they are still unacknowledged stall_timeout
- * later, their topics are held aside so that every other topic flows.
+ * later, their partitions are held aside so that everything else flows.
  * Until then the whole cluster is down or slow (or just back from an
  * outage, with acknowledgements on their way): say so, and wait; holding
- * topics then would only send events on a detour.  Returns how long to
+ * partitions then would only send events on a detour.  Returns how long to
  * wait before looking again.
  */
 static long
@@ -540,8 +541,7 @@ check_stall(OutboxChunk *chunk)
 
 		if (event->delivery != OUTBOX_DELIVERY_IN_FLIGHT || event->held)
 			continue;
-		held_hold_stalled(event->topic);
-		hold_topic_in_chunk(chunk, event->topic);
+		hold_in_chunk(chunk, held_hold_stalled(event->topic, event->partition));
 	}
 	return 0;
 }
@@ -599,7 +599,8 @@ read_ahead(void)
 
 /*
  * produce_durable: produce what is to be produced of chunk once its
- * commits are durable (events of held topics go to their queues instead).
+ * commits are durable (events of held topics and partitions go to their
+ * queues instead).
  * Returns false when nothing could be produced: the commits are not
  * confirmed yet, or the producer turned out fatal (a rebuild is requested).
  */
@@ -608,8 +609,7 @@ produce_durable(OutboxChunk *chunk)
 {
 	if (!chunk_durable(chunk))
 		return false;
-	held_mark_chunk(chunk);
-	if (outbox_error_is_fatal(relay_produce(chunk)))
+	if (outbox_error_is_fatal(relay_produce(chunk, held_partition)))
 	{
 		relay_request_rebuild("the producer refused a message: it is in a fatal state");
 		return false;

@@ -95,6 +95,7 @@ struct OutboxChunk
 	XLogRecPtr	durable_lsn;	/* publish only once WAL is flushed (and,
 								 * if asked, confirmed by standbys) to here */
 	char	   *lane_topic;		/* held lane: the topic it serves */
+	int32		lane_partition; /* and the partition, -1 for the whole topic */
 };
 
 typedef struct OutboxProducer OutboxProducer;
@@ -117,19 +118,24 @@ extern void outbox_chunk_reset(OutboxChunk *chunk);
 extern void outbox_chunk_free(OutboxChunk *chunk);
 extern void outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
 									   int64 max_bytes, int64 after_id);
-/* the reason (and its class, through cls) why topic is held */
-typedef const char *(*OutboxHeldReasonFn) (const char *topic, const char **cls);
+/*
+ * the queue a held event goes to: the partition held (-1: its whole
+ * topic), and why it is held (and the class of it)
+ */
+typedef int32 (*OutboxHeldRouteFn) (const OutboxEvent *event,
+									const char **reason, const char **cls);
 extern bool outbox_event_resolved(OutboxEvent *event);
 extern int	outbox_chunk_resolved_head(OutboxChunk *chunk);
 extern bool outbox_chunk_head_needs_storage(OutboxChunk *chunk, int resolved);
 extern void outbox_storage_finish_chunk(OutboxChunk *chunk, int resolved,
 										bool write,
-										OutboxHeldReasonFn reason_fn);
+										OutboxHeldRouteFn route_fn);
 extern int	outbox_storage_maintain(void);
 /* one row of outbox.held_topic, as outbox_storage_held_topics() returns it */
 typedef struct OutboxHeldTopicRow
 {
 	char	   *topic;
+	int32		partition;		/* -1: the whole topic */
 	TimestampTz held_since;
 	char	   *reason;
 	char	   *error_class;
@@ -137,13 +143,14 @@ typedef struct OutboxHeldTopicRow
 
 extern List *outbox_storage_held_topics(void);
 extern void outbox_storage_fetch_held(OutboxChunk *chunk, const char *topic,
-									  int max_events, int64 max_bytes);
-extern bool outbox_storage_release_held(const char *topic, List *ids,
-										bool release_topic);
-extern void outbox_storage_note_held_attempt(const char *topic,
+									  int32 partition, int max_events,
+									  int64 max_bytes);
+extern bool outbox_storage_release_held(const char *topic, int32 partition,
+										List *ids, bool release);
+extern void outbox_storage_note_held_attempt(const char *topic, int32 partition,
 											 const char *reason,
 											 const char *error_class);
-extern int64 outbox_storage_dead_letter_held(const char *topic,
+extern int64 outbox_storage_dead_letter_held(const char *topic, int32 partition,
 											 const char *error, int attempts,
 											 List *ids);
 
@@ -180,6 +187,10 @@ extern void outbox_batch_save(void);
 extern OutboxProducer *outbox_producer_create(const char *client_id,
 											  char *errbuf, size_t errbuf_size);
 extern void outbox_producer_destroy(OutboxProducer *producer, int flush_ms);
+/* is partition of topic held aside (see held_lane.c)? */
+typedef bool (*OutboxPartitionHeldFn) (const char *topic, int32 partition);
+extern int	outbox_producer_place(OutboxProducer *producer, OutboxEvent *event,
+								  OutboxPartitionHeldFn held);
 extern int	outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 								 OutboxEvent *event);
 extern void outbox_producer_serve(OutboxProducer *producer);

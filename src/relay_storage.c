@@ -52,7 +52,7 @@ static void append_event(void *arg, Datum *values, bool *nulls);
 static void copy_events(OutboxChunk *chunk);
 static Datum id_array(List *ids);
 static void record_held(OutboxChunk *chunk, int from, int upto,
-						OutboxHeldReasonFn reason_fn);
+						OutboxHeldRouteFn route_fn);
 
 /*
  * outbox_storage_extension_version: the version of outbox_kafka installed
@@ -125,6 +125,7 @@ copy_event(OutboxEvent *event, Datum *values, bool *nulls)
 	if (event->has_uuid)
 		event->event_uuid = *DatumGetUUIDP(values[7]);
 	event->delivery = OUTBOX_DELIVERY_NONE;
+	event->partition = -1;		/* not placed yet */
 }
 
 /*
@@ -219,6 +220,7 @@ outbox_chunk_reset(OutboxChunk *chunk)
 	chunk->evidence_at = 0;
 	chunk->durable_lsn = InvalidXLogRecPtr;
 	chunk->lane_topic = NULL;
+	chunk->lane_partition = -1;
 }
 
 /*
@@ -281,50 +283,64 @@ id_array(List *ids)
 
 /*
  * record_held: move the held, unacknowledged events of chunk->events[from
- * .. upto) to the held queues of their topics, one call per topic, with
- * the reason reason_fn gives.  SPI must be connected.
+ * .. upto) to their held queues, one call per queue (a topic, or one
+ * partition of it), with the queue and the reason route_fn gives.  SPI
+ * must be connected.
  */
 static void
-record_held(OutboxChunk *chunk, int from, int upto, OutboxHeldReasonFn reason_fn)
+record_held(OutboxChunk *chunk, int from, int upto, OutboxHeldRouteFn route_fn)
 {
-	Oid			types[4] = {INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID};
+	Oid			types[5] = {INT8ARRAYOID, TEXTOID, INT4OID, TEXTOID, TEXTOID};
+	int32	   *queue = palloc(sizeof(int32) * (upto - from + 1));
+	const char **reasons = palloc(sizeof(char *) * (upto - from + 1));
+	const char **classes = palloc(sizeof(char *) * (upto - from + 1));
 	bool	   *done = palloc0(sizeof(bool) * (upto - from + 1));
 	int			i;
 
 	for (i = from; i < upto; i++)
 	{
+		OutboxEvent *e = &chunk->events[i];
+
+		if (!e->held || e->delivery == OUTBOX_DELIVERY_ACKED)
+			done[i - from] = true;
+		else
+			queue[i - from] = route_fn(e, &reasons[i - from], &classes[i - from]);
+	}
+	for (i = from; i < upto; i++)
+	{
 		OutboxEvent *first = &chunk->events[i];
 		List	   *ids = NIL;
-		const char *cls = NULL;
-		const char *reason;
-		Datum		values[4];
+		Datum		values[5];
 		int			j;
 
-		if (done[i - from] || !first->held || first->delivery == OUTBOX_DELIVERY_ACKED)
+		if (done[i - from])
 			continue;
 		for (j = i; j < upto; j++)
 		{
 			OutboxEvent *e = &chunk->events[j];
 
-			if (!done[j - from] && e->held && e->delivery != OUTBOX_DELIVERY_ACKED &&
+			if (!done[j - from] && queue[j - from] == queue[i - from] &&
 				strcmp(e->topic, first->topic) == 0)
 			{
 				ids = lappend(ids, &e->id);
 				done[j - from] = true;
 			}
 		}
-		reason = reason_fn(first->topic, &cls);
 		values[0] = id_array(ids);
 		values[1] = CStringGetTextDatum(first->topic);
-		values[2] = CStringGetTextDatum(reason);
-		values[3] = CStringGetTextDatum(cls);
+		values[2] = Int32GetDatum(queue[i - from]);
+		values[3] = CStringGetTextDatum(reasons[i - from]);
+		values[4] = CStringGetTextDatum(classes[i - from]);
 		if (SPI_execute_plan(outbox_keep_plan(&hold_plan,
-									   "SELECT outbox.hold_events($1, $2, $3, $4)",
-									   4, types),
+											  "SELECT outbox.hold_events($1, $2, $3, $4, $5)",
+											  5, types),
 							 values, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "outbox.hold_events() failed");
 		list_free(ids);
 	}
+	pfree(queue);
+	pfree(reasons);
+	pfree(classes);
 	pfree(done);
 }
 
@@ -373,7 +389,7 @@ outbox_chunk_head_needs_storage(OutboxChunk *chunk, int resolved)
  */
 void
 outbox_storage_finish_chunk(OutboxChunk *chunk, int resolved, bool write,
-							OutboxHeldReasonFn reason_fn)
+							OutboxHeldRouteFn route_fn)
 {
 	Oid			dl_types[3] = {INT8OID, TEXTOID, INT4OID};
 	Datum		values[3];
@@ -385,7 +401,7 @@ outbox_storage_finish_chunk(OutboxChunk *chunk, int resolved, bool write,
 	if (write)
 	{
 		SPI_connect();
-		record_held(chunk, chunk->recorded, resolved, reason_fn);
+		record_held(chunk, chunk->recorded, resolved, route_fn);
 		for (i = chunk->recorded; i < resolved; i++)
 		{
 			OutboxEvent *event = &chunk->events[i];
@@ -434,8 +450,8 @@ outbox_storage_maintain(void)
 }
 
 /*
- * outbox_storage_held_topics: the topics held aside, as a List of
- * OutboxHeldTopicRow palloc'd in the current memory context.
+ * outbox_storage_held_topics: the topics and partitions held aside, as a
+ * List of OutboxHeldTopicRow palloc'd in the current memory context.
  */
 List *
 outbox_storage_held_topics(void)
@@ -446,8 +462,8 @@ outbox_storage_held_topics(void)
 
 	SPI_connect();
 	if (SPI_execute_plan(outbox_keep_plan(&held_topics_plan,
-								   "SELECT topic, held_since, reason, error_class"
-								   " FROM outbox.held_topic ORDER BY topic",
+								   "SELECT topic, held_since, reason, error_class, partition"
+								   " FROM outbox.held_topic ORDER BY topic, partition",
 								   0, NULL),
 						 NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading outbox.held_topic failed");
@@ -463,6 +479,7 @@ outbox_storage_held_topics(void)
 		row->held_since = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
 		row->reason = SPI_getvalue(tuple, desc, 3);
 		row->error_class = SPI_getvalue(tuple, desc, 4);
+		row->partition = DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull));
 		topics = lappend(topics, row);
 		MemoryContextSwitchTo(old);
 	}
@@ -471,52 +488,58 @@ outbox_storage_held_topics(void)
 }
 
 /*
- * outbox_storage_fetch_held: load the head of topic's held queue into
- * chunk (a held lane chunk), bounded like outbox_storage_fetch_chunk.
+ * outbox_storage_fetch_held: load the head of the held queue of topic's
+ * partition (-1: the whole topic's) into chunk (a held lane chunk),
+ * bounded like outbox_storage_fetch_chunk.
  */
 void
 outbox_storage_fetch_held(OutboxChunk *chunk, const char *topic,
-						  int max_events, int64 max_bytes)
+						  int32 partition, int max_events, int64 max_bytes)
 {
-	Oid			types[3] = {TEXTOID, INT4OID, INT8OID};
-	Datum		values[3];
+	Oid			types[4] = {TEXTOID, INT4OID, INT4OID, INT8OID};
+	Datum		values[4];
 
 	outbox_chunk_reset(chunk);
 	SPI_connect();
 	values[0] = CStringGetTextDatum(topic);
-	values[1] = Int32GetDatum(max_events);
-	values[2] = Int64GetDatum(max_bytes);
+	values[1] = Int32GetDatum(partition);
+	values[2] = Int32GetDatum(max_events);
+	values[3] = Int64GetDatum(max_bytes);
 	if (SPI_execute_plan(outbox_keep_plan(&held_events_plan,
 								   "SELECT id, topic, key, payload, payload_kind, headers, created_at,"
-								   " event_uuid FROM outbox.held_events($1, $2, $3)",
-								   3, types),
+								   " event_uuid FROM outbox.held_events($1, $2, $3, $4)",
+								   4, types),
 						 values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "outbox.held_events() failed");
 	copy_events(chunk);
 	chunk->lane_topic = MemoryContextStrdup(chunk->cxt, topic);
+	chunk->lane_partition = partition;
 	SPI_finish();
 }
 
 /*
  * outbox_storage_release_held: forget the published held events ids (a
- * List of pointers to int64) of topic; release the topic if its queue is
- * then empty and release_topic.  Returns true when the topic was released.
+ * List of pointers to int64) of the queue of topic's partition (-1: the
+ * whole topic's); release it if the queue is then empty and release.
+ * Returns true when it was released.
  */
 bool
-outbox_storage_release_held(const char *topic, List *ids, bool release_topic)
+outbox_storage_release_held(const char *topic, int32 partition, List *ids,
+							bool release)
 {
-	Oid			types[3] = {TEXTOID, INT8ARRAYOID, BOOLOID};
-	Datum		values[3];
+	Oid			types[4] = {TEXTOID, INT4OID, INT8ARRAYOID, BOOLOID};
+	Datum		values[4];
 	bool		isnull;
 	bool		released;
 
 	SPI_connect();
 	values[0] = CStringGetTextDatum(topic);
-	values[1] = id_array(ids);
-	values[2] = BoolGetDatum(release_topic);
+	values[1] = Int32GetDatum(partition);
+	values[2] = id_array(ids);
+	values[3] = BoolGetDatum(release);
 	if (SPI_execute_plan(outbox_keep_plan(&release_plan,
-								   "SELECT outbox.release_held_events($1, $2, $3)",
-								   3, types),
+								   "SELECT outbox.release_held_events($1, $2, $3, $4)",
+								   4, types),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "outbox.release_held_events() failed");
 	released = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
@@ -527,53 +550,56 @@ outbox_storage_release_held(const char *topic, List *ids, bool release_topic)
 
 /*
  * outbox_storage_note_held_attempt: record a failed attempt to publish
- * topic's held queue, and why.
+ * the held queue of topic's partition (-1: the whole topic's), and why.
  */
 void
-outbox_storage_note_held_attempt(const char *topic, const char *reason,
-								 const char *error_class)
+outbox_storage_note_held_attempt(const char *topic, int32 partition,
+								 const char *reason, const char *error_class)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
+	Oid			types[4] = {TEXTOID, INT4OID, TEXTOID, TEXTOID};
+	Datum		values[4];
 
 	SPI_connect();
 	values[0] = CStringGetTextDatum(topic);
-	values[1] = CStringGetTextDatum(reason);
-	values[2] = CStringGetTextDatum(error_class);
+	values[1] = Int32GetDatum(partition);
+	values[2] = CStringGetTextDatum(reason);
+	values[3] = CStringGetTextDatum(error_class);
 	if (SPI_execute_plan(outbox_keep_plan(&note_attempt_plan,
-								   "SELECT outbox.note_held_attempt($1, $2, $3)",
-								   3, types),
+								   "SELECT outbox.note_held_attempt($1, $2, $3, $4)",
+								   4, types),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "outbox.note_held_attempt() failed");
 	SPI_finish();
 }
 
 /*
- * outbox_storage_dead_letter_held: move held events of topic to the dead
- * letters with error: those of ids (a List of pointers to int64), or with
- * ids NIL the whole queue, which releases the topic.  Returns how many.
+ * outbox_storage_dead_letter_held: move held events of the queue of
+ * topic's partition (-1: the whole topic's) to the dead letters with
+ * error: those of ids (a List of pointers to int64), or with ids NIL the
+ * whole queue, which releases it.  Returns how many.
  */
 int64
-outbox_storage_dead_letter_held(const char *topic, const char *error,
-								int attempts, List *ids)
+outbox_storage_dead_letter_held(const char *topic, int32 partition,
+								const char *error, int attempts, List *ids)
 {
-	Oid			types[4] = {TEXTOID, TEXTOID, INT4OID, INT8ARRAYOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, INT4OID, INT8ARRAYOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int64		n;
 
 	SPI_connect();
 	values[0] = CStringGetTextDatum(topic);
-	values[1] = CStringGetTextDatum(error);
-	values[2] = Int32GetDatum(attempts);
+	values[1] = Int32GetDatum(partition);
+	values[2] = CStringGetTextDatum(error);
+	values[3] = Int32GetDatum(attempts);
 	if (ids != NIL)
-		values[3] = id_array(ids);
+		values[4] = id_array(ids);
 	else
-		nulls[3] = 'n';
+		nulls[4] = 'n';
 	if (SPI_execute_plan(outbox_keep_plan(&dead_letter_held_plan,
-								   "SELECT outbox.dead_letter_held($1, $2, $3, $4)",
-								   4, types),
+								   "SELECT outbox.dead_letter_held($1, $2, $3, $4, $5)",
+								   5, types),
 						 values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "outbox.dead_letter_held() failed");
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],

@@ -20,10 +20,14 @@
 
 #include "relay.h"
 
-/* A topic held aside while Kafka refuses it (see held_lane.c). */
+/*
+ * A topic, or one partition of it, held aside while Kafka refuses it (see
+ * held_lane.c).
+ */
 typedef struct HeldTopic
 {
 	char	   *topic;
+	int32		partition;		/* -1: the whole topic */
 	char		reason[OUTBOX_ERROR_LEN];
 	const char *error_class;	/* outbox_error_class_name() or "stalled" */
 	TimestampTz refused_since;	/* Kafka refuses it (class "topic refused")
@@ -96,7 +100,7 @@ extern void relay_look_for_commits(void);
 extern void relay_request_rebuild(const char *reason);
 
 /* chunk_produce.c */
-extern int	relay_produce(OutboxChunk *chunk);
+extern int	relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held);
 extern void relay_forget_in_flight(OutboxChunk *chunk);
 extern long chunk_ms_until_stalled(OutboxChunk *chunk);
 
@@ -110,13 +114,17 @@ extern bool relay_gathering(void);
 /* held_lane.c */
 extern void held_load(void);
 extern void held_forget(void);
-extern HeldTopic *held_find(const char *topic);
-extern HeldTopic *held_hold(const char *topic, const char *reason,
-							const char *error_class, bool refused);
-extern const char *held_reason(const char *topic, const char **cls);
-extern void held_mark_chunk(OutboxChunk *chunk);
-extern void held_hold_stalled(const char *topic);
-extern void held_hold_behind(const char *topic);
+extern HeldTopic *held_find(const char *topic, int32 partition);
+extern bool held_partition(const char *topic, int32 partition);
+extern int32 held_route(const OutboxEvent *event, const char **reason,
+						const char **cls);
+extern HeldTopic *held_hold(const char *topic, int32 partition,
+							const char *reason, const char *error_class,
+							bool refused);
+extern HeldTopic *held_hold_failed(const OutboxEvent *event,
+								   OutboxErrorClass cls);
+extern HeldTopic *held_hold_stalled(const char *topic, int32 partition);
+extern void held_hold_behind(const OutboxEvent *event);
 extern bool held_unsettled(OutboxChunk *chunk);
 extern void held_pin_chunk(OutboxChunk *chunk);
 extern void held_release_pinned(void);

@@ -213,6 +213,8 @@ is($series->{outbox_kafka_held_topic_events}[1], 4,
 	"outbox_kafka_held_topic_events{topic=\"$held_topic\"} is 4");
 like($series->{outbox_kafka_held_topic_events}[0] // '', qr/error_class=(stalled|topic unavailable)/,
 	'and carries the error class as a label') or note explain $series;
+like($series->{outbox_kafka_held_topic_events}[0] // '', qr/(?:^|,)partition=0(?:,|$)/,
+	'and the held partition') or note explain $series;
 ok(defined $series->{outbox_kafka_held_topic_held_seconds}
 	  && $series->{outbox_kafka_held_topic_held_seconds}[1] >= 0,
 	'outbox_kafka_held_topic_held_seconds is exported');

@@ -1,7 +1,7 @@
 # Copyright (c) 2026, outbox_kafka developers
 #
 # ALTER EXTENSION outbox_kafka UPDATE from 0.1 to the current version
-# (through 0.2, 0.3 and 0.4), as docs/operations.md describes it:
+# (through 0.2, 0.3, 0.4 and 0.5), as docs/operations.md describes it:
 #
 # - events enqueued under 0.1 are still there after the update and are
 #   published by the relay (which backs off, saying why, while the schema is
@@ -10,13 +10,15 @@
 # - applications keep working: the new library enqueues into the old
 #   schema before the update, and a role that could enqueue under 0.3 may
 #   publish to any topic after it (a '*' grant to PUBLIC), while on a
-#   fresh 0.4 install it may not;
+#   fresh install it may not;
 # - the 0.2 objects exist and work: held topics, byte-bounded chunks,
 #   re-queued dead letters carrying outbox-requeued-from, the new status
 #   columns; the SQL relay API (open_batch, next_events, ack_events) is gone;
-# - a database updated step by step (0.1 to 0.2 to 0.3 to 0.4) and one
-#   updated at once have exactly the objects, definitions, triggers,
-#   privileges and comments of a fresh 0.4 install.
+# - a 0.4 held topic and its queue become a whole-topic hold (partition
+#   -1) of 0.5;
+# - a database updated step by step (0.1 to 0.2 to 0.3 to 0.4 to 0.5) and
+#   one updated at once have exactly the objects, definitions, triggers,
+#   privileges and comments of a fresh 0.5 install.
 use strict;
 use warnings;
 
@@ -83,7 +85,7 @@ is($in_update, '1:k1:j 2:k2:t 3:k1:j',
 	'after ALTER EXTENSION UPDATE the 0.1 events are still there');
 is($node->safe_psql('upg',
 		"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
-	'0.4', 'now at version 0.4');
+	'0.5', 'now at version 0.5');
 
 ok(wait_until_published($node, 'upg', 3),
 	'the relay publishes them without a restart');
@@ -125,13 +127,32 @@ $node->safe_psql('upg_api', q{
 	SELECT outbox.dead_letter(1, 'MSG_SIZE_TOO_LARGE');
 });
 # one version at a time, as a database that was updated at each release
-foreach my $v ('0.2', '0.3', '0.4')
+foreach my $v ('0.2', '0.3', '0.4', '0.5')
 {
+	if ($v eq '0.5')
+	{
+		# a topic held by 0.4, with its queue
+		$node->safe_psql('upg_api', q{
+			SELECT outbox.enqueue('t.held', 'waits', key => 'h');
+			SELECT outbox.hold_events(ARRAY[id], 't.held', 'not authorised', 'topic refused')
+			  FROM outbox.event WHERE topic = 't.held';
+		});
+	}
 	$node->safe_psql('upg_api', "ALTER EXTENSION outbox_kafka UPDATE TO '$v'");
 	is($node->safe_psql('upg_api',
 			"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
 		$v, "updated to $v");
 }
+is($node->safe_psql('upg_api',
+		q{SELECT topic, partition IS NULL, held_events, reason FROM outbox.held_topics}),
+	't.held|t|1|not authorised',
+	'a topic held by 0.4 is held as a whole by 0.5, with its queue');
+is($node->safe_psql('upg_api',
+		q{SELECT string_agg(key, ',') FROM outbox.held_events('t.held', -1)}),
+	'h', 'whose events the 0.5 relay reads');
+$node->safe_psql('upg_api', q{
+	SELECT outbox.release_held_events('t.held', -1, array_agg(id), true) FROM outbox.held_event;
+});
 
 is($node->safe_psql('upg_api',
 		q{SELECT string_agg(e.id::text, ',' ORDER BY e.id)
@@ -144,7 +165,7 @@ foreach my $gone ('open_batch()', 'next_events(integer,bigint,bigint)', 'ack_eve
 		't', "outbox.$gone is gone");
 }
 is($node->safe_psql('upg_api',
-		q{SELECT outbox.hold_events(ARRAY[2, 3], 't.big', 'unknown topic', 'topic refused')}),
+		q{SELECT outbox.hold_events(ARRAY[2, 3], 't.big', -1, 'unknown topic', 'topic refused')}),
 	'2', 'hold_events moves events to a held queue');
 is($node->safe_psql('upg_api',
 		q{SELECT topic, reason, error_class, held_events FROM outbox.held_topics}),
@@ -152,24 +173,24 @@ is($node->safe_psql('upg_api',
 is($node->safe_psql('upg_api', 'SELECT held_topics, held_events FROM outbox.status'),
 	'1|2', 'outbox.status counts held topics and events');
 is($node->safe_psql('upg_api',
-		q{SELECT string_agg(id::text, ',') FROM outbox.held_events('t.big', 10, 100)}),
+		q{SELECT string_agg(id::text, ',') FROM outbox.held_events('t.big', -1, 10, 100)}),
 	'2', 'held_events reads the head of the queue, bounded by bytes');
 is($node->safe_psql('upg_api',
-		q{SELECT outbox.release_held_events('t.big', ARRAY[2, 3])}),
+		q{SELECT outbox.release_held_events('t.big', -1, ARRAY[2, 3])}),
 	't', 'release_held_events empties the queue and releases the topic');
 is($node->safe_psql('upg_api', 'SELECT outbox.requeue_dead_letters()'),
-	'1', 'a dead letter made under 0.1 is re-queued under 0.4');
+	'1', 'a dead letter made under 0.1 is re-queued under 0.5');
 is($node->safe_psql('upg_api',
-		q{SELECT topic, key, headers::text, event_uuid IS NOT NULL FROM outbox.event WHERE id = 4}),
+		q{SELECT topic, key, headers::text, event_uuid IS NOT NULL FROM outbox.event WHERE id = (SELECT max(id) FROM outbox.event)}),
 	q{t.dead|k|{"h": "v", "outbox-requeued-from": "1"}|t},
 	'the re-queued event carries outbox-requeued-from, and an identity it lacked');
 
-# --- an updated database equals a fresh 0.4 install ------------------------
+# --- an updated database equals a fresh 0.5 install ------------------------
 
 $node->safe_psql('fresh', 'CREATE EXTENSION outbox_kafka');
 is($node->safe_psql('fresh',
 		"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
-	'0.4', 'a fresh install is 0.4');
+	'0.5', 'a fresh install is 0.5');
 # secure by default: EXECUTE on enqueue publishes nowhere without a grant
 $node->safe_psql('fresh', q{
 	CREATE ROLE fresh_app;
@@ -247,9 +268,9 @@ ok(scalar(@updated_objs) >= 35, scalar(@updated_objs) . ' objects compared');
 is($updated, $fresh,
 	'an updated 0.1 has exactly the objects, definitions, triggers, privileges and comments of a fresh install');
 is($stepwise, $fresh,
-	'so has one updated 0.1 to 0.2 to 0.3 to 0.4, one version at a time');
+	'so has one updated 0.1 to 0.2 to 0.3 to 0.4 to 0.5, one version at a time');
 foreach my $obj ('table outbox.held_topic', 'table outbox.held_event',
-	'view outbox.held_topics', 'function outbox.hold_events(bigint[],text,text,text)',
+	'view outbox.held_topics', 'function outbox.hold_events(bigint[],text,integer,text,text)',
 	'table outbox.topic_grant', 'view outbox.topic_grants',
 	'function outbox.grant_topic(text,text)', 'function outbox.revoke_topic(text,text)',
 	'function outbox.last_event_id()')

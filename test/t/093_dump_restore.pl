@@ -85,7 +85,7 @@ $old->safe_psql('app', q{
 # holding them rotated away and truncated
 $old->safe_psql('app', q{
 	SELECT relay_test.relay_open_batch();
-	SELECT outbox.hold_events(ARRAY[2], 't.b', 'unknown topic', 'topic refused');
+	SELECT outbox.hold_events(ARRAY[2], 't.b', -1, 'unknown topic', 'topic refused');
 	SELECT relay_test.relay_ack_events(2);
 	SELECT outbox.maintain(true);
 	SELECT outbox.maintain();

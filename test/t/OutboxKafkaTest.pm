@@ -111,9 +111,10 @@ log_statement = none
 
 =pod
 
-=item consume_all($bootstrap, $topic)
+=item consume_all($bootstrap, $topic [, $partition])
 
-Read a whole topic with kcat and return its messages, each a hash
+Read a whole topic (or only one partition of it) with kcat and return its
+messages, each a hash
 {topic, partition, offset, key, payload, headers => [[name, value], ...]}.
 Keys, payloads and header values are byte strings (undef for null).
 Within a partition the list is in offset order.
@@ -122,13 +123,14 @@ Within a partition the list is in offset order.
 
 sub consume_all
 {
-	my ($bootstrap, $topic) = @_;
+	my ($bootstrap, $topic, $partition) = @_;
 	my ($out, $err) = ('', '');
 	my @cmd = (
 		$KCAT, '-C', '-b', $bootstrap, '-t', $topic, '-o', 'beginning',
 		'-e', '-q', '-J',
 		'-X', 'fetch.wait.max.ms=5',
 		'-X', 'topic.metadata.refresh.interval.ms=1000');
+	push @cmd, '-p', $partition if defined $partition;
 
 	my $ok = IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err,
 		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
