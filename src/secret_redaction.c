@@ -318,9 +318,13 @@ redact_post_parse_analyze(ParseState *pstate, Query *query,
 	if (setting != NULL &&
 		pg_strcasecmp(setting, OUTBOX_SECRET_SETTING) == 0)
 	{
-		const char *stmt = pstate->p_sourcetext + Max(query->stmt_location, 0);
-		const char *cut = redact_find_mention(stmt);
-		int			len = query->stmt_len > 0 ? query->stmt_len : (int) strlen(stmt);
+		const char *stmt;
+		const char *cut;
+		int			len;
+
+		stmt = pstate->p_sourcetext + Max(query->stmt_location, 0);
+		len = query->stmt_len > 0 ? query->stmt_len : (int) strlen(stmt);
+		cut = redact_find_mention(stmt);
 
 		/* a name spelt with Unicode escapes: keep only the first word */
 		if (cut == NULL || cut - stmt > len)
