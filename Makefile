@@ -27,6 +27,7 @@ OBJS = \
 	src/relay_batch.o \
 	src/relay_context.o \
 	src/relay_storage.o \
+	src/secret_redaction.o \
 	src/shmem.o \
 	src/status.o \
 	src/topic_grant.o \

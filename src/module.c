@@ -23,9 +23,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
-#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
-#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -35,6 +33,7 @@
 #include "pg_compat.h"
 #include "producer_config.h"
 #include "relay.h"
+#include "secret_redaction.h"
 
 PG_MODULE_MAGIC;
 
@@ -60,11 +59,6 @@ bool		outbox_loaded_at_startup = false;
 
 void		_PG_init(void);
 
-/* The setting whose value is secret, and the one naming its file. */
-#define SECRET_SETTING			"outbox_kafka.producer_properties"
-#define SECRET_FILE_SETTING		"outbox_kafka.producer_properties_file"
-
-static emit_log_hook_type prev_emit_log_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /* producer_properties as SHOW displays it: secret values masked */
@@ -88,12 +82,6 @@ static bool check_producer_properties_file(char **newval, void **extra,
 										   GucSource source);
 static bool allow_unsafe_for_check(void);
 static bool pending_allow_unsafe(void);
-static const char *find_ci(const char *haystack, const char *needle);
-static const char *find_secret_mention(const char *text);
-static char *redact_after(const char *text, const char *cut);
-static void hide_activity(const char *query);
-static void redact_secret_setting(ErrorData *edata);
-static const char *utility_setting_name(Node *stmt);
 static void next_process_utility(PlannedStmt *pstmt, const char *queryString,
 								 bool readOnlyTree,
 								 ProcessUtilityContext context,
@@ -276,188 +264,6 @@ pending_allow_unsafe(void)
 }
 
 /*
- * find_ci: strstr ignoring ASCII case.
- */
-static const char *
-find_ci(const char *haystack, const char *needle)
-{
-	size_t		len = strlen(needle);
-
-	for (; *haystack; haystack++)
-	{
-		if (pg_strncasecmp(haystack, needle, len) == 0)
-			return haystack;
-	}
-	return NULL;
-}
-
-#define IS_IDENT_CHAR(c) \
-	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
-	 ((c) >= '0' && (c) <= '9') || (c) == '_' || (c) == '$' || \
-	 IS_HIGHBIT_SET(c))
-
-/*
- * find_secret_mention: where text names outbox_kafka.producer_properties
- * in any case, plain, quoted ("outbox_kafka"."producer_properties", or the
- * whole name in one pair of quotes) or as a string; not
- * producer_properties_file or allow_unsafe_producer_properties.  Returns
- * the position just after the name (after a closing quote), or NULL.
- */
-static const char *
-find_secret_mention(const char *text)
-{
-	static const char word[] = "producer_properties";
-	const char *p;
-
-	if (text == NULL || (p = find_ci(text, "outbox_kafka")) == NULL)
-		return NULL;
-	while ((p = find_ci(p, word)) != NULL)
-	{
-		const char *end = p + strlen(word);
-
-		if (!IS_IDENT_CHAR((unsigned char) p[-1]) &&
-			!IS_IDENT_CHAR((unsigned char) *end))
-		{
-			if (*end == '"' || *end == '\'')
-				end++;
-			return end;
-		}
-		p = end;
-	}
-	return NULL;
-}
-
-/*
- * redact_after: text up to cut (the end of the setting's name), then
- * "[value hidden]".  "parameter ... changed to ..." keeps "changed";
- * text that ends with the name, or goes on with " cannot be ..." and no
- * quote (PostgreSQL's "parameter ... cannot be changed now"), is kept
- * whole.
- */
-static char *
-redact_after(const char *text, const char *cut)
-{
-	size_t		keep = cut - text;
-
-	if (*cut == '\0' ||
-		(strncmp(cut, " cannot be ", 11) == 0 && strpbrk(cut, "'\"") == NULL))
-		return pstrdup(text);
-	if (strncmp(cut, " changed to ", 12) == 0)
-		keep += strlen(" changed");
-	return psprintf("%.*s [value hidden]", (int) keep, text);
-}
-
-/*
- * hide_activity: replace the text pg_stat_activity shows for the current
- * statement (visible to the same role and to pg_read_all_stats members)
- * by the statement cut after the secret setting's name.
- */
-static void
-hide_activity(const char *query)
-{
-	const char *cut = find_secret_mention(query);
-
-	if (MyBEEntry == NULL || query == NULL)
-		return;
-	pgstat_report_activity(MyBEEntry->st_state == STATE_DISABLED ?
-						   STATE_RUNNING : MyBEEntry->st_state,
-						   cut ? redact_after(query, cut) : "[statement hidden]");
-}
-
-/*
- * redact_secret_setting: emit_log_hook.  PostgreSQL logs "parameter ...
- * changed to ..." on every reload, statements with their text
- * (log_statement, log_min_duration_statement, log_min_error_statement),
- * bind parameters and errors that may quote the value; none may show
- * outbox_kafka.producer_properties.  Any field naming the setting (in any
- * case, quoted or not) is cut after the name, and the statement is not
- * printed with a message while the statement names it.  The backend's
- * pg_stat_activity entry is redacted at the same time.
- */
-static void
-redact_secret_setting(ErrorData *edata)
-{
-	const char *cut;
-	bool		secret = false;
-
-	if (debug_query_string != NULL &&
-		find_secret_mention(debug_query_string) != NULL)
-	{
-		const char *near;
-
-		secret = true;
-		if (edata->elevel < PANIC)
-			hide_activity(debug_query_string);
-
-		/* the scanner and the parser quote the token they stopped at */
-		if (edata->sqlerrcode == ERRCODE_SYNTAX_ERROR &&
-			edata->message != NULL &&
-			(near = strstr(edata->message, " at or near ")) != NULL)
-			edata->message = psprintf("%.*s [statement hidden]",
-									  (int) (near - edata->message),
-									  edata->message);
-	}
-	if ((cut = find_secret_mention(edata->message)) != NULL)
-	{
-		edata->message = redact_after(edata->message, cut);
-		secret = true;
-	}
-	if ((cut = find_secret_mention(edata->detail)) != NULL)
-	{
-		edata->detail = redact_after(edata->detail, cut);
-		secret = true;
-	}
-	if ((cut = find_secret_mention(edata->detail_log)) != NULL)
-	{
-		edata->detail_log = redact_after(edata->detail_log, cut);
-		secret = true;
-	}
-	if ((cut = find_secret_mention(edata->hint)) != NULL)
-	{
-		edata->hint = redact_after(edata->hint, cut);
-		secret = true;
-	}
-	if ((cut = find_secret_mention(edata->context)) != NULL)
-	{
-		edata->context = redact_after(edata->context, cut);
-		secret = true;
-	}
-	if ((cut = find_secret_mention(edata->internalquery)) != NULL)
-	{
-		edata->internalquery = redact_after(edata->internalquery, cut);
-		edata->internalpos = 0;
-		secret = true;
-	}
-	if (secret)
-		edata->hide_stmt = true;
-
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
-}
-
-/*
- * utility_setting_name: the setting a SET, ALTER SYSTEM, ALTER ROLE ...
- * SET or ALTER DATABASE ... SET statement names, or NULL.
- */
-static const char *
-utility_setting_name(Node *stmt)
-{
-	VariableSetStmt *setstmt = NULL;
-
-	if (stmt == NULL)
-		return NULL;
-	if (IsA(stmt, VariableSetStmt))
-		setstmt = (VariableSetStmt *) stmt;
-	else if (IsA(stmt, AlterSystemStmt))
-		setstmt = ((AlterSystemStmt *) stmt)->setstmt;
-	else if (IsA(stmt, AlterRoleSetStmt))
-		setstmt = ((AlterRoleSetStmt *) stmt)->setstmt;
-	else if (IsA(stmt, AlterDatabaseSetStmt))
-		setstmt = ((AlterDatabaseSetStmt *) stmt)->setstmt;
-	return setstmt ? setstmt->name : NULL;
-}
-
-/*
  * next_process_utility: run a utility statement through the hooks
  * installed before ours, or the standard code; with alter_system, the
  * check hooks run as for ALTER SYSTEM (see allow_unsafe_for_check and
@@ -491,16 +297,12 @@ next_process_utility(PlannedStmt *pstmt, const char *queryString,
 /*
  * outbox_process_utility: ProcessUtility_hook.
  *
- * A statement that sets outbox_kafka.producer_properties is redacted
- * before it goes further: pg_stat_activity shows it cut after the
- * setting's name, and the hooks after this one (pg_stat_statements, when
- * it comes before outbox_kafka in shared_preload_libraries) get a query
- * string of the same length with everything after the name blanked.
- *
  * ALTER SYSTEM SET outbox_kafka.producer_properties_file reads and checks
  * the file in its check hook, so that a file the relay would refuse is
  * refused at once; ALTER SYSTEM of either setting judges unsafe properties
- * by the opt-out as the next reload will set it.
+ * by the opt-out as the next reload will set it.  (Statements that set
+ * producer_properties reach this hook already redacted by
+ * secret_redaction.c's, which runs before it.)
  */
 static void
 outbox_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -508,29 +310,12 @@ outbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 					   ParamListInfo params, QueryEnvironment *queryEnv,
 					   DestReceiver *dest, QueryCompletion *qc)
 {
-	const char *setting = utility_setting_name(pstmt->utilityStmt);
+	const char *setting = outbox_utility_setting_name(pstmt->utilityStmt);
 	bool		alter_system = false;
 
-	if (setting != NULL && queryString != NULL &&
-		pg_strcasecmp(setting, SECRET_SETTING) == 0)
-	{
-		size_t		len = strlen(queryString);
-		const char *cut = find_secret_mention(queryString);
-		size_t		keep = cut ? (size_t) (cut - queryString) : 0;
-		char	   *blanked = palloc(len + 1);
-		const char *marker = " [value hidden]";
-		size_t		i;
-
-		memcpy(blanked, queryString, keep);
-		for (i = keep; i < len; i++)
-			blanked[i] = (i - keep < strlen(marker)) ? marker[i - keep] : ' ';
-		blanked[len] = '\0';
-		hide_activity(queryString);
-		queryString = blanked;
-	}
 	if (setting != NULL && IsA(pstmt->utilityStmt, AlterSystemStmt) &&
-		(pg_strcasecmp(setting, SECRET_FILE_SETTING) == 0 ||
-		 pg_strcasecmp(setting, SECRET_SETTING) == 0))
+		(pg_strcasecmp(setting, OUTBOX_SECRET_FILE_SETTING) == 0 ||
+		 pg_strcasecmp(setting, OUTBOX_SECRET_SETTING) == 0))
 		alter_system = true;
 
 	next_process_utility(pstmt, queryString, readOnlyTree, context,
@@ -702,10 +487,10 @@ _PG_init(void)
 		return;
 
 	outbox_loaded_at_startup = true;
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = redact_secret_setting;
 	prev_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = outbox_process_utility;
+	/* after the hook above, so that redaction runs first */
+	outbox_secret_redaction_install();
 	outbox_shmem_install_hooks();
 	outbox_register_launcher();
 }
