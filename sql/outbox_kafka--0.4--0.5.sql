@@ -27,6 +27,43 @@ COMMENT ON TABLE outbox.held_event IS
 COMMENT ON COLUMN outbox.held_event.partition IS
     'The held partition whose queue the event is in; -1: its whole topic''s';
 
+------------------------------------------------------------------------
+-- A batch is defined once: the SQL functions the tests and inspection use
+-- now run the relay's own C reads (src/event_scan.c) instead of a second,
+-- SQL definition of the same thing.
+------------------------------------------------------------------------
+
+DROP FUNCTION outbox._batch_bounds(pg_snapshot, pg_snapshot);
+DROP FUNCTION outbox._batch_events(pg_snapshot, pg_snapshot, bigint, bigint, integer, bigint);
+-- The batch of tick after prev_tick: the first and last id and the number
+-- of events visible in tick and not in prev_tick (the ids NULL when there
+-- is none): events whose txid is visible in tick and either at or past
+-- prev_tick's xmax, or in progress at prev_tick.  Implemented once, in C
+-- (src/event_scan.c), for the relay and for SQL.
+CREATE FUNCTION outbox._batch_bounds(prev_tick pg_snapshot, tick pg_snapshot)
+RETURNS TABLE (first_id bigint, last_id bigint, events bigint)
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'outbox_batch_bounds_sql';
+COMMENT ON FUNCTION outbox._batch_bounds(pg_snapshot, pg_snapshot) IS
+    'Relay internals: first id, last id and number of the events visible in tick and not in prev_tick';
+
+-- The events of the batch of tick after prev_tick with after_id < id <=
+-- last_id, in id order: at most max_events and, beyond the first, at most
+-- max_bytes (NULL: no bound) of payload and key (raw lengths) and headers
+-- (stored size).  The same C code the relay reads its chunks with.
+CREATE FUNCTION outbox._batch_events(prev_tick pg_snapshot, tick pg_snapshot,
+                                     after_id bigint, last_id bigint,
+                                     max_events integer, max_bytes bigint)
+RETURNS SETOF outbox.event
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'outbox_batch_events_sql';
+COMMENT ON FUNCTION outbox._batch_events(pg_snapshot, pg_snapshot, bigint, bigint, integer, bigint) IS
+    'Relay internals: the events of a batch in an id range, in id order, bounded by count and bytes';
+
+------------------------------------------------------------------------
+-- The held-queue functions and view, with the partition.
+------------------------------------------------------------------------
+
 DROP VIEW outbox.held_topics;
 DROP FUNCTION outbox.hold_events(bigint[], text, text, text);
 DROP FUNCTION outbox.held_events(text, integer, bigint);
@@ -203,6 +240,9 @@ COMMENT ON VIEW outbox.held_topics IS
     'Topics and partitions (partition NULL: the whole topic) the relay holds aside while Kafka refuses them, with their waiting events';
 
 REVOKE ALL ON outbox.held_topics FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox._batch_bounds(pg_snapshot, pg_snapshot),
+    outbox._batch_events(pg_snapshot, pg_snapshot, bigint, bigint, integer, bigint)
+    FROM PUBLIC;
 REVOKE ALL ON FUNCTION outbox.hold_events(bigint[], text, integer, text, text),
     outbox.held_events(text, integer, integer, bigint),
     outbox.release_held_events(text, integer, bigint[], boolean),

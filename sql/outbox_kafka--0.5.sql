@@ -278,53 +278,27 @@ AS 'MODULE_PATHNAME', 'outbox_is_preloaded';
 ------------------------------------------------------------------------
 
 -- The batch of tick after prev_tick: the first and last id and the number
--- of events visible in tick and not in prev_tick.  Two index range probes
--- on txid: transactions that started after prev_tick, and those in
--- progress at prev_tick.  All three are NULL/0 when there is none.
+-- of events visible in tick and not in prev_tick (the ids NULL when there
+-- is none): events whose txid is visible in tick and either at or past
+-- prev_tick's xmax, or in progress at prev_tick.  Implemented once, in C
+-- (src/event_scan.c), for the relay and for SQL.
 CREATE FUNCTION outbox._batch_bounds(prev_tick pg_snapshot, tick pg_snapshot)
 RETURNS TABLE (first_id bigint, last_id bigint, events bigint)
-LANGUAGE sql STABLE
-AS $$
-    SELECT min(b.id), max(b.id), count(*)
-      FROM (SELECT e.id FROM outbox.event e
-             WHERE e.txid >= pg_snapshot_xmax(prev_tick)
-               AND e.txid < pg_snapshot_xmax(tick)
-               AND pg_visible_in_snapshot(e.txid, tick)
-            UNION ALL
-            SELECT e.id FROM outbox.event e
-             WHERE e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(prev_tick)))
-               AND pg_visible_in_snapshot(e.txid, tick)) b
-$$;
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'outbox_batch_bounds_sql';
 COMMENT ON FUNCTION outbox._batch_bounds(pg_snapshot, pg_snapshot) IS
     'Relay internals: first id, last id and number of the events visible in tick and not in prev_tick';
 
 -- The events of the batch of tick after prev_tick with after_id < id <=
 -- last_id, in id order: at most max_events and, beyond the first, at most
--- max_bytes (NULL: no bound) of payload, key and headers.  The sizes come
--- from the stored lengths: nothing is detoasted to count.
+-- max_bytes (NULL: no bound) of payload and key (raw lengths) and headers
+-- (stored size).  The same C code the relay reads its chunks with.
 CREATE FUNCTION outbox._batch_events(prev_tick pg_snapshot, tick pg_snapshot,
                                      after_id bigint, last_id bigint,
                                      max_events integer, max_bytes bigint)
 RETURNS SETOF outbox.event
-LANGUAGE sql STABLE
-AS $$
-    SELECT s.id, s.txid, s.created_at, s.topic, s.key, s.payload,
-           s.payload_kind, s.headers, s.event_uuid
-      FROM (SELECT c.*, sum(c.size) OVER (ORDER BY c.id) AS upto,
-                   row_number() OVER (ORDER BY c.id) AS n
-              FROM (SELECT e.*,
-                           coalesce(octet_length(e.payload), 0) + coalesce(octet_length(e.key), 0)
-                           + coalesce(pg_column_size(e.headers), 0) AS size
-                      FROM outbox.event e
-                     WHERE e.id > after_id
-                       AND e.id <= last_id
-                       AND pg_visible_in_snapshot(e.txid, tick)
-                       AND NOT pg_visible_in_snapshot(e.txid, prev_tick)
-                     ORDER BY e.id
-                     LIMIT max_events) c) s
-     WHERE max_bytes IS NULL OR s.upto <= max_bytes OR s.n = 1
-     ORDER BY s.id
-$$;
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'outbox_batch_events_sql';
 COMMENT ON FUNCTION outbox._batch_events(pg_snapshot, pg_snapshot, bigint, bigint, integer, bigint) IS
     'Relay internals: the events of a batch in an id range, in id order, bounded by count and bytes';
 

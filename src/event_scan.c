@@ -6,11 +6,10 @@
  *
  * Each pass of the relay reads a handful of events.  Through SQL, most of
  * its cost was setting up a plan of a dozen nodes over three inherited
- * tables; here the same reads are plain index scans.  They compute
- * exactly what the SQL definitions outbox._batch_bounds and
- * outbox._batch_events compute (the SQL relay API uses those; the
- * regression and isolation tests hold them to the documented semantics,
- * and the TAP tests hold the worker to the same):
+ * tables; here the same reads are plain index scans.  They are the one
+ * definition of a batch: SQL reads them through outbox._batch_bounds and
+ * outbox._batch_events (batch_sql.c), so the regression and isolation
+ * tests hold this code to the documented semantics:
  *
  * - the bounds of the batch of tick after prev_tick: events whose txid is
  *   visible in tick and either at or past prev_tick's xmax, or in progress
@@ -242,7 +241,7 @@ scan_txids(EventTable *t, StrategyNumber lo_strategy, Datum lo, Datum hi,
 
 /*
  * outbox_scan_bounds: the bounds of the batch of tick after prev_tick
- * (both pg_snapshot Datums), as outbox._batch_bounds computes them.
+ * (both pg_snapshot Datums), as outbox._batch_bounds returns them.
  */
 void
 outbox_scan_bounds(Datum prev_tick, Datum tick, OutboxBatchBounds *bounds)
@@ -294,7 +293,8 @@ next_visible(EventTable *t, Datum prev_tick, Datum tick)
  * outbox._batch_events returns them: at most max_events and, beyond the
  * first, at most max_bytes (payload and key by raw length, headers by
  * stored size).  emit gets the values in the order id, topic, key,
- * payload, payload_kind, headers, created_at, event_uuid.
+ * payload, payload_kind, headers, created_at, event_uuid, txid; they
+ * point into the scan's current row (valid during the call only).
  */
 void
 outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id, int64 last_id,
@@ -326,8 +326,8 @@ outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id, int64 last_id,
 	{
 		EventTable *t = NULL;
 		int64		min_id = 0;
-		Datum		values[8];
-		bool		nulls[8];
+		Datum		values[9];
+		bool		nulls[9];
 		int64		size;
 
 		/* the table whose next row has the lowest id */
@@ -356,6 +356,7 @@ outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id, int64 last_id,
 		values[5] = column(t, COL_HEADERS, &nulls[5]);
 		values[6] = column(t, COL_CREATED_AT, &nulls[6]);
 		values[7] = column(t, COL_EVENT_UUID, &nulls[7]);
+		values[8] = column(t, COL_TXID, &nulls[8]);
 		size = (nulls[3] ? 0 : toast_raw_datum_size(values[3]) - VARHDRSZ) +
 			(nulls[2] ? 0 : toast_raw_datum_size(values[2]) - VARHDRSZ) +
 			(nulls[5] ? 0 : toast_datum_size(values[5]));

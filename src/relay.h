@@ -164,7 +164,7 @@ typedef struct OutboxBatchBounds
 
 /*
  * takes one event: id, topic, key, payload, payload_kind, headers,
- * created_at, event_uuid
+ * created_at, event_uuid, txid
  */
 typedef void (*OutboxEventEmitFn) (void *arg, Datum *values, bool *nulls);
 
