@@ -16,6 +16,7 @@ OBJS = \
 	src/database_list.o \
 	src/enqueue.o \
 	src/error_class.o \
+	src/event_verdict.o \
 	src/event_scan.o \
 	src/held_lane.o \
 	src/kept_plan.o \

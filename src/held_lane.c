@@ -263,16 +263,19 @@ held_hold(const char *topic, int32 partition, const char *reason,
 }
 
 /*
- * held_hold_failed: event failed with an error of class cls ("topic
- * refused" or "topic unavailable"): hold its whole topic, or, for an error
- * about its partition, the partition alone.  Returns the hold.
+ * held_hold_failed: event failed and its verdict holds its topic, or its
+ * partition alone (OUTBOX_VERDICT_HOLD_TOPIC or _PARTITION): hold that,
+ * with the error as the reason.  Returns the hold.
  */
 HeldTopic *
-held_hold_failed(const OutboxEvent *event, OutboxErrorClass cls)
+held_hold_failed(const OutboxEvent *event, OutboxVerdict verdict)
 {
-	Assert(cls == OUTBOX_ERROR_TOPIC_REFUSED || cls == OUTBOX_ERROR_TOPIC_UNAVAILABLE);
+	OutboxErrorClass cls = outbox_classify_error(event->error);
+
+	Assert(verdict == OUTBOX_VERDICT_HOLD_TOPIC ||
+		   verdict == OUTBOX_VERDICT_HOLD_PARTITION);
 	return held_hold(event->topic,
-					 cls == OUTBOX_ERROR_TOPIC_UNAVAILABLE ? event->partition : -1,
+					 verdict == OUTBOX_VERDICT_HOLD_PARTITION ? event->partition : -1,
 					 outbox_error_text(event->error),
 					 outbox_error_class_name(cls),
 					 cls == OUTBOX_ERROR_TOPIC_REFUSED);
@@ -385,11 +388,12 @@ held_release_pinned(void)
 				continue;
 			if (event->delivery == OUTBOX_DELIVERY_FAILED)
 			{
-				OutboxErrorClass cls = outbox_classify_error(event->error);
+				OutboxVerdict verdict = outbox_event_verdict(event);
 
-				if (cls == OUTBOX_ERROR_TOPIC_REFUSED ||
-					cls == OUTBOX_ERROR_TOPIC_UNAVAILABLE)
-					(void) held_hold_failed(event, cls);
+				/* it stays in its queue; a hold says why it waits */
+				if (verdict == OUTBOX_VERDICT_HOLD_TOPIC ||
+					verdict == OUTBOX_VERDICT_HOLD_PARTITION)
+					(void) held_hold_failed(event, verdict);
 				event->delivery = OUTBOX_DELIVERY_NONE;
 				continue;
 			}
@@ -536,14 +540,12 @@ settle_lane(void)
 			acked = lappend(acked, &event->id);
 		else if (event->delivery == OUTBOX_DELIVERY_FAILED)
 		{
-			OutboxErrorClass cls = outbox_classify_error(event->error);
-
-			if (cls == OUTBOX_ERROR_PERMANENT)
+			if (outbox_event_verdict(event) == OUTBOX_VERDICT_DEAD)
 				permanent = lappend(permanent, &event->id);
 			else if (failed == NULL)
 			{
 				failed = event;
-				failed_class = cls;
+				failed_class = outbox_classify_error(event->error);
 			}
 		}
 	}
@@ -555,7 +557,7 @@ settle_lane(void)
 
 		for (i = 0; i < lane->nevents && first == NULL; i++)
 			if (lane->events[i].delivery == OUTBOX_DELIVERY_FAILED &&
-				outbox_classify_error(lane->events[i].error) == OUTBOX_ERROR_PERMANENT)
+				outbox_event_verdict(&lane->events[i]) == OUTBOX_VERDICT_DEAD)
 				first = &lane->events[i];
 		(void) outbox_storage_dead_letter_held(lane->lane_topic, lane->lane_partition,
 											   outbox_error_text(first->error),

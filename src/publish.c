@@ -399,12 +399,10 @@ hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht)
 }
 
 /*
- * settle_failures: decide about every failed event of the chunk.  A
- * permanent error dead-letters the event (the key's order is given up for
- * it: docs/reliability.md); a topic refused holds the topic aside, a
- * partition unavailable holds the partition (held_hold_failed); anything
- * else (cluster trouble, a purge, a fatal producer) is produced again
- * later, charging nobody.
+ * settle_failures: act on the verdict (outbox_event_verdict) about every
+ * failed event of the chunk: dead-letter it, hold its topic or partition
+ * aside with the chunk's other events of it (held_hold_failed), or
+ * produce it again later, with back-off.
  */
 static void
 settle_failures(OutboxChunk *chunk)
@@ -420,14 +418,14 @@ settle_failures(OutboxChunk *chunk)
 	for (i = chunk->recorded; i < chunk->nevents; i++)
 	{
 		OutboxEvent *event = &chunk->events[i];
-		OutboxErrorClass cls;
+		OutboxVerdict verdict;
 
 		if (event->delivery != OUTBOX_DELIVERY_FAILED || event->held)
 			continue;
-		cls = outbox_classify_error(event->error);
-		switch (cls)
+		verdict = outbox_event_verdict(event);
+		switch (verdict)
 		{
-			case OUTBOX_ERROR_PERMANENT:
+			case OUTBOX_VERDICT_DEAD:
 				event->delivery = OUTBOX_DELIVERY_DEAD;
 				if (dead++ == 0)
 				{
@@ -435,21 +433,23 @@ settle_failures(OutboxChunk *chunk)
 					dead_error = outbox_error_text(event->error);
 				}
 				break;
-			case OUTBOX_ERROR_TOPIC_REFUSED:
-			case OUTBOX_ERROR_TOPIC_UNAVAILABLE:
-				hold_in_chunk(chunk, held_hold_failed(event, cls));
+			case OUTBOX_VERDICT_HOLD_TOPIC:
+			case OUTBOX_VERDICT_HOLD_PARTITION:
+				hold_in_chunk(chunk, held_hold_failed(event, verdict));
 				break;
-			case OUTBOX_ERROR_CLUSTER:
-			case OUTBOX_ERROR_TRANSIENT:
-			case OUTBOX_ERROR_FATAL:
+			case OUTBOX_VERDICT_RETRY:
 				event->attempts = Max(event->attempts - 1, 0);
 				event->delivery = OUTBOX_DELIVERY_NONE;
-				if (retry++ == 0 || cls == OUTBOX_ERROR_CLUSTER)
+				if (retry++ == 0 ||
+					outbox_classify_error(event->error) == OUTBOX_ERROR_CLUSTER)
 				{
 					retry_error = outbox_error_text(event->error);
-					retry_class = cls;
+					retry_class = outbox_classify_error(event->error);
 				}
 				break;
+			case OUTBOX_VERDICT_WAIT:
+			case OUTBOX_VERDICT_ACKED:
+				break;			/* not failed */
 		}
 	}
 

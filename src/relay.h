@@ -100,6 +100,20 @@ struct OutboxChunk
 
 typedef struct OutboxProducer OutboxProducer;
 
+/* What becomes of an event once its delivery is reported (event_verdict.c). */
+typedef enum OutboxVerdict
+{
+	OUTBOX_VERDICT_WAIT,		/* not produced, or not reported yet */
+	OUTBOX_VERDICT_ACKED,		/* published */
+	OUTBOX_VERDICT_RETRY,		/* produce it again, charging nobody */
+	OUTBOX_VERDICT_HOLD_TOPIC,	/* Kafka refuses its topic: hold that */
+	OUTBOX_VERDICT_HOLD_PARTITION,	/* its partition is unavailable: hold it */
+	OUTBOX_VERDICT_DEAD			/* never deliverable: dead-letter it */
+} OutboxVerdict;
+
+/* event_verdict.c */
+extern OutboxVerdict outbox_event_verdict(const OutboxEvent *event);
+
 /* launcher.c */
 extern void outbox_register_launcher(void);
 extern PGDLLEXPORT void outbox_launcher_main(Datum main_arg);

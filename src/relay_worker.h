@@ -122,7 +122,7 @@ extern HeldTopic *held_hold(const char *topic, int32 partition,
 							const char *reason, const char *error_class,
 							bool refused);
 extern HeldTopic *held_hold_failed(const OutboxEvent *event,
-								   OutboxErrorClass cls);
+								   OutboxVerdict verdict);
 extern HeldTopic *held_hold_stalled(const char *topic, int32 partition);
 extern void held_hold_behind(const OutboxEvent *event);
 extern bool held_unsettled(OutboxChunk *chunk);
