@@ -249,3 +249,142 @@ REVOKE ALL ON FUNCTION outbox.hold_events(bigint[], text, integer, text, text),
     outbox.note_held_attempt(text, integer, text, text),
     outbox.dead_letter_held(text, integer, text, integer, bigint[]) FROM PUBLIC;
 GRANT SELECT ON outbox.held_topics TO pg_monitor;
+
+------------------------------------------------------------------------
+-- No bloat from held topics under an old snapshot (G8): maintain also
+-- empties held_event once every queue is empty and rewrites held_topic
+-- once they have grown.
+------------------------------------------------------------------------
+
+-- Storage maintenance: truncate retired tables whose events are all
+-- covered by the last completed tick (after retention), then switch to the
+-- next table once the current one is older than rotation_interval; and
+-- rewrite the relay's small tables once dead row versions an old snapshot
+-- kept alive have made them grow (G8).
+CREATE OR REPLACE FUNCTION outbox.maintain(rotate_now boolean DEFAULT false,
+                                OUT rotated_to smallint, OUT truncated smallint[],
+                                OUT current_table smallint)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    rot        outbox.rotation;
+    st         outbox.relay_state;
+    et         outbox.event_table;
+    tbl        text;
+    busy       boolean;
+    nxt        smallint;
+    held       outbox.held_topic[];
+    interval_s interval := coalesce(current_setting('outbox_kafka.rotation_interval', true), '60s')::interval;
+    retention  interval := coalesce(current_setting('outbox_kafka.retention', true), '0')::interval;
+BEGIN
+    truncated := '{}';
+    -- look first without locking anything: an idle relay must not use a
+    -- transaction id or write WAL every time it looks
+    SELECT * INTO rot FROM outbox.rotation;
+    IF NOT rotate_now
+       AND NOT (now() - rot.rotated_at >= interval_s
+                AND outbox._event_table_busy(rot.current_table))
+       AND NOT EXISTS (SELECT 1 FROM outbox.event_table t
+                        WHERE t.table_no <> rot.current_table
+                          AND (t.retired_at IS NULL OR now() - t.retired_at >= retention)
+                          AND outbox._event_table_busy(t.table_no))
+       AND pg_relation_size('outbox.relay_state') <= 512 * 1024
+       AND pg_relation_size('outbox.held_topic') <= 256 * 1024
+       AND NOT (pg_relation_size('outbox.held_event') > 256 * 1024
+                AND NOT EXISTS (SELECT 1 FROM outbox.held_event)) THEN
+        current_table := rot.current_table;
+        RETURN;
+    END IF;
+    SELECT * INTO rot FROM outbox.rotation FOR UPDATE;
+    SELECT * INTO st FROM outbox.relay_state;
+
+    FOR et IN SELECT * FROM outbox.event_table ORDER BY table_no LOOP
+        CONTINUE WHEN et.table_no = rot.current_table;
+        CONTINUE WHEN et.retired_at IS NOT NULL AND now() - et.retired_at < retention;
+        tbl := format('outbox.event_%s', et.table_no);
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', tbl) INTO busy;
+        CONTINUE WHEN NOT busy;
+        BEGIN
+            -- never queue for the lock: enqueuers would queue behind us
+            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', tbl);
+            -- under the lock no new row can appear: is every row published?
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE txid >= pg_snapshot_xmin($1)'
+                           ' AND NOT pg_visible_in_snapshot(txid, $1))', tbl)
+               INTO busy USING st.prev_tick;
+            IF NOT busy THEN
+                EXECUTE format('TRUNCATE %s', tbl);
+                UPDATE outbox.event_table
+                   SET truncated_at = now(), retired_at = NULL
+                 WHERE table_no = et.table_no;
+                truncated := truncated || et.table_no;
+            END IF;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;               -- in use right now; try again next time
+        END;
+    END LOOP;
+
+    IF rotate_now OR now() - rot.rotated_at >= interval_s THEN
+        nxt := (rot.current_table + 1) % 3;
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM outbox.event_%s)', rot.current_table)
+           INTO busy;
+        -- rotate only away from a table with events, and only into an empty one
+        IF busy OR rotate_now THEN
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM outbox.event_%s)', nxt) INTO busy;
+            IF NOT busy THEN
+                UPDATE outbox.rotation SET current_table = nxt, rotated_at = now();
+                UPDATE outbox.event_table SET retired_at = now()
+                 WHERE table_no = rot.current_table;
+                rotated_to := nxt;
+            END IF;
+        END IF;
+    END IF;
+    current_table := coalesce(rotated_to, rot.current_table);
+
+    -- relay_state is updated by every batch; while an old snapshot elsewhere
+    -- keeps its dead row versions alive it grows, so once it has grown past
+    -- 512 kB it is rewritten: TRUNCATE does not wait for old snapshots.
+    IF pg_relation_size('outbox.relay_state') > 512 * 1024 THEN
+        BEGIN
+            LOCK TABLE outbox.relay_state IN ACCESS EXCLUSIVE MODE NOWAIT;
+            SELECT * INTO st FROM outbox.relay_state;
+            TRUNCATE outbox.relay_state;
+            INSERT INTO outbox.relay_state SELECT (st).*;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;               -- in use right now; try again next time
+        END;
+    END IF;
+
+    -- held_event is a queue (its rows are deleted as they are published)
+    -- and held_topic's rows are updated while their queues are worked:
+    -- under an old snapshot both keep dead row versions too.  held_event
+    -- is emptied for good once every queue is empty (its dead versions
+    -- are then at most one hold's worth of events); held_topic, a few
+    -- rows, is rewritten like relay_state.
+    IF pg_relation_size('outbox.held_event') > 256 * 1024
+       AND NOT EXISTS (SELECT 1 FROM outbox.held_event) THEN
+        BEGIN
+            LOCK TABLE outbox.held_event IN ACCESS EXCLUSIVE MODE NOWAIT;
+            IF NOT EXISTS (SELECT 1 FROM outbox.held_event) THEN
+                TRUNCATE outbox.held_event;
+            END IF;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;               -- in use right now; try again next time
+        END;
+    END IF;
+    IF pg_relation_size('outbox.held_topic') > 256 * 1024 THEN
+        BEGIN
+            LOCK TABLE outbox.held_topic IN ACCESS EXCLUSIVE MODE NOWAIT;
+            held := ARRAY(SELECT h FROM outbox.held_topic h);
+            TRUNCATE outbox.held_topic;
+            INSERT INTO outbox.held_topic SELECT * FROM unnest(held);
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;               -- in use right now; try again next time
+        END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox.maintain(boolean) IS
+    'Relay API: truncate fully published event tables, rotate to the next one, rewrite grown relay tables';

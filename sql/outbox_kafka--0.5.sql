@@ -511,7 +511,9 @@ $$;
 
 -- Storage maintenance: truncate retired tables whose events are all
 -- covered by the last completed tick (after retention), then switch to the
--- next table once the current one is older than rotation_interval.
+-- next table once the current one is older than rotation_interval; and
+-- rewrite the relay's small tables once dead row versions an old snapshot
+-- kept alive have made them grow (G8).
 CREATE FUNCTION outbox.maintain(rotate_now boolean DEFAULT false,
                                 OUT rotated_to smallint, OUT truncated smallint[],
                                 OUT current_table smallint)
@@ -527,6 +529,7 @@ DECLARE
     tbl        text;
     busy       boolean;
     nxt        smallint;
+    held       outbox.held_topic[];
     interval_s interval := coalesce(current_setting('outbox_kafka.rotation_interval', true), '60s')::interval;
     retention  interval := coalesce(current_setting('outbox_kafka.retention', true), '0')::interval;
 BEGIN
@@ -541,7 +544,10 @@ BEGIN
                         WHERE t.table_no <> rot.current_table
                           AND (t.retired_at IS NULL OR now() - t.retired_at >= retention)
                           AND outbox._event_table_busy(t.table_no))
-       AND pg_relation_size('outbox.relay_state') <= 512 * 1024 THEN
+       AND pg_relation_size('outbox.relay_state') <= 512 * 1024
+       AND pg_relation_size('outbox.held_topic') <= 256 * 1024
+       AND NOT (pg_relation_size('outbox.held_event') > 256 * 1024
+                AND NOT EXISTS (SELECT 1 FROM outbox.held_event)) THEN
         current_table := rot.current_table;
         RETURN;
     END IF;
@@ -603,10 +609,38 @@ BEGIN
             NULL;               -- in use right now; try again next time
         END;
     END IF;
+
+    -- held_event is a queue (its rows are deleted as they are published)
+    -- and held_topic's rows are updated while their queues are worked:
+    -- under an old snapshot both keep dead row versions too.  held_event
+    -- is emptied for good once every queue is empty (its dead versions
+    -- are then at most one hold's worth of events); held_topic, a few
+    -- rows, is rewritten like relay_state.
+    IF pg_relation_size('outbox.held_event') > 256 * 1024
+       AND NOT EXISTS (SELECT 1 FROM outbox.held_event) THEN
+        BEGIN
+            LOCK TABLE outbox.held_event IN ACCESS EXCLUSIVE MODE NOWAIT;
+            IF NOT EXISTS (SELECT 1 FROM outbox.held_event) THEN
+                TRUNCATE outbox.held_event;
+            END IF;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;               -- in use right now; try again next time
+        END;
+    END IF;
+    IF pg_relation_size('outbox.held_topic') > 256 * 1024 THEN
+        BEGIN
+            LOCK TABLE outbox.held_topic IN ACCESS EXCLUSIVE MODE NOWAIT;
+            held := ARRAY(SELECT h FROM outbox.held_topic h);
+            TRUNCATE outbox.held_topic;
+            INSERT INTO outbox.held_topic SELECT * FROM unnest(held);
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;               -- in use right now; try again next time
+        END;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION outbox.maintain(boolean) IS
-    'Relay API: truncate fully published event tables and rotate to the next one';
+    'Relay API: truncate fully published event tables, rotate to the next one, rewrite grown relay tables';
 
 ------------------------------------------------------------------------
 -- Dead letter re-queueing.
