@@ -114,6 +114,7 @@ struct OutboxProducer
 								 * queue gets something to serve */
 	bool		fatal;			/* error_cb saw RD_KAFKA_RESP_ERR__FATAL */
 	bool		brokers_down;	/* all brokers down since last delivery */
+	bool		delivered;		/* the cluster acknowledged a message */
 	int			last_error;		/* last error_cb code, 0 if none since the
 								 * last acknowledgement */
 	char		last_error_text[256];
@@ -162,6 +163,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		event->delivery = OUTBOX_DELIVERY_ACKED;
+		producer->delivered = true;
 		producer->brokers_down = false;
 		producer->last_error = 0;
 		event->chunk->acked++;
@@ -885,6 +887,16 @@ outbox_producer_take_fatal(OutboxProducer *producer, char *errbuf,
 		return 0;
 	err = rd_kafka_fatal_error(producer->rk, errbuf, errbuf_size);
 	return err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : RD_KAFKA_RESP_ERR__FATAL;
+}
+
+/*
+ * outbox_producer_delivered: has the cluster acknowledged a message of
+ * this producer?
+ */
+bool
+outbox_producer_delivered(OutboxProducer *producer)
+{
+	return producer->delivered;
 }
 
 /*

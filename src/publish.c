@@ -686,10 +686,7 @@ relay_publish(void)
 		if (relay.state != OUTBOX_STATE_PUBLISHING)
 			relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
 		if (chunk->produced_at != 0)
-		{
 			gather_until(GetCurrentTimestamp());
-			relay.rebuild_backoff_ms = 0;	/* this producer delivers */
-		}
 		note_chunk_done(chunk);
 	}
 	relay.backoff_ms = 0;

@@ -218,6 +218,7 @@ extern bool outbox_producer_cluster_answers(OutboxProducer *producer,
 extern int	outbox_producer_take_fatal(OutboxProducer *producer,
 									   char *errbuf, size_t errbuf_size);
 extern bool outbox_producer_brokers_down(OutboxProducer *producer);
+extern bool outbox_producer_delivered(OutboxProducer *producer);
 extern bool outbox_error_is_queue_full(int error);
 extern bool outbox_error_is_fatal(int error);
 extern const char *outbox_error_text(int error);

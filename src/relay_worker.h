@@ -69,7 +69,7 @@ typedef struct RelayWorker
 	WaitEventSet *wait_set;		/* latch, postmaster death, producer pipe */
 	uint32		producer_generation;	/* bumped for every new producer */
 	int			rebuild_backoff_ms; /* after fatal errors: doubling, reset
-									 * once a new producer delivers */
+									 * once a new producer delivers (worker.c) */
 	TimestampTz rebuild_at;		/* no new producer before this */
 	char	   *rebuild_reason; /* publish.c or held_lane.c found the
 								 * producer fatal: rebuild it (see
