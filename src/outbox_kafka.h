@@ -4,14 +4,18 @@
  *	  Declarations shared by the modules of the outbox_kafka extension.
  *
  * The extension is split by responsibility: settings and module start-up
- * (module.c, database_list.c), shared memory (shmem.c), the enqueue path
- * (enqueue.c, capture.c), the status functions (status.c), and the relay
- * (relay.h, relay_worker.h): the launcher (launcher.c); the driver of a
- * database's worker (worker.c) over its batch's chunks (publish.c), held
- * topics (held_lane.c), the services they share (relay_context.c,
- * chunk_produce.c); the relay's storage: the batch (relay_batch.c), the
- * event scan (event_scan.c), its tables (relay_storage.c, kept_plan.c);
- * and the Kafka producer (producer.c, producer_config.c, error_class.c).
+ * (module.c, database_list.c), keeping credentials secret
+ * (secret_redaction.c), shared memory (shmem.c), the enqueue path
+ * (enqueue.c, capture.c, topic_grant.c), the status functions (status.c,
+ * librdkafka_version.c), and the relay (relay.h, relay_worker.h): the
+ * launcher (launcher.c); the driver of a database's worker (worker.c)
+ * over its batch's chunks (publish.c), held topics and partitions
+ * (held_lane.c), the services they share (relay_context.c,
+ * chunk_produce.c) and the verdict on a reported event
+ * (event_verdict.c); the relay's storage: the batch (relay_batch.c), the
+ * event scan (event_scan.c, and its SQL face batch_sql.c), its tables
+ * (relay_storage.c, kept_plan.c); and the Kafka producer (producer.c,
+ * producer_config.c, error_class.c).
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
