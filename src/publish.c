@@ -38,8 +38,13 @@
 #define RETRY_BACKOFF_MAX_MS	10000
 /* How long a metadata probe may take when a stall is suspected. */
 #define STALL_PROBE_MS			500
-/* Progress is saved to outbox.relay_state at most this often (G4 in docs). */
+/*
+ * Progress is saved to outbox.relay_state at most this often (G4 in docs;
+ * bench/crash_duplicates.sh builds other values to measure the trade).
+ */
+#ifndef PROGRESS_SAVE_MS
 #define PROGRESS_SAVE_MS		100
+#endif
 /* How often to look again while waiting for standbys to confirm. */
 #define STANDBY_POLL_MS			5
 /*
