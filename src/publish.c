@@ -494,10 +494,12 @@ settle_failures(OutboxChunk *chunk)
  * while they wait (other events of the chunk acknowledged, or a metadata
  * request succeeding) and they are still unacknowledged stall_timeout
  * later, their partitions are held aside so that everything else flows.
- * Until then the whole cluster is down or slow (or just back from an
- * outage, with acknowledgements on their way): say so, and wait; holding
- * partitions then would only send events on a detour.  Returns how long to
- * wait before looking again.
+ * While nothing shows the cluster answering, it is down or slow (or just
+ * back from an outage, with acknowledgements on their way): say so, and
+ * wait; holding partitions then would only send events on a detour.  While
+ * it answers, the events just wait for their partitions to be held: that
+ * is neither an outage nor a slow cluster, and nothing is said.  Returns
+ * how long to wait before looking again.
  */
 static long
 check_stall(OutboxChunk *chunk)
@@ -520,8 +522,19 @@ check_stall(OutboxChunk *chunk)
 		if (outbox_producer_cluster_answers(relay.producer, STALL_PROBE_MS))
 			chunk->evidence_at = GetCurrentTimestamp();
 	}
-	if (chunk->evidence_at == 0 ||
+	if (chunk->evidence_at != 0 &&
 		!TimestampDifferenceExceeds(chunk->evidence_at, now, outbox_stall_timeout_ms))
+	{
+		/*
+		 * The cluster answers: the events wait for their partitions, which
+		 * are held once stall_timeout has passed since.  Not an outage, and
+		 * not worth a word yet.
+		 */
+		return Max(TimestampDifferenceMilliseconds(now,
+												   TimestampTzPlusMilliseconds(chunk->evidence_at,
+																			   outbox_stall_timeout_ms)), 1);
+	}
+	if (chunk->evidence_at == 0)
 	{
 		err = outbox_producer_last_error(relay.producer, errbuf, sizeof(errbuf));
 		relay_enter_state(err != 0 &&
@@ -533,10 +546,6 @@ check_stall(OutboxChunk *chunk)
 								   (long) TimestampDifferenceMilliseconds(chunk->produced_at, now),
 								   err != 0 ? ": " : "", err != 0 ? errbuf : ""));
 		relay.slow = true;
-		if (chunk->evidence_at != 0)
-			return Max(TimestampDifferenceMilliseconds(now,
-													   TimestampTzPlusMilliseconds(chunk->evidence_at,
-																				   outbox_stall_timeout_ms)), 1);
 		return Min(outbox_stall_timeout_ms, 1000);
 	}
 
@@ -552,9 +561,12 @@ check_stall(OutboxChunk *chunk)
 }
 
 /*
- * note_chunk_done: the chunk is done: if its acknowledgements took longer
- * than stall_timeout the cluster is slow, which outbox.status says until a
- * chunk goes through promptly again.
+ * note_chunk_done: the chunk is done: if the cluster took longer than
+ * stall_timeout to answer it (its first acknowledgement, or all of them
+ * when the chunk waited on nothing else) the cluster is slow, which
+ * outbox.status says until a chunk goes through promptly again.  A chunk
+ * that waited only for a partition to be held aside, while the cluster
+ * answered promptly, is not a slow cluster.
  */
 static void
 note_chunk_done(OutboxChunk *chunk)
@@ -563,14 +575,16 @@ note_chunk_done(OutboxChunk *chunk)
 
 	if (chunk->produced_at == 0)
 		return;
-	took = TimestampDifferenceMilliseconds(chunk->produced_at, GetCurrentTimestamp());
+	took = TimestampDifferenceMilliseconds(chunk->produced_at,
+										   chunk->evidence_at != 0 ?
+										   chunk->evidence_at : GetCurrentTimestamp());
 	chunk->produced_at = 0;		/* noted once, however long it waits */
 	if (took > outbox_stall_timeout_ms)
 	{
 		relay.slow = true;
 		relay_enter_state(OUTBOX_STATE_PUBLISHING, WARNING,
-						  psprintf("the cluster is slow: the last %d event(s) took %ld ms to be acknowledged (\"outbox_kafka.stall_timeout\" is %d ms)",
-								   chunk->nevents, took, outbox_stall_timeout_ms));
+						  psprintf("the cluster is slow: it took %ld ms to acknowledge the last %d event(s) (\"outbox_kafka.stall_timeout\" is %d ms)",
+								   took, chunk->nevents, outbox_stall_timeout_ms));
 	}
 	else if (relay.slow)
 	{

@@ -8,7 +8,9 @@
 # events and another topic keep flowing.  When the leader is back, the
 # queue drains, the partition is released, and every key's events arrive
 # in commit order with nothing lost or dead-lettered.  The relay used to
-# hold the whole topic.
+# hold the whole topic.  A chunk whose only events wait for the sick
+# partition is not an outage or a slow cluster: the relay used to say
+# broker_unreachable, then "the cluster is slow".
 
 use strict;
 use warnings;
@@ -72,7 +74,20 @@ my @healthy = grep { $_ != $sick_partition } 0 .. 3;
 ok(wait_until_published($node, 'postgres', 0), 'the relay runs');
 $mock->command_ok("leader $sick $sick_partition -1");
 
-my @waiting = enqueue($sick, 1, @sick_keys);
+# first, one event alone, for the sick partition
+my $log_from = -s $node->logfile;
+my @waiting = enqueue($sick, 0, $sick_keys[0]);
+ok( $node->poll_query_until('postgres', qq{
+		SELECT count(*) = 1 FROM outbox.held_topics
+		 WHERE topic = '$sick' AND partition = $sick_partition}),
+	'a lone event of the sick partition: the partition is held');
+my $log = substr(slurp_file($node->logfile), $log_from);
+unlike($log, qr/is broker_unreachable/, 'not reported as an outage');
+unlike($log, qr/the cluster is slow/, 'nor as a slow cluster');
+like($log, qr/partition $sick_partition of topic "$sick" is held aside/,
+	'but as a held partition');
+
+push @waiting, enqueue($sick, 1, @sick_keys);
 my @flowing = (enqueue($sick, 1, @healthy_keys), enqueue($sick, 1, (undef) x 8));
 my @other = enqueue($other, 1, map { "o$_" } 1 .. 10);
 
