@@ -296,14 +296,20 @@ echo "Command: \`bash bench/crash_duplicates.sh\` (SAVE_MS=\"$save_ms_list\" ROU
 echo
 echo "Duplicates: messages minus distinct outbox-ids, per fault, min / median / max (faults). Cost: without faults, ${cost_secs} s at $rate ev/s, one value per run."
 echo
-echo "| PROGRESS_SAVE_MS | dup. per relay SIGKILL | dup. per \`restart -m immediate\` | dup. per SIGKILL, ${rtt_ms} ms broker RTT | relay CPU µs per event | WAL bytes per event | relay_state saves per s | commit → consumer p50/p99 ms |"
-echo "|---|---|---|---|---|---|---|---|"
+rtt_head= rtt_sep=
+[ "$rtt_ms" -gt 0 ] && rtt_head=" dup. per SIGKILL, ${rtt_ms} ms broker RTT |" rtt_sep="---|"
+echo "| PROGRESS_SAVE_MS | dup. per relay SIGKILL | dup. per \`restart -m immediate\` |$rtt_head relay CPU µs per event | WAL bytes per event | relay_state saves per s (the relay's transaction ids) | commit → consumer p50/p99 ms |"
+echo "|---|---|---|$rtt_sep---|---|---|---|"
 for n in $save_ms_list; do
-    echo "| $n | $(stats "$n" kill) | $(stats "$n" immediate) | $(stats "$n" rtt) | $(runs "$n" cpu_us) | $(runs "$n" wal_b) | $(runs "$n" saves_s) | $(runs "$n" latency) |"
+    rtt_col=
+    [ "$rtt_ms" -gt 0 ] && rtt_col=" $(stats "$n" rtt) |"
+    echo "| $n | $(stats "$n" kill) | $(stats "$n" immediate) |$rtt_col $(runs "$n" cpu_us) | $(runs "$n" wal_b) | $(runs "$n" saves_s) | $(runs "$n" latency) |"
 done
 echo
 echo "Each fault, in order:"
 echo
 for n in $save_ms_list; do
-    echo "- $n ms: SIGKILL $(runs "$n" kill); immediate $(runs "$n" immediate); SIGKILL at ${rtt_ms} ms RTT $(runs "$n" rtt)"
+    rtt_col=
+    [ "$rtt_ms" -gt 0 ] && rtt_col="; SIGKILL at ${rtt_ms} ms RTT $(runs "$n" rtt)"
+    echo "- $n ms: SIGKILL $(runs "$n" kill); immediate $(runs "$n" immediate)$rtt_col"
 done
