@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/crash_duplicates.sh: the trade behind the relay's progress save
-# interval (PROGRESS_SAVE_MS in src/publish.c, G4 in docs/reliability.md).
-# For each interval it builds the relay with that value and measures,
+# interval (outbox_kafka.progress_save_interval, G4 in docs/reliability.md).
+# For each interval it runs the relay with that setting and measures,
 # against the mock broker at a steady enqueue rate (pgbench --rate):
 #
 #   - duplicates per SIGKILL of the relay worker (the postmaster then
@@ -24,7 +24,6 @@
 #
 # Needs root (installs what is missing, runs the servers as
 # $OUTBOX_TEST_USER, default postgres; loopback and Unix sockets only).
-# Leaves the extension of the last interval of SAVE_MS installed.
 # Settings: PG_CONFIG (default the system's PostgreSQL 15), RDKAFKA_PREFIX,
 # SAVE_MS ("0 10 100"), ROUNDS (2), RATE (2000 events/s), CLIENTS (4),
 # KILLS (5 per round), RESTARTS (3 per round), RTT_MS (200; 0 skips that
@@ -68,30 +67,6 @@ trap cleanup EXIT
 
 die() { echo "crash_duplicates.sh: $*" >&2; exit 1; }
 
-# build SAVE_MS: build the extension with PROGRESS_SAVE_MS = SAVE_MS in a
-# copy of the tree of its own (no objects of another value can be reused),
-# and check that the value reaches src/publish.c.  COPT is PGXS's way in:
-# PG_CPPFLAGS given to make on the command line would replace the
-# Makefile's own (-I src, OUTBOX_SCHEMA_VERSION) and the build fails.
-build() {
-    local n=$1 b=$work/build-$1 cmd got
-    mkdir -p "$b"
-    cp -r "$here/Makefile" "$here/outbox_kafka.control" "$here/src" "$here/sql" "$b/"
-    make -C "$b" -s PG_CONFIG="$PG_CONFIG" "${rdk[@]}" clean
-    # the compiler command for publish.o, run with -E -dM: the macros it sees
-    cmd=$(make -C "$b" -s -n PG_CONFIG="$PG_CONFIG" "${rdk[@]}" COPT="-DPROGRESS_SAVE_MS=$n" src/publish.o |
-        grep -E ' -c .*src/publish\.c' | sed -e 's/ -c / -E -dM /' -e 's| -o src/publish\.o| -o -|')
-    [ -n "$cmd" ] || die "no compiler command for src/publish.o"
-    got=$(cd "$b" && eval "$cmd" | sed -n 's/^#define PROGRESS_SAVE_MS[[:space:]]*//p')
-    [ "$got" = "$n" ] || die "PROGRESS_SAVE_MS is '$got' in src/publish.c, not $n"
-    make -C "$b" -s PG_CONFIG="$PG_CONFIG" "${rdk[@]}" COPT="-DPROGRESS_SAVE_MS=$n" >/dev/null
-}
-
-# install_variant SAVE_MS: install that build (no server may be running it)
-install_variant() {
-    make -C "$work/build-$1" -s PG_CONFIG="$PG_CONFIG" "${rdk[@]}" COPT="-DPROGRESS_SAVE_MS=$1" install >/dev/null
-}
-
 psql() { as_user "$run_user" "$pgbin/psql" -X -q -h "$run" -p "$port" -U postgres -d postgres "$@"; }
 
 # mock_cmd COMMAND: send COMMAND to the mock broker and wait for its reply
@@ -107,7 +82,7 @@ mock_cmd() {
 }
 
 # start_run SAVE_MS ROUND: a mock broker, a consumer of every topic, and a
-# new server running the relay built with SAVE_MS
+# new server running the relay with progress_save_interval = SAVE_MS
 start_run() {
     run=$work/run-$1-$2
     mkdir -p "$run"
@@ -121,7 +96,8 @@ start_run() {
     consumer_pid=$!
     exec {consumer_in}>"$run/consumer.in"
     start_throwaway_server "$run" postgres "$bootstrap" "shared_buffers = '256MB'
-restart_after_crash = on"
+restart_after_crash = on
+outbox_kafka.progress_save_interval = '${1}ms'"
     psql -c 'CREATE EXTENSION outbox_kafka' \
         -c 'CREATE TABLE committed (id bigint PRIMARY KEY, topic text NOT NULL)' >/dev/null
     # one script per topic: cost is the bare enqueue (as in relay_cost.sh),
@@ -258,13 +234,10 @@ cost() {
     } >>"$results"
 }
 
-for n in $save_ms_list; do
-    build "$n"
-done
+build_and_install "$here"
 for r in $(seq "$rounds"); do
     for n in $save_ms_list; do
-        echo "== round $r, PROGRESS_SAVE_MS = $n" >&2
-        install_variant "$n"
+        echo "== round $r, progress_save_interval = ${n}ms" >&2
         start_run "$n" "$r"
         cost "$n"
         for _ in $(seq "$kills"); do fault "$n" kill dup.kill kill "$load_ms"; done
@@ -298,7 +271,7 @@ echo "Duplicates: messages minus distinct outbox-ids, per fault, min / median / 
 echo
 rtt_head= rtt_sep=
 [ "$rtt_ms" -gt 0 ] && rtt_head=" dup. per SIGKILL, ${rtt_ms} ms broker RTT |" rtt_sep="---|"
-echo "| PROGRESS_SAVE_MS | dup. per relay SIGKILL | dup. per \`restart -m immediate\` |$rtt_head relay CPU µs per event | WAL bytes per event | relay_state saves per s (the relay's transaction ids) | commit → consumer p50/p99 ms |"
+echo "| progress_save_interval (ms) | dup. per relay SIGKILL | dup. per \`restart -m immediate\` |$rtt_head relay CPU µs per event | WAL bytes per event | relay_state saves per s (the relay's transaction ids) | commit → consumer p50/p99 ms |"
 echo "|---|---|---|$rtt_sep---|---|---|---|"
 for n in $save_ms_list; do
     rtt_col=

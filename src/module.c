@@ -52,6 +52,7 @@ int			outbox_retention_s = 0;
 int			outbox_shutdown_timeout_ms = 5000;
 int			outbox_max_batch_bytes_kb = 16384;
 int			outbox_stall_timeout_ms = 1000;
+int			outbox_progress_save_interval_ms = 100;
 bool		outbox_wait_for_standbys = false;
 
 /* True when _PG_init ran while shared_preload_libraries was processed. */
@@ -454,6 +455,15 @@ define_settings(void)
 							"Events of a held topic wait, in order, in outbox.held_events while other topics keep flowing.",
 							&outbox_stall_timeout_ms,
 							1000, 10, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox_kafka.progress_save_interval",
+							"How often, at most, the relay saves its progress to outbox.relay_state.",
+							"A crash publishes again what was in flight plus the events acknowledged since the last save; 0 saves after every chunk.",
+							&outbox_progress_save_interval_ms,
+							100, 0, 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -179,6 +179,7 @@ extern int	outbox_retention_s;
 extern int	outbox_shutdown_timeout_ms;
 extern int	outbox_max_batch_bytes_kb;
 extern int	outbox_stall_timeout_ms;
+extern int	outbox_progress_save_interval_ms;
 extern bool outbox_wait_for_standbys;
 extern bool outbox_loaded_at_startup;
 

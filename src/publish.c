@@ -8,8 +8,8 @@
  * A chunk is done once every event is acknowledged, dead-lettered or held
  * (moved to its topic's queue in outbox.held_event, see held_lane.c); then
  * the batch cursor moves past it, in memory (relay_batch.c saves it to
- * outbox.relay_state at most every PROGRESS_SAVE_MS), and the next chunk
- * is fetched.  Events that failed for a reason that is nobody's fault are
+ * outbox.relay_state at most every outbox_kafka.progress_save_interval),
+ * and the next chunk is fetched.  Events that failed for a reason that is nobody's fault are
  * produced again only once nothing of the chunk is in flight, so a later
  * event of a key is never handed over before an earlier one that failed;
  * librdkafka's idempotence with enable.gapless.guarantee keeps the broker
@@ -38,13 +38,6 @@
 #define RETRY_BACKOFF_MAX_MS	10000
 /* How long a metadata probe may take when a stall is suspected. */
 #define STALL_PROBE_MS			500
-/*
- * Progress is saved to outbox.relay_state at most this often (G4 in docs;
- * bench/crash_duplicates.sh builds other values to measure the trade).
- */
-#ifndef PROGRESS_SAVE_MS
-#define PROGRESS_SAVE_MS		100
-#endif
 /* How often to look again while waiting for standbys to confirm. */
 #define STANDBY_POLL_MS			5
 /*
@@ -253,8 +246,8 @@ next_chunk(OutboxChunk *chunk)
 
 /*
  * relay_save_progress_at_most_every: save the batch state in memory to
- * outbox.relay_state and flush it, at most every PROGRESS_SAVE_MS (unless
- * force): a crash then publishes again what was in flight plus at most
+ * outbox.relay_state and flush it, at most every
+ * outbox_kafka.progress_save_interval (unless force): a crash then publishes again what was in flight plus at most
  * that much of acknowledged events (G4), and the relay spends no
  * transaction id, WAL or fsync per chunk.  Returns how long until a
  * deferred save is due (0 if nothing is left to save).  Opens its own
@@ -269,7 +262,8 @@ relay_save_progress_at_most_every(bool force)
 	if (!outbox_batch_unsaved())
 		return 0;
 	now = GetCurrentTimestamp();
-	due = TimestampTzPlusMilliseconds(relay.progress_saved_at, PROGRESS_SAVE_MS);
+	due = TimestampTzPlusMilliseconds(relay.progress_saved_at,
+									  outbox_progress_save_interval_ms);
 	if (!force && now < due)
 		return Max(TimestampDifferenceMilliseconds(now, due), 1);
 	relay_begin_step("outbox_kafka: save progress");

@@ -10,7 +10,7 @@
  * completes them in memory: no row is locked or written, no transaction id
  * is used and no WAL is written per chunk or per batch.  The state is
  * saved (one UPDATE) when the worker decides so (publish.c: at most every
- * PROGRESS_SAVE_MS, before maintenance, with dead letters and held events,
+ * outbox_kafka.progress_save_interval, before maintenance, with dead letters and held events,
  * at shutdown).  A crash therefore publishes again what was acknowledged
  * since the last save, never less: the saved state is always one the
  * worker has been in.

@@ -2,7 +2,8 @@
 # Copyright (c) 2026, outbox_kafka developers
 
 # The relay keeps its open batch in memory and saves it to
-# outbox.relay_state at most every 100 ms (docs/architecture.md):
+# outbox.relay_state at most every outbox_kafka.progress_save_interval
+# (100 ms; docs/architecture.md):
 # - events trickling in, one transaction each, cost the relay far fewer
 #   transaction ids than events (it used one or more per batch before);
 # - once the relay is idle, outbox.relay_state and outbox.status catch up
@@ -12,7 +13,9 @@
 #   and loses nothing;
 # - a relay with a chunk in flight is not woken by every commit (it
 #   counts them and looks when the chunk is done), and loses none;
-# - after a restart the relay goes on from the saved progress.
+# - after a restart the relay goes on from the saved progress;
+# - progress_save_interval is reloadable, and at 0 the relay saves after
+#   every chunk.
 
 use strict;
 use warnings;
@@ -110,6 +113,22 @@ ok( poll_until(sub { scalar(consume_all($mock->bootstrap, $topic)) > $before }),
 	'an event after a restart is published');
 is(scalar(consume_all($mock->bootstrap, $topic)), $before + 1,
 	'and nothing saved before the clean restart is published again');
+
+# progress_save_interval = 0: saved after every chunk, one transaction id
+# each (the same trickle used fewer than a third as many at 100 ms)
+$node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.progress_save_interval = 0");
+$node->reload;
+ok( $node->poll_query_until('postgres',
+		"SELECT setting = '0' FROM pg_settings WHERE name = 'outbox_kafka.progress_save_interval'"),
+	'progress_save_interval is reloaded');
+my $published = $node->safe_psql('postgres', 'SELECT events_published FROM outbox.status');
+$x0 = $node->safe_psql('postgres', 'SELECT pg_current_xact_id()');
+$node->safe_psql('postgres', "CALL trickle(30, 'd', 0.02)");
+ok(wait_until_published($node, 'postgres', $published + 30), 'the trickle is published');
+$x1 = $node->safe_psql('postgres', 'SELECT pg_current_xact_id()');
+$relay_xids = $x1 - $x0 - 30 - 1;
+cmp_ok($relay_xids, '>=', 15,
+	"at 0, the relay saved after (nearly) every chunk: $relay_xids transaction ids for 30 events");
 
 $node->stop;
 $mock->stop;
