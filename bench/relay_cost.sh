@@ -7,7 +7,10 @@
 #   bash bench/relay_cost.sh            (RATES="200 2000", SECONDS_PER_RATE=10)
 #
 # Needs root (installs what is missing, runs the server as $OUTBOX_TEST_USER).
-# RDKAFKA_PREFIX=/path: the relay and the floor run that librdkafka.
+# RDKAFKA_PREFIX=/path: the relay and the floor run that librdkafka.  The
+# extension is rebuilt from clean every time: make alone does not notice a
+# change of RDKAFKA_PREFIX and would install the previous run's build (so
+# runs with two librdkafka versions can alternate in one sitting).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +20,7 @@ secs=${SECONDS_PER_RATE:-10}
 # shellcheck source=test/install_deps.sh
 source "$here/test/install_deps.sh"
 install_deps
+make -C "$here" -s clean >/dev/null
 build_and_install "$here"
 pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 
@@ -45,7 +49,7 @@ wait_published() {
     echo "relay did not publish $1 events" >&2; return 1
 }
 
-echo "# Relay cost, $(date -u +%F), $(nproc) cores, mock broker; command: \`bash bench/relay_cost.sh\`"
+echo "# Relay cost, $(date -u +%F), $(nproc) cores, mock broker, the relay runs librdkafka $(psql -Atc 'SELECT outbox.librdkafka_version()'); command: \`${RDKAFKA_PREFIX:+RDKAFKA_PREFIX=$RDKAFKA_PREFIX }bash bench/relay_cost.sh\`"
 echo
 echo "## First event of a new topic (commit to acknowledged, polled from outbox.status every 10 ms)"
 echo

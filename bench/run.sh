@@ -4,14 +4,23 @@
 # TCP_NODELAY) and against a real single-node Apache Kafka (test/kafka).
 # Prints a Markdown report (docs/benchmarks.md keeps the latest).
 #
-#   bash bench/run.sh [all|cost|enqueue|latency|drain|bloat]
+#   bash bench/run.sh [all|cost|enqueue|latency|drain|bloat ...]
+#
+# Several parts run in one go on one server and one broker pair, e.g.
+# `bash bench/run.sh cost latency drain`.
 #
 # cost runs bench/relay_cost.sh (relay CPU and WAL per event, idle relay,
 # first events) on a server of its own; all runs it first.
 #
 # Needs root (installs what is missing, runs servers as $OUTBOX_TEST_USER).
-# RDKAFKA_PREFIX=/path: the relay and the floors run that librdkafka.
-# Settings: BENCH_SECONDS (default 20), BENCH_RATE (2000), BENCH_DRAIN (1000000),
+# RDKAFKA_PREFIX=/path: the relay and the floors run that librdkafka; the
+# extension is rebuilt from clean (by bench/relay_cost.sh with all and
+# cost), so runs with two librdkafka versions can alternate in one sitting:
+#   bash bench/run.sh latency
+#   RDKAFKA_PREFIX=/var/cache/outbox_kafka/librdkafka-2.14.2 bash bench/run.sh latency
+# Settings: BENCH_SECONDS (default 20), BENCH_RATE (2000), BENCH_LATENCY_RATES
+# ("200 $BENCH_RATE max": the latency runs; max is 8 clients with no rate
+# limit), BENCH_DRAIN (1000000),
 # BENCH_BLOAT_SECONDS (120), BENCH_PRODUCER_PROPERTIES (''), BENCH_EXTRA_CONF
 # (lines added to postgresql.conf), BENCH_BROKERS ("mock kafka": latency and
 # drain against each, in that order; each latency run is followed by the
@@ -20,8 +29,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-what=${1:-all}
-if [ "$what" = all ] || [ "$what" = cost ]; then
+what=${*:-all}
+# wants PART: true when PART (or all) was asked for
+wants() { [[ " $what " == *" all "* || " $what " == *" $1 "* ]]; }
+if wants cost; then
     bash "$here/bench/relay_cost.sh"
     echo
     [ "$what" = cost ] && exit 0
@@ -36,6 +47,9 @@ bloat_seconds=${BENCH_BLOAT_SECONDS:-120}
 source "$here/test/install_deps.sh"
 
 install_deps
+# make alone does not notice a change of RDKAFKA_PREFIX: build from clean
+# unless bench/relay_cost.sh just did
+wants cost || make -C "$here" -s clean >/dev/null
 build_and_install "$here"
 
 work=$(mktemp -d /tmp/outbox_kafka_bench.XXXXXX)
@@ -54,7 +68,7 @@ brokers=${BENCH_BROKERS:-mock kafka}
 start_mock_broker "$work" --brokers 1 --topic bench.latency:4 --topic bench.drain:4 --topic bench.load:4
 mock_bootstrap=$bootstrap
 kafka_bootstrap=
-if [[ " $brokers " == *" kafka "* ]] && { [ "$what" = all ] || [ "$what" = latency ] || [ "$what" = drain ]; }; then
+if [[ " $brokers " == *" kafka "* ]] && { wants latency || wants drain; }; then
     start_real_broker "$work" >&2
     kafka_bootstrap=$bootstrap
     bootstrap=$mock_bootstrap
@@ -110,10 +124,10 @@ set_relay bench
 
 echo "# outbox_kafka benchmarks"
 echo
-echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $("$here/test/kafka/kafka_admin" version), brokers: mock (librdkafka's mock cluster with TCP_NODELAY)$([ -n "$kafka_bootstrap" ] && echo ", kafka (Apache Kafka $(bash "$here/test/kafka/kafka.sh" version), one KRaft node, G1, -Xmx512m)"); command: \`bash bench/run.sh $what\`"
+echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql -d bench -Atc 'SELECT outbox.librdkafka_version()') (what the relay runs), brokers: mock (librdkafka's mock cluster with TCP_NODELAY)$([ -n "$kafka_bootstrap" ] && echo ", kafka (Apache Kafka $(bash "$here/test/kafka/kafka.sh" version), one KRaft node, G1, -Xmx512m)"); command: \`${RDKAFKA_PREFIX:+RDKAFKA_PREFIX=$RDKAFKA_PREFIX }bash bench/run.sh $what\`"
 echo
 
-if [ "$what" = all ] || [ "$what" = enqueue ]; then
+if wants enqueue; then
     # the application's transaction: an order and its event, three ways
     cat >"$work/order_enqueue.sql" <<'EOF'
 \set k random(1, 1000)
@@ -197,7 +211,7 @@ latency_runs() {   # latency_runs BROKER
     echo
     echo "| broker | path | rate (ev/s) | events | p50 ms | p90 ms | p99 ms | max ms |"
     echo "|---|---|---|---|---|---|---|---|"
-    for r in 200 "$rate" max; do
+    for r in ${BENCH_LATENCY_RATES:-200 $rate max}; do
         # a fresh topic per run: the mock broker's fetches slow down as a
         # partition log grows, which would measure the mock, not the relay
         t="bench.latency.$1.$r"
@@ -267,12 +281,12 @@ drain_run() {   # drain_run BROKER
 for b in $brokers; do
     [ "$b" = kafka ] && [ -z "$kafka_bootstrap" ] && continue
     use_broker "$b"
-    if [ "$what" = all ] || [ "$what" = latency ]; then latency_runs "$b"; fi
-    if [ "$what" = all ] || [ "$what" = drain ]; then drain_run "$b"; fi
+    if wants latency; then latency_runs "$b"; fi
+    if wants drain; then drain_run "$b"; fi
 done
 use_broker mock
 
-if [ "$what" = all ] || [ "$what" = bloat ]; then
+if wants bloat; then
     echo "## Storage under sustained load with an old snapshot held (${bloat_seconds}s at $rate ev/s, rotation_interval 10s)"
     echo
     psql -d postgres -c "ALTER SYSTEM SET outbox_kafka.rotation_interval = '10s'" -c "SELECT pg_reload_conf()" >/dev/null

@@ -404,21 +404,33 @@ sub node_pid { return $_[0]->{nodes}[ $_[1] - 1 ]{pid}; }
 
 =pod
 
-=item $kafka->metadata
+=item $kafka->metadata(node => $i)
 
 The cluster's metadata (kcat -L -J through the admin listeners), decoded.
+Any running broker answers, or broker $i alone with node => $i (undef when
+another one answered).  Brokers learn of a change (a new topic, a new ISR)
+each from the metadata log on its own, so for a short while they may
+disagree: right after a topic is created, one broker can list it with every
+replica in sync while another does not know it yet (up to 0.2 s with Kafka
+3.9.1 on the test machine).
 
 =cut
 
 sub metadata
 {
-	my ($self) = @_;
+	my ($self, %o) = @_;
 	my ($out, $err) = ('', '');
-	my $addrs = join ',', map { "127.0.0.1:$_->{iport}" } grep { $_->{pid} } @{ $self->{nodes} };
-	return undef unless $addrs;
+	my @nodes = grep { $_->{pid} } @{ $self->{nodes} };
+	@nodes = grep { $_->{i} == $o{node} } @nodes if defined $o{node};
+	return undef unless @nodes;
+	my $addrs = join ',', map { "127.0.0.1:$_->{iport}" } @nodes;
 	IPC::Run::run([ $KCAT, '-L', '-J', '-b', $addrs, '-m', '2' ],
 		'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(10)) or return undef;
-	return eval { JSON::PP->new->decode($out) };
+	my $md = eval { JSON::PP->new->decode($out) } or return undef;
+	# a client given one address asks that broker; make sure of it
+	return undef
+	  if defined $o{node} && ($md->{originating_broker}{id} // -1) != $o{node};
+	return $md;
 }
 
 =pod
@@ -453,17 +465,18 @@ sub wait_brokers
 
 =pod
 
-=item $kafka->topic_metadata($topic)
+=item $kafka->topic_metadata($topic, node => $i)
 
 List of {partition, leader, replicas => [...], isrs => [...]} of a topic, or
-undef if the cluster does not know it.
+undef if the broker that answered does not know it (any running broker, or
+broker $i with node => $i; see metadata).
 
 =cut
 
 sub topic_metadata
 {
-	my ($self, $topic) = @_;
-	my $md = $self->metadata or return undef;
+	my ($self, $topic, %o) = @_;
+	my $md = $self->metadata(%o) or return undef;
 	foreach my $t (@{ $md->{topics} // [] })
 	{
 		next unless $t->{topic} eq $topic;
@@ -482,11 +495,27 @@ sub topic_metadata
 	return undef;
 }
 
+# known_everywhere($topic, $check): true once every running broker lists
+# $topic and $check->($partitions) holds for each one's view
+sub known_everywhere
+{
+	my ($self, $topic, $check) = @_;
+	$check //= sub { 1 };
+	foreach my $node (grep { $_->{pid} } @{ $self->{nodes} })
+	{
+		my $parts = $self->topic_metadata($topic, node => $node->{i}) or return 0;
+		return 0 unless $check->($parts);
+	}
+	return 1;
+}
+
 =pod
 
 =item $kafka->wait_in_sync($topic)
 
-Poll until every partition of $topic has all its replicas in sync.
+Poll until every running broker lists every partition of $topic with a
+leader and all its replicas in sync (one broker saying so is not enough:
+see metadata).
 
 =cut
 
@@ -495,12 +524,15 @@ sub wait_in_sync
 	my ($self, $topic) = @_;
 	return OutboxKafkaTest::poll_until(
 		sub {
-			my $parts = $self->topic_metadata($topic) or return 0;
-			foreach my $p (@$parts)
-			{
-				return 0 if $p->{leader} < 0 || @{ $p->{isrs} } < @{ $p->{replicas} };
-			}
-			return 1;
+			return $self->known_everywhere(
+				$topic,
+				sub {
+					foreach my $p (@{ $_[0] })
+					{
+						return 0 if $p->{leader} < 0 || @{ $p->{isrs} } < @{ $p->{replicas} };
+					}
+					return 1;
+				});
 		});
 }
 
@@ -526,9 +558,10 @@ sub create_topic
 {
 	my ($self, $name, $parts, $rf, @configs) = @_;
 	$self->admin('create-topic', $name, $parts // 1, $rf // $self->{replication}, @configs);
-	# the topic is known to every broker before the test goes on
-	OutboxKafkaTest::poll_until(sub { $self->topic_metadata($name) })
-	  or croak "topic $name did not appear in the metadata";
+	# the topic is known to every broker before the test goes on (each
+	# learns of it on its own: see metadata)
+	OutboxKafkaTest::poll_until(sub { $self->known_everywhere($name) })
+	  or croak "topic $name did not appear in the metadata of every broker";
 	return;
 }
 
