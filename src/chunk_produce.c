@@ -20,12 +20,52 @@
 
 #include "relay_worker.h"
 
+/* A partition events were produced to in one pass of relay_produce. */
+typedef struct SentPartition
+{
+	const char *topic;
+	int32		partition;
+} SentPartition;
+
+static bool same_partition(const SentPartition *p, const OutboxEvent *event);
+static bool any_alone(OutboxChunk *chunk);
+
+/*
+ * same_partition: is event placed on partition p?
+ */
+static bool
+same_partition(const SentPartition *p, const OutboxEvent *event)
+{
+	return p->partition == event->partition && strcmp(p->topic, event->topic) == 0;
+}
+
+/*
+ * any_alone: has chunk an event to be produced alone (see
+ * OUTBOX_VERDICT_RETRY_ALONE)?
+ */
+static bool
+any_alone(OutboxChunk *chunk)
+{
+	int			i;
+
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+		if (chunk->events[i].alone &&
+			chunk->events[i].delivery == OUTBOX_DELIVERY_NONE)
+			return true;
+	return false;
+}
+
 /*
  * relay_produce: hand every event of chunk that is to be produced (not in
  * flight, not resolved, not held) to the producer, in id order, each to
  * the partition outbox_producer_place chooses.  An event whose partition
  * held (if not NULL) says is held aside is marked held instead: it goes
- * to its queue.  Stopping
+ * to its queue.  An event to be produced alone (its batch was refused for
+ * one record) goes only when nothing of its partition went before it in
+ * this pass, one such event per pass, and the events after it of its
+ * partition wait until it is reported (chunk->deferred); the caller
+ * produces a chunk's failed events again only once nothing of it is in
+ * flight.  Stopping
  * at the first one the producer's local queue has no room for (the rest
  * follow on a later pass, in order).  Events that must wait for their
  * partition's first acknowledgement stay to be produced (chunk->deferred
@@ -38,9 +78,14 @@ relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held)
 	int			i;
 	bool		any = false;
 	int			err = 0;
+	SentPartition *sent = NULL; /* partitions produced to, when any_alone */
+	int			nsent = 0;
+	SentPartition alone = {NULL, -1};	/* the one produced alone */
 
 	chunk->queue_full = false;
 	chunk->deferred = false;
+	if (any_alone(chunk))
+		sent = palloc(sizeof(SentPartition) * chunk->nevents);
 	for (i = chunk->recorded; i < chunk->nevents; i++)
 	{
 		OutboxEvent *event = &chunk->events[i];
@@ -53,6 +98,30 @@ relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held)
 		{
 			event->held = true;
 			continue;
+		}
+		if (sent != NULL)
+		{
+			bool		before = false;
+			int			j;
+
+			for (j = 0; j < nsent && !before; j++)
+				before = same_partition(&sent[j], event);
+			if ((alone.topic != NULL && same_partition(&alone, event)) ||
+				(event->alone && (alone.topic != NULL || before)))
+			{
+				chunk->deferred = true;
+				continue;
+			}
+			if (event->alone)
+			{
+				alone.topic = event->topic;
+				alone.partition = event->partition;
+			}
+			else if (!before)
+			{
+				sent[nsent].topic = event->topic;
+				sent[nsent++].partition = event->partition;
+			}
 		}
 		err = outbox_producer_send(relay.producer, chunk, event);
 		if (err == 0)

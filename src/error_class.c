@@ -317,6 +317,23 @@ outbox_error_class_newer(int i, int *code, const char **name,
 }
 
 /*
+ * outbox_error_blames_batch: is error one Kafka gives every record of a
+ * batch when it refuses the batch for one record of it (or for its size)?
+ * Without KIP-467 (librdkafka before 2.4) the innocent records of the
+ * batch get it too: such an event must be tried alone before it is
+ * dead-lettered (event_verdict.c).  Returns 1 or 0 (this file does not
+ * include postgres.h).
+ */
+int
+outbox_error_blames_batch(int error)
+{
+	return error == RD_KAFKA_RESP_ERR_INVALID_RECORD ||
+		error == RD_KAFKA_RESP_ERR_INVALID_MSG ||
+		error == RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP ||
+		error == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
+/*
  * outbox_error_class_name: a short name of cls for logs and docs.
  */
 const char *

@@ -38,6 +38,7 @@ typedef enum OutboxErrorClass
 extern OutboxErrorClass outbox_classify_error(int error);
 extern int	outbox_error_class_known(int error);
 extern const char *outbox_error_class_name(OutboxErrorClass cls);
+extern int	outbox_error_blames_batch(int error);
 extern int	outbox_error_class_newer(int i, int *code, const char **name,
 									 OutboxErrorClass *cls);
 

@@ -27,7 +27,11 @@
  * docs/reliability.md); an error about its topic holds the topic, an
  * error about its partition holds the partition (the topic, if the
  * partition is not known); anything else (cluster trouble, a purge, a
- * fatal producer) produces it again, charging nobody.
+ * fatal producer) produces it again, charging nobody.  An error Kafka
+ * gives a whole batch for one bad record of it is only believed of an
+ * event produced alone: before that, the event is tried alone (librdkafka
+ * before 2.4 gives every record of the batch the error; later ones give
+ * the innocent records _INVALID_DIFFERENT_RECORD, a transient error).
  */
 OutboxVerdict
 outbox_event_verdict(const OutboxEvent *event)
@@ -47,6 +51,8 @@ outbox_event_verdict(const OutboxEvent *event)
 	switch (outbox_classify_error(event->error))
 	{
 		case OUTBOX_ERROR_PERMANENT:
+			if (outbox_error_blames_batch(event->error) && !event->alone)
+				return OUTBOX_VERDICT_RETRY_ALONE;
 			return OUTBOX_VERDICT_DEAD;
 		case OUTBOX_ERROR_TOPIC_REFUSED:
 			return OUTBOX_VERDICT_HOLD_TOPIC;

@@ -540,7 +540,11 @@ settle_lane(void)
 			acked = lappend(acked, &event->id);
 		else if (event->delivery == OUTBOX_DELIVERY_FAILED)
 		{
-			if (outbox_event_verdict(event) == OUTBOX_VERDICT_DEAD)
+			OutboxVerdict verdict = outbox_event_verdict(event);
+
+			/* the lane does not try events alone: its queue is a batch */
+			if (verdict == OUTBOX_VERDICT_DEAD ||
+				verdict == OUTBOX_VERDICT_RETRY_ALONE)
 				permanent = lappend(permanent, &event->id);
 			else if (failed == NULL)
 			{
@@ -557,7 +561,8 @@ settle_lane(void)
 
 		for (i = 0; i < lane->nevents && first == NULL; i++)
 			if (lane->events[i].delivery == OUTBOX_DELIVERY_FAILED &&
-				outbox_event_verdict(&lane->events[i]) == OUTBOX_VERDICT_DEAD)
+				(outbox_event_verdict(&lane->events[i]) == OUTBOX_VERDICT_DEAD ||
+				 outbox_event_verdict(&lane->events[i]) == OUTBOX_VERDICT_RETRY_ALONE))
 				first = &lane->events[i];
 		(void) outbox_storage_dead_letter_held(lane->lane_topic, lane->lane_partition,
 											   outbox_error_text(first->error),

@@ -436,6 +436,9 @@ settle_failures(OutboxChunk *chunk)
 			case OUTBOX_VERDICT_HOLD_PARTITION:
 				hold_in_chunk(chunk, held_hold_failed(event, verdict));
 				break;
+			case OUTBOX_VERDICT_RETRY_ALONE:
+				event->alone = true;
+				/* FALLTHROUGH */
 			case OUTBOX_VERDICT_RETRY:
 				event->attempts = Max(event->attempts - 1, 0);
 				event->delivery = OUTBOX_DELIVERY_NONE;

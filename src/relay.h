@@ -60,6 +60,9 @@ typedef struct OutboxEvent
 								 * went) to outbox.held_event */
 	int			error;			/* librdkafka error code of the last failure */
 	int			attempts;		/* times produced */
+	bool		alone;			/* to be produced alone, nothing else of
+								 * its partition with it (its batch was
+								 * refused for one of its records) */
 	int32		partition;		/* the partition it was last produced to, as
 								 * producer.c chose it; -1 if left to
 								 * librdkafka (partition count not known) */
@@ -106,6 +109,8 @@ typedef enum OutboxVerdict
 	OUTBOX_VERDICT_WAIT,		/* not produced, or not reported yet */
 	OUTBOX_VERDICT_ACKED,		/* published */
 	OUTBOX_VERDICT_RETRY,		/* produce it again, charging nobody */
+	OUTBOX_VERDICT_RETRY_ALONE, /* its batch was refused for one record,
+								 * maybe not this one: produce it alone */
 	OUTBOX_VERDICT_HOLD_TOPIC,	/* Kafka refuses its topic: hold that */
 	OUTBOX_VERDICT_HOLD_PARTITION,	/* its partition is unavailable: hold it */
 	OUTBOX_VERDICT_DEAD			/* never deliverable: dead-letter it */
