@@ -873,6 +873,36 @@ outbox_producer_cluster_answers(OutboxProducer *producer, int timeout_ms)
 }
 
 /*
+ * outbox_producer_leaderless: the partitions of topic that have no leader,
+ * as the cluster says now (at most max of them, into partitions); 0 if
+ * none, or if the cluster does not answer within TOPIC_METADATA_MS.
+ * Blocks the worker that long at most.
+ */
+int
+outbox_producer_leaderless(OutboxProducer *producer, const char *topic,
+						   int32 *partitions, int max)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(producer->rk, topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	int			n = 0;
+	int			i;
+
+	if (rkt == NULL)
+		return 0;
+	if (rd_kafka_metadata(producer->rk, 0, rkt, &md, TOPIC_METADATA_MS) ==
+		RD_KAFKA_RESP_ERR_NO_ERROR && md != NULL && md->topic_cnt == 1)
+	{
+		for (i = 0; i < md->topics[0].partition_cnt && n < max; i++)
+			if (md->topics[0].partitions[i].leader < 0)
+				partitions[n++] = md->topics[0].partitions[i].id;
+	}
+	if (md != NULL)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return n;
+}
+
+/*
  * outbox_producer_take_fatal: the librdkafka error that made the producer
  * fatal (with the reason in errbuf), or 0 if it is not: then it must be
  * recreated.

@@ -36,6 +36,8 @@
 /* Back-off before failed events are produced again: MIN to MAX, doubling. */
 #define RETRY_BACKOFF_MIN_MS	100
 #define RETRY_BACKOFF_MAX_MS	10000
+/* Leaderless partitions of one topic held at once, at most. */
+#define LEADERLESS_MAX			1024
 /* How long a metadata probe may take when a stall is suspected. */
 #define STALL_PROBE_MS			500
 /* How often to look again while waiting for standbys to confirm. */
@@ -58,6 +60,7 @@ static bool chunk_durable(OutboxChunk *chunk);
 static void settle_failures(OutboxChunk *chunk);
 static void hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht);
 static long check_stall(OutboxChunk *chunk);
+static void hold_leaderless(const char *topic);
 static void note_chunk_done(OutboxChunk *chunk);
 static void read_ahead(void);
 static bool produce_durable(OutboxChunk *chunk);
@@ -552,9 +555,35 @@ check_stall(OutboxChunk *chunk)
 
 		if (event->delivery != OUTBOX_DELIVERY_IN_FLIGHT || event->held)
 			continue;
+		/* once per topic, or per partition that stalls with a leader */
+		if (!held_partition(event->topic, event->partition))
+			hold_leaderless(event->topic);
 		hold_in_chunk(chunk, held_hold_stalled(event->topic, event->partition));
 	}
 	return 0;
+}
+
+/*
+ * hold_leaderless: a partition of topic stalls: hold every partition of it
+ * the cluster says has no leader now, not only those this chunk had events
+ * for, so that the next chunks do not each wait stall_timeout for another
+ * of them (a topic whose leader broker is gone loses all its partitions'
+ * leaders at once).
+ */
+static void
+hold_leaderless(const char *topic)
+{
+	int32		partitions[LEADERLESS_MAX];
+	int			n;
+	int			i;
+
+	if (held_partition(topic, -1))
+		return;
+	n = outbox_producer_leaderless(relay.producer, topic, partitions,
+								   LEADERLESS_MAX);
+	for (i = 0; i < n; i++)
+		if (!held_partition(topic, partitions[i]))
+			(void) held_hold_stalled(topic, partitions[i]);
 }
 
 /*

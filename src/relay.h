@@ -224,6 +224,8 @@ extern int	outbox_producer_take_fatal(OutboxProducer *producer,
 									   char *errbuf, size_t errbuf_size);
 extern bool outbox_producer_brokers_down(OutboxProducer *producer);
 extern bool outbox_producer_delivered(OutboxProducer *producer);
+extern int	outbox_producer_leaderless(OutboxProducer *producer, const char *topic,
+									   int32 *partitions, int max);
 extern bool outbox_error_is_queue_full(int error);
 extern bool outbox_error_is_fatal(int error);
 extern const char *outbox_error_text(int error);
