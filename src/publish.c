@@ -59,6 +59,7 @@ static void next_chunk(OutboxChunk *chunk);
 static bool chunk_durable(OutboxChunk *chunk);
 static void settle_failures(OutboxChunk *chunk);
 static void hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht);
+static bool later_of_key_acked(OutboxChunk *chunk, int i);
 static long check_stall(OutboxChunk *chunk);
 static void hold_leaderless(const char *topic);
 static void note_chunk_done(OutboxChunk *chunk);
@@ -401,10 +402,39 @@ hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht)
 }
 
 /*
+ * later_of_key_acked: has an event of chunk after events[i], of the same
+ * topic and key, been acknowledged?  Then events[i] may not be produced
+ * again (G3).  Keyless events have no order to keep.
+ */
+static bool
+later_of_key_acked(OutboxChunk *chunk, int i)
+{
+	OutboxEvent *event = &chunk->events[i];
+	int			j;
+
+	if (event->key == NULL)
+		return false;
+	for (j = i + 1; j < chunk->nevents; j++)
+	{
+		OutboxEvent *later = &chunk->events[j];
+
+		if (later->delivery == OUTBOX_DELIVERY_ACKED && later->key != NULL &&
+			later->key_len == event->key_len &&
+			memcmp(later->key, event->key, event->key_len) == 0 &&
+			strcmp(later->topic, event->topic) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
  * settle_failures: act on the verdict (outbox_event_verdict) about every
  * failed event of the chunk: dead-letter it, hold its topic or partition
  * aside with the chunk's other events of it (held_hold_failed), or
- * produce it again later, with back-off.
+ * produce it again later, with back-off (alone, for an error Kafka gives a
+ * whole batch: not once a later event of its key went through, which
+ * dead-letters it as before, and only once every report of the chunk is
+ * in, so that such a later event is known).
  */
 static void
 settle_failures(OutboxChunk *chunk)
@@ -425,6 +455,15 @@ settle_failures(OutboxChunk *chunk)
 		if (event->delivery != OUTBOX_DELIVERY_FAILED || event->held)
 			continue;
 		verdict = outbox_event_verdict(event);
+		if (verdict == OUTBOX_VERDICT_RETRY_ALONE)
+		{
+			/* decided once every report of the chunk is in */
+			if (own_in_flight(chunk))
+				continue;
+			/* never again after a later event of its key went through */
+			if (later_of_key_acked(chunk, i))
+				verdict = OUTBOX_VERDICT_DEAD;
+		}
 		switch (verdict)
 		{
 			case OUTBOX_VERDICT_DEAD:
