@@ -5,15 +5,26 @@
  *	  make sure the chunk's commits are durable, produce, settle failures,
  *	  hold aside topics that stall or are refused.
  *
- * A chunk is done once every event is acknowledged, dead-lettered or held
- * (moved to its topic's queue in outbox.held_event, see held_lane.c); then
- * the batch cursor moves past it, in memory (relay_batch.c saves it to
- * outbox.relay_state at most every outbox_kafka.progress_save_interval),
- * and the next chunk is fetched.  Events that failed for a reason that is nobody's fault are
- * produced again only once nothing of the chunk is in flight, so a later
- * event of a key is never handed over before an earlier one that failed;
- * librdkafka's idempotence with enable.gapless.guarantee keeps the broker
- * from writing a later message of a partition after an earlier one failed.
+ * Two chunks at most are in flight: the current one (relay.chunk) and the
+ * one read after it (relay.ahead: the rest of the open batch, or the next
+ * batch on a newer tick), so events committed while a chunk is delivered
+ * leave without waiting for its acknowledgements.  The chunks together
+ * behave as one chunk would: a chunk is done once every event is
+ * acknowledged, dead-lettered or held (moved to its topic's queue in
+ * outbox.held_event, see held_lane.c); then the batch cursor moves past
+ * it, in memory (relay_batch.c saves it to outbox.relay_state at most
+ * every outbox_kafka.progress_save_interval), and the chunk read after it
+ * becomes current.  Events that failed for a reason that is nobody's fault
+ * are produced again only once nothing of either chunk is in flight, in
+ * id order, and one to be tried alone never once a later event of its key
+ * was acknowledged in either chunk: a later event of a key is never handed
+ * over before an earlier one that failed.  The next chunk is produced only
+ * while every event of the current one is handed over, so librdkafka gets
+ * a partition's events in id order.  librdkafka's idempotence with
+ * enable.gapless.guarantee keeps the broker from writing a later message
+ * of a partition after an earlier one failed.  Memory: at most two chunks
+ * of the batch, 2 x outbox_kafka.max_batch_bytes, besides the held lane's
+ * and pinned chunks.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -52,18 +63,22 @@
 static TimestampTz standby_wait_since = 0;
 
 static bool own_in_flight(OutboxChunk *chunk);
+static bool pipeline_in_flight(void);
+static bool handed_over(OutboxChunk *chunk);
 static long after_produce(OutboxChunk *chunk);
 static bool chunk_done(OutboxChunk *chunk);
+static long publish_chunks(void);
+static long in_flight_wait(void);
+static long produce_next(void);
 static void settle_recorded(OutboxChunk *chunk, int from, int upto);
 static void next_chunk(OutboxChunk *chunk);
 static bool chunk_durable(OutboxChunk *chunk);
-static void settle_failures(OutboxChunk *chunk);
-static void hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht);
+static void settle_failures(void);
+static void hold_in_chunks(HeldTopic *ht);
 static bool later_of_key_acked(OutboxChunk *chunk, int i);
 static long check_stall(OutboxChunk *chunk);
 static void hold_leaderless(const char *topic);
 static void note_chunk_done(OutboxChunk *chunk);
-static void read_ahead(void);
 static bool produce_durable(OutboxChunk *chunk);
 static XLogRecPtr commits_to_flush(void);
 static XLogRecPtr inserted_wal_end(void);
@@ -86,6 +101,35 @@ own_in_flight(OutboxChunk *chunk)
 			!chunk->events[i].held)
 			return true;
 	return false;
+}
+
+/*
+ * pipeline_in_flight: are events of the current chunk or of the one read
+ * after it in flight that are not held?
+ */
+static bool
+pipeline_in_flight(void)
+{
+	return own_in_flight(relay.chunk) || own_in_flight(relay.ahead);
+}
+
+/*
+ * handed_over: is every event of chunk that is to be produced in flight
+ * or resolved: none waits to be produced (first or again)?  Only then may
+ * the chunk read after it be produced: a partition's events reach
+ * librdkafka in id order.
+ */
+static bool
+handed_over(OutboxChunk *chunk)
+{
+	int			i;
+
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+		if ((chunk->events[i].delivery == OUTBOX_DELIVERY_NONE ||
+			 chunk->events[i].delivery == OUTBOX_DELIVERY_FAILED) &&
+			!chunk->events[i].held)
+			return false;
+	return true;
 }
 
 /*
@@ -221,7 +265,8 @@ next_chunk(OutboxChunk *chunk)
 		outbox_chunk_reset(spare);
 		return;
 	}
-	if (chunk->batch_completed && !relay.commits_seen && !relay_new_commits())
+	if (chunk->batch_completed && outbox_batch_takes_new_tick(0) &&
+		!relay.commits_seen && !relay_new_commits())
 	{
 		/*
 		 * The batch is done and no commit was counted since its tick was
@@ -239,7 +284,7 @@ next_chunk(OutboxChunk *chunk)
 	 * they still count, or a commit made while a chunk was in flight would
 	 * wait for poll_interval.
 	 */
-	if (outbox_batch_takes_new_tick())
+	if (outbox_batch_takes_new_tick(0))
 		relay_look_for_commits();
 	relay_begin_step("outbox_kafka: fetch events");
 	outbox_storage_fetch_chunk(spare, outbox_batch_size,
@@ -373,20 +418,23 @@ chunk_durable(OutboxChunk *chunk)
 
 
 /*
- * hold_in_chunk: ht, a topic or a partition of one, was just held: every
- * event of it in chunk that is not acknowledged or dead-lettered goes to
- * its queue (those in flight stay in flight; held_lane.c settles their
- * reports).  Events whose partition is not chosen yet are checked when
- * they are produced (relay_produce).
+ * hold_in_chunks: ht, a topic or a partition of one, was just held: every
+ * event of it in the current chunk and the one read after it that is not
+ * acknowledged or dead-lettered goes to its queue (those in flight stay in
+ * flight; held_lane.c settles their reports).  Events whose partition is
+ * not chosen yet are checked when they are produced (relay_produce).
  */
 static void
-hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht)
+hold_in_chunks(HeldTopic *ht)
 {
+	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
+	int			c;
 	int			i;
 
-	for (i = chunk->recorded; i < chunk->nevents; i++)
+	for (c = 0; c < 2; c++)
+	for (i = chunks[c]->recorded; i < chunks[c]->nevents; i++)
 	{
-		OutboxEvent *event = &chunk->events[i];
+		OutboxEvent *event = &chunks[c]->events[i];
 
 		if (event->delivery == OUTBOX_DELIVERY_ACKED ||
 			event->delivery == OUTBOX_DELIVERY_DEAD)
@@ -402,43 +450,55 @@ hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht)
 }
 
 /*
- * later_of_key_acked: has an event of chunk after events[i], of the same
- * topic and key, been acknowledged?  Then events[i] may not be produced
+ * later_of_key_acked: has an event after events[i] of chunk, of the same
+ * topic and key, been acknowledged, in chunk or (chunk being the current
+ * one) in the chunk read after it?  Then events[i] may not be produced
  * again (G3).  Keyless events have no order to keep.
  */
 static bool
 later_of_key_acked(OutboxChunk *chunk, int i)
 {
 	OutboxEvent *event = &chunk->events[i];
-	int			j;
 
 	if (event->key == NULL)
 		return false;
-	for (j = i + 1; j < chunk->nevents; j++)
+	for (;;)
 	{
-		OutboxEvent *later = &chunk->events[j];
+		int			j;
 
-		if (later->delivery == OUTBOX_DELIVERY_ACKED && later->key != NULL &&
-			later->key_len == event->key_len &&
-			memcmp(later->key, event->key, event->key_len) == 0 &&
-			strcmp(later->topic, event->topic) == 0)
-			return true;
+		for (j = i + 1; j < chunk->nevents; j++)
+		{
+			OutboxEvent *later = &chunk->events[j];
+
+			if (later->delivery == OUTBOX_DELIVERY_ACKED && later->key != NULL &&
+				later->key_len == event->key_len &&
+				memcmp(later->key, event->key, event->key_len) == 0 &&
+				strcmp(later->topic, event->topic) == 0)
+				return true;
+		}
+		if (chunk != relay.chunk)
+			return false;
+		chunk = relay.ahead;
+		i = -1;
 	}
-	return false;
 }
 
 /*
  * settle_failures: act on the verdict (outbox_event_verdict) about every
- * failed event of the chunk: dead-letter it, hold its topic or partition
- * aside with the chunk's other events of it (held_hold_failed), or
- * produce it again later, with back-off (alone, for an error Kafka gives a
- * whole batch: not once a later event of its key went through, which
- * dead-letters it as before, and only once every report of the chunk is
- * in, so that such a later event is known).
+ * failed event of the current chunk and the one read after it:
+ * dead-letter it, hold its topic or partition aside with the chunks'
+ * other events of it (held_hold_failed), or produce it again later, with
+ * back-off (alone, for an error Kafka gives a whole batch: not once a
+ * later event of its key went through, which dead-letters it as before,
+ * and only once every report of both chunks is in, so that such a later
+ * event is known).
  */
 static void
-settle_failures(OutboxChunk *chunk)
+settle_failures(void)
 {
+	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
+	OutboxChunk *chunk;
+	int			c;
 	int			dead = 0;
 	int64		first_dead = 0;
 	const char *dead_error = NULL;
@@ -447,7 +507,8 @@ settle_failures(OutboxChunk *chunk)
 	OutboxErrorClass retry_class = OUTBOX_ERROR_TRANSIENT;
 	int			i;
 
-	for (i = chunk->recorded; i < chunk->nevents; i++)
+	for (c = 0; c < 2; c++)
+	for (chunk = chunks[c], i = chunk->recorded; i < chunk->nevents; i++)
 	{
 		OutboxEvent *event = &chunk->events[i];
 		OutboxVerdict verdict;
@@ -457,8 +518,8 @@ settle_failures(OutboxChunk *chunk)
 		verdict = outbox_event_verdict(event);
 		if (verdict == OUTBOX_VERDICT_RETRY_ALONE)
 		{
-			/* decided once every report of the chunk is in */
-			if (own_in_flight(chunk))
+			/* decided once every report of both chunks is in */
+			if (pipeline_in_flight())
 				continue;
 			/* never again after a later event of its key went through */
 			if (later_of_key_acked(chunk, i))
@@ -476,7 +537,7 @@ settle_failures(OutboxChunk *chunk)
 				break;
 			case OUTBOX_VERDICT_HOLD_TOPIC:
 			case OUTBOX_VERDICT_HOLD_PARTITION:
-				hold_in_chunk(chunk, held_hold_failed(event, verdict));
+				hold_in_chunks(held_hold_failed(event, verdict));
 				break;
 			case OUTBOX_VERDICT_RETRY_ALONE:
 				event->alone = true;
@@ -597,7 +658,7 @@ check_stall(OutboxChunk *chunk)
 		/* once per topic, or per partition that stalls with a leader */
 		if (!held_partition(event->topic, event->partition))
 			hold_leaderless(event->topic);
-		hold_in_chunk(chunk, held_hold_stalled(event->topic, event->partition));
+		hold_in_chunks(held_hold_stalled(event->topic, event->partition));
 	}
 	return 0;
 }
@@ -660,25 +721,74 @@ note_chunk_done(OutboxChunk *chunk)
 }
 
 /*
- * read_ahead: while the chunk is being delivered, read the next events of
- * the same batch (nothing is recorded), so the next round can produce at
- * once.  Only after a full chunk, and not while retrying.
+ * produce_next: while the current chunk is being delivered, read the chunk
+ * after it and produce it: the rest of the open batch at once, or, once
+ * the batch is read to its end, the next batch on a new tick, when
+ * commits were counted since the last one and no sooner than linger.ms
+ * after the last produce (gather_until).  Only while every event of the
+ * current chunk is handed over and nothing is to be produced again (no
+ * back-off): a partition's events reach librdkafka in id order, and
+ * failures are produced again only once nothing is in flight
+ * (publish_chunks).  The chunk read after it is produced here only once;
+ * whatever of it waits after that is produced by publish_chunks too.
+ * Returns how long until it is worth trying again (any wake-up cuts it
+ * short; a commit wakes the worker while the relay listens).
  */
-static void
-read_ahead(void)
+static long
+produce_next(void)
 {
 	OutboxChunk *chunk = relay.chunk;
+	OutboxChunk *ahead = relay.ahead;
 
-	if (relay.ahead->nevents > 0 || chunk->nevents < outbox_batch_size ||
-		relay.backoff_ms != 0)
-		return;
+	if (chunk->nevents == 0 || relay.backoff_ms != 0 || relay.producer == NULL ||
+		relay.rebuild_reason != NULL || !handed_over(chunk))
+		return outbox_stall_timeout_ms;
+	if (ahead->nevents == 0)
+	{
+		int64		last_id = chunk->events[chunk->nevents - 1].id;
 
-	relay_begin_step("outbox_kafka: read ahead");
-	outbox_storage_fetch_chunk(relay.ahead, outbox_batch_size,
-							   (int64) outbox_max_batch_bytes_kb * 1024,
-							   chunk->events[chunk->nevents - 1].id);
-	relay.ahead->durable_lsn = commits_to_flush();
-	relay_end_step();
+		if (outbox_batch_takes_new_tick(last_id))
+		{
+			int64		remaining_us = relay.fetch_not_before - GetCurrentTimestamp();
+
+			if (remaining_us > 0)
+				return (remaining_us + 999) / 1000;
+			if (!relay.commits_seen && !relay_new_commits())
+				return outbox_stall_timeout_ms;
+			relay_look_for_commits();
+		}
+		relay_begin_step("outbox_kafka: read ahead");
+		outbox_storage_fetch_chunk(ahead, outbox_batch_size,
+								   (int64) outbox_max_batch_bytes_kb * 1024,
+								   last_id);
+		ahead->durable_lsn = commits_to_flush();
+		relay_end_step();
+		if (ahead->nevents == 0)
+			return outbox_stall_timeout_ms;
+	}
+	else if (ahead->produced_at != 0)
+		return outbox_stall_timeout_ms;
+	if (!produce_durable(ahead))
+		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
+	return outbox_stall_timeout_ms;
+}
+
+/*
+ * in_flight_wait: events of the chunks are in flight: produce the next
+ * chunk if it is time (produce_next) and watch for stalls (check_stall,
+ * on the current chunk, or the next one if nothing of the current one is
+ * in flight).  Returns how long to wait.
+ */
+static long
+in_flight_wait(void)
+{
+	long		wait = produce_next();
+
+	if (own_in_flight(relay.chunk))
+		return Min(wait, check_stall(relay.chunk));
+	if (own_in_flight(relay.ahead))
+		return Min(wait, check_stall(relay.ahead));
+	return wait;
 }
 
 /*
@@ -691,6 +801,8 @@ read_ahead(void)
 static bool
 produce_durable(OutboxChunk *chunk)
 {
+	TimestampTz produced_at = chunk->produced_at;
+
 	if (!chunk_durable(chunk))
 		return false;
 	if (outbox_error_is_fatal(relay_produce(chunk, held_partition)))
@@ -698,15 +810,19 @@ produce_durable(OutboxChunk *chunk)
 		relay_request_rebuild("the producer refused a message: it is in a fatal state");
 		return false;
 	}
-	/* a full chunk is batched by its size, and read_ahead() comes first */
-	if (chunk->in_flight > 0 && chunk->nevents < outbox_batch_size)
+	if (chunk->produced_at == produced_at)
+		return true;			/* nothing handed over */
+	/* the next chunk of a new tick comes no sooner than linger.ms later */
+	gather_until(chunk->produced_at);
+	/* a full chunk is batched by its size */
+	if (chunk->nevents < outbox_batch_size)
 		outbox_producer_push(relay.producer);
 	return true;
 }
 
 /*
- * gather_until: a chunk was just delivered: the next fetch waits until
- * linger.ms after done_at (unless a full chunk is read ahead), so that
+ * gather_until: a chunk was just produced or delivered (at done_at): the
+ * next fetch on a new tick waits until linger.ms after done_at, so that
  * commits arriving meanwhile make one chunk.  The relay lingers here
  * rather than in librdkafka's queue: a pushed chunk leaves at once, and
  * the events committed while it is delivered wait in the table, not behind
@@ -733,6 +849,42 @@ relay_gathering(void)
 }
 
 /*
+ * publish_chunks: the current chunk is not done: settle failures, wait
+ * while events are in flight (producing the next chunk meanwhile), and
+ * produce what waits once nothing is in flight: the current chunk's
+ * events first, then, once it is handed over, the next chunk's.  Returns
+ * how long the worker may sleep.
+ */
+static long
+publish_chunks(void)
+{
+	OutboxChunk *chunk = relay.chunk;
+
+	settle_failures();
+	if (pipeline_in_flight())
+		return in_flight_wait();
+	if (chunk_done(chunk))
+		return 0;				/* recorded in the next pass */
+	if (relay.retry_at != 0 && GetCurrentTimestamp() < relay.retry_at)
+	{
+		/* everything reported; keep what succeeded meanwhile */
+		relay_record_progress(false);
+		relay_save_progress();
+		return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+												   relay.retry_at), 1);
+	}
+	if (!produce_durable(chunk))
+		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
+	if (relay.ahead->nevents > 0 && handed_over(chunk) &&
+		!produce_durable(relay.ahead))
+		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
+	relay_save_progress();
+	if (pipeline_in_flight())
+		return in_flight_wait();
+	return after_produce(chunk);
+}
+
+/*
  * relay_publish: one pass of publishing the open batch.  Returns how long
  * the worker may sleep (any wake-up cuts it short): 0 to go on at once.
  */
@@ -743,38 +895,23 @@ relay_publish(void)
 	int64		remaining_us;
 
 	if (chunk->nevents > 0 && !chunk_done(chunk))
-	{
-		settle_failures(chunk);
-		if (own_in_flight(chunk))
-			return check_stall(chunk);
-		if (!chunk_done(chunk))
-		{
-			/* everything reported; some events are to be produced again */
-			if (relay.retry_at != 0 && GetCurrentTimestamp() < relay.retry_at)
-			{
-				/* keep what succeeded meanwhile */
-				relay_record_progress(false);
-				relay_save_progress();
-				return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-														   relay.retry_at), 1);
-			}
-			if (!produce_durable(chunk))
-				return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
-			return after_produce(chunk);
-		}
-	}
+		return publish_chunks();
 
-	/* the chunk is done (or empty): record it and fetch the next one */
+	/* the chunk is done (or empty): record it; the next one becomes current */
 	if (chunk->nevents > 0)
 	{
 		if (relay.state != OUTBOX_STATE_PUBLISHING)
 			relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
-		if (chunk->produced_at != 0)
+		if (chunk->produced_at != 0 && relay.ahead->nevents == 0)
 			gather_until(GetCurrentTimestamp());
 		note_chunk_done(chunk);
 	}
-	relay.backoff_ms = 0;
-	relay.retry_at = 0;
+	/* a next chunk already produced keeps the back-off of its failures */
+	if (relay.ahead->produced_at == 0)
+	{
+		relay.backoff_ms = 0;
+		relay.retry_at = 0;
+	}
 	remaining_us = relay.fetch_not_before - GetCurrentTimestamp();
 	if (relay.ahead->nevents == 0 && remaining_us > 0)
 	{
@@ -798,10 +935,7 @@ relay_publish(void)
 	}
 	if (relay.state != OUTBOX_STATE_PUBLISHING)
 		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
-
-	if (!produce_durable(chunk))
-		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
-	relay_save_progress();
-	read_ahead();
-	return after_produce(chunk);
+	if (chunk_done(chunk))
+		return 0;				/* delivered while read ahead: record it */
+	return publish_chunks();
 }

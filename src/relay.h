@@ -196,8 +196,8 @@ extern void outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id,
 /* relay_batch.c: the open batch, in memory, saved to outbox.relay_state */
 extern void outbox_batch_forget(void);
 extern bool outbox_batch_unsaved(void);
-extern bool outbox_batch_takes_new_tick(void);
-extern bool outbox_batch_open(void);
+extern bool outbox_batch_takes_new_tick(int64 after_id);
+extern bool outbox_batch_open(int64 after_id);
 extern void outbox_batch_fetch_args(Datum *values, int64 after_id);
 extern bool outbox_batch_advance(int64 up_to_id, int64 events);
 extern void outbox_batch_save(void);
