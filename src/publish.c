@@ -20,7 +20,12 @@
  * was acknowledged in either chunk: a later event of a key is never handed
  * over before an earlier one that failed.  The next chunk is produced only
  * while every event of the current one is handed over, so librdkafka gets
- * a partition's events in id order.  librdkafka's idempotence with
+ * a partition's events in id order, and an event of it only once nothing
+ * of the current chunk waits on its partition (relay_produce_after): a
+ * partition has one chunk's events in flight at a time, as before, and
+ * the chunks overlap on different partitions and in time (reading,
+ * producing, waiting for the slowest acknowledgement).  librdkafka's
+ * idempotence with
  * enable.gapless.guarantee keeps the broker from writing a later message
  * of a partition after an earlier one failed.  Memory: at most two chunks
  * of the batch, 2 x outbox_kafka.max_batch_bytes, besides the held lane's
@@ -79,7 +84,7 @@ static bool later_of_key_acked(OutboxChunk *chunk, int i);
 static long check_stall(OutboxChunk *chunk);
 static void hold_leaderless(const char *topic);
 static void note_chunk_done(OutboxChunk *chunk);
-static bool produce_durable(OutboxChunk *chunk);
+static bool produce_durable(OutboxChunk *chunk, OutboxChunk *before);
 static XLogRecPtr commits_to_flush(void);
 static XLogRecPtr inserted_wal_end(void);
 static void gather_until(TimestampTz done_at);
@@ -729,8 +734,10 @@ note_chunk_done(OutboxChunk *chunk)
  * current chunk is handed over and nothing is to be produced again (no
  * back-off): a partition's events reach librdkafka in id order, and
  * failures are produced again only once nothing is in flight
- * (publish_chunks).  The chunk read after it is produced here only once;
- * whatever of it waits after that is produced by publish_chunks too.
+ * (publish_chunks).  Events of a partition with events of the current
+ * chunk still to be acknowledged wait for them (relay_produce_after), and
+ * are produced here once those are; so are the current chunk's events
+ * that waited so while it was the chunk read ahead.
  * Returns how long until it is worth trying again (any wake-up cuts it
  * short; a commit wakes the worker while the relay listens).
  */
@@ -741,8 +748,16 @@ produce_next(void)
 	OutboxChunk *ahead = relay.ahead;
 
 	if (chunk->nevents == 0 || relay.backoff_ms != 0 || relay.producer == NULL ||
-		relay.rebuild_reason != NULL || !handed_over(chunk))
+		relay.rebuild_reason != NULL)
 		return outbox_stall_timeout_ms;
+	if (!handed_over(chunk))
+	{
+		/* held back while the chunk before it was delivered, say */
+		if (!produce_durable(chunk, NULL))
+			return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
+		if (!handed_over(chunk))
+			return outbox_stall_timeout_ms;
+	}
 	if (ahead->nevents == 0)
 	{
 		int64		last_id = chunk->events[chunk->nevents - 1].id;
@@ -766,9 +781,9 @@ produce_next(void)
 		if (ahead->nevents == 0)
 			return outbox_stall_timeout_ms;
 	}
-	else if (ahead->produced_at != 0)
+	else if (handed_over(ahead))
 		return outbox_stall_timeout_ms;
-	if (!produce_durable(ahead))
+	if (!produce_durable(ahead, chunk))
 		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
 	return outbox_stall_timeout_ms;
 }
@@ -794,18 +809,19 @@ in_flight_wait(void)
 /*
  * produce_durable: produce what is to be produced of chunk once its
  * commits are durable (events of held topics and partitions go to their
- * queues instead).
+ * queues instead), holding back those of partitions with events of the
+ * chunk before it still to be acknowledged (relay_produce_after).
  * Returns false when nothing could be produced: the commits are not
  * confirmed yet, or the producer turned out fatal (a rebuild is requested).
  */
 static bool
-produce_durable(OutboxChunk *chunk)
+produce_durable(OutboxChunk *chunk, OutboxChunk *before)
 {
 	TimestampTz produced_at = chunk->produced_at;
 
 	if (!chunk_durable(chunk))
 		return false;
-	if (outbox_error_is_fatal(relay_produce(chunk, held_partition)))
+	if (outbox_error_is_fatal(relay_produce_after(chunk, held_partition, before)))
 	{
 		relay_request_rebuild("the producer refused a message: it is in a fatal state");
 		return false;
@@ -873,10 +889,10 @@ publish_chunks(void)
 		return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 												   relay.retry_at), 1);
 	}
-	if (!produce_durable(chunk))
+	if (!produce_durable(chunk, NULL))
 		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
 	if (relay.ahead->nevents > 0 && handed_over(chunk) &&
-		!produce_durable(relay.ahead))
+		!produce_durable(relay.ahead, chunk))
 		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
 	relay_save_progress();
 	if (pipeline_in_flight())

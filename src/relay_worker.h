@@ -101,6 +101,8 @@ extern void relay_request_rebuild(const char *reason);
 
 /* chunk_produce.c */
 extern int	relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held);
+extern int	relay_produce_after(OutboxChunk *chunk, OutboxPartitionHeldFn held,
+								OutboxChunk *before);
 extern void relay_forget_in_flight(OutboxChunk *chunk);
 extern long chunk_ms_until_stalled(OutboxChunk *chunk);
 
