@@ -8,28 +8,31 @@
  * Two chunks at most are in flight: the current one (relay.chunk) and the
  * one read after it (relay.ahead: the rest of the open batch, or the next
  * batch on a newer tick), so events committed while a chunk is delivered
- * leave without waiting for its acknowledgements.  The chunks together
- * behave as one chunk would: a chunk is done once every event is
- * acknowledged, dead-lettered or held (moved to its topic's queue in
- * outbox.held_event, see held_lane.c); then the batch cursor moves past
- * it, in memory (relay_batch.c saves it to outbox.relay_state at most
- * every outbox_kafka.progress_save_interval), and the chunk read after it
- * becomes current.  Events that failed for a reason that is nobody's fault
- * are produced again only once nothing of either chunk is in flight, in
- * id order, and one to be tried alone never once a later event of its key
- * was acknowledged in either chunk: a later event of a key is never handed
- * over before an earlier one that failed.  The next chunk is produced only
- * while every event of the current one is handed over, so librdkafka gets
- * a partition's events in id order, and an event of it only once nothing
- * of the current chunk waits on its partition (relay_produce_after): a
- * partition has one chunk's events in flight at a time, as before, and
- * the chunks overlap on different partitions and in time (reading,
- * producing, waiting for the slowest acknowledgement).  librdkafka's
- * idempotence with
+ * leave without waiting for its slowest acknowledgement.  A chunk is done
+ * once every event is acknowledged, dead-lettered or held (moved to its
+ * topic's queue in outbox.held_event, see held_lane.c); then the batch
+ * cursor moves past it, in memory (relay_batch.c saves it to
+ * outbox.relay_state at most every outbox_kafka.progress_save_interval),
+ * and the chunk read after it becomes current.
+ *
+ * Order (G3).  The chunk read after the current one is produced only while
+ * every event of the current one is handed over, and an event of it only
+ * once its partition has no event of the current chunk left to
+ * acknowledge (relay_produce_after): a partition has one chunk's events in
+ * flight at a time, as before, and the chunks overlap on the other
+ * partitions and in time.  Events that failed for a reason that is
+ * nobody's fault are produced again only once nothing of either chunk is
+ * in flight, in id order; one to be tried alone never once a later event
+ * of its key was acknowledged in either chunk.  So a later event of a key
+ * is never handed over before an earlier one that failed, and a refused
+ * request is never overtaken by a later one of its partition, whether or
+ * not the broker checks sequence numbers; librdkafka's idempotence with
  * enable.gapless.guarantee keeps the broker from writing a later message
- * of a partition after an earlier one failed.  Memory: at most two chunks
- * of the batch, 2 x outbox_kafka.max_batch_bytes, besides the held lane's
- * and pinned chunks.
+ * of a partition after an earlier one failed.
+ *
+ * Memory: at most two chunks of the batch, 2 x outbox_kafka.max_batch_bytes
+ * (and outbox_kafka.batch_size events each), besides the held lane's and
+ * the pinned chunks.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -437,19 +440,21 @@ hold_in_chunks(HeldTopic *ht)
 	int			i;
 
 	for (c = 0; c < 2; c++)
-	for (i = chunks[c]->recorded; i < chunks[c]->nevents; i++)
 	{
-		OutboxEvent *event = &chunks[c]->events[i];
-
-		if (event->delivery == OUTBOX_DELIVERY_ACKED ||
-			event->delivery == OUTBOX_DELIVERY_DEAD)
-			continue;
-		if ((ht->partition < 0 || event->partition == ht->partition) &&
-			strcmp(event->topic, ht->topic) == 0)
+		for (i = chunks[c]->recorded; i < chunks[c]->nevents; i++)
 		{
-			event->held = true;
-			if (event->delivery == OUTBOX_DELIVERY_FAILED)
-				event->delivery = OUTBOX_DELIVERY_NONE;
+			OutboxEvent *event = &chunks[c]->events[i];
+
+			if (event->delivery == OUTBOX_DELIVERY_ACKED ||
+				event->delivery == OUTBOX_DELIVERY_DEAD)
+				continue;
+			if ((ht->partition < 0 || event->partition == ht->partition) &&
+				strcmp(event->topic, ht->topic) == 0)
+			{
+				event->held = true;
+				if (event->delivery == OUTBOX_DELIVERY_FAILED)
+					event->delivery = OUTBOX_DELIVERY_NONE;
+			}
 		}
 	}
 }
@@ -513,53 +518,56 @@ settle_failures(void)
 	int			i;
 
 	for (c = 0; c < 2; c++)
-	for (chunk = chunks[c], i = chunk->recorded; i < chunk->nevents; i++)
 	{
-		OutboxEvent *event = &chunk->events[i];
-		OutboxVerdict verdict;
+		chunk = chunks[c];
+		for (i = chunk->recorded; i < chunk->nevents; i++)
+		{
+			OutboxEvent *event = &chunk->events[i];
+			OutboxVerdict verdict;
 
-		if (event->delivery != OUTBOX_DELIVERY_FAILED || event->held)
-			continue;
-		verdict = outbox_event_verdict(event);
-		if (verdict == OUTBOX_VERDICT_RETRY_ALONE)
-		{
-			/* decided once every report of both chunks is in */
-			if (pipeline_in_flight())
+			if (event->delivery != OUTBOX_DELIVERY_FAILED || event->held)
 				continue;
-			/* never again after a later event of its key went through */
-			if (later_of_key_acked(chunk, i))
-				verdict = OUTBOX_VERDICT_DEAD;
-		}
-		switch (verdict)
-		{
-			case OUTBOX_VERDICT_DEAD:
-				event->delivery = OUTBOX_DELIVERY_DEAD;
-				if (dead++ == 0)
-				{
-					first_dead = event->id;
-					dead_error = outbox_error_text(event->error);
-				}
-				break;
-			case OUTBOX_VERDICT_HOLD_TOPIC:
-			case OUTBOX_VERDICT_HOLD_PARTITION:
-				hold_in_chunks(held_hold_failed(event, verdict));
-				break;
-			case OUTBOX_VERDICT_RETRY_ALONE:
-				event->alone = true;
-				/* FALLTHROUGH */
-			case OUTBOX_VERDICT_RETRY:
-				event->attempts = Max(event->attempts - 1, 0);
-				event->delivery = OUTBOX_DELIVERY_NONE;
-				if (retry++ == 0 ||
-					outbox_classify_error(event->error) == OUTBOX_ERROR_CLUSTER)
-				{
-					retry_error = outbox_error_text(event->error);
-					retry_class = outbox_classify_error(event->error);
-				}
-				break;
-			case OUTBOX_VERDICT_WAIT:
-			case OUTBOX_VERDICT_ACKED:
-				break;			/* not failed */
+			verdict = outbox_event_verdict(event);
+			if (verdict == OUTBOX_VERDICT_RETRY_ALONE)
+			{
+				/* decided once every report of both chunks is in */
+				if (pipeline_in_flight())
+					continue;
+				/* never again after a later event of its key went through */
+				if (later_of_key_acked(chunk, i))
+					verdict = OUTBOX_VERDICT_DEAD;
+			}
+			switch (verdict)
+			{
+				case OUTBOX_VERDICT_DEAD:
+					event->delivery = OUTBOX_DELIVERY_DEAD;
+					if (dead++ == 0)
+					{
+						first_dead = event->id;
+						dead_error = outbox_error_text(event->error);
+					}
+					break;
+				case OUTBOX_VERDICT_HOLD_TOPIC:
+				case OUTBOX_VERDICT_HOLD_PARTITION:
+					hold_in_chunks(held_hold_failed(event, verdict));
+					break;
+				case OUTBOX_VERDICT_RETRY_ALONE:
+					event->alone = true;
+					/* FALLTHROUGH */
+				case OUTBOX_VERDICT_RETRY:
+					event->attempts = Max(event->attempts - 1, 0);
+					event->delivery = OUTBOX_DELIVERY_NONE;
+					if (retry++ == 0 ||
+						outbox_classify_error(event->error) == OUTBOX_ERROR_CLUSTER)
+					{
+						retry_error = outbox_error_text(event->error);
+						retry_class = outbox_classify_error(event->error);
+					}
+					break;
+				case OUTBOX_VERDICT_WAIT:
+				case OUTBOX_VERDICT_ACKED:
+					break;			/* not failed */
+			}
 		}
 	}
 
@@ -570,7 +578,7 @@ settle_failures(void)
 	}
 	if (dead > 0)
 	{
-		/* one line per chunk, however many events: no log flood */
+		/* one line per pass, however many events: no log flood */
 		ereport(WARNING,
 				(errmsg_plural("outbox_kafka moves %d event to outbox.dead_letters, the first being event %lld: %s",
 							   "outbox_kafka moves %d events to outbox.dead_letters, the first being event %lld: %s",
