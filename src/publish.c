@@ -73,6 +73,7 @@ static TimestampTz standby_wait_since = 0;
 static bool own_in_flight(OutboxChunk *chunk);
 static bool pipeline_in_flight(void);
 static bool handed_over(OutboxChunk *chunk);
+static bool failure_unsettled(void);
 static long after_produce(OutboxChunk *chunk);
 static bool chunk_done(OutboxChunk *chunk);
 static long publish_chunks(void);
@@ -138,6 +139,27 @@ handed_over(OutboxChunk *chunk)
 			!chunk->events[i].held)
 			return false;
 	return true;
+}
+
+/*
+ * failure_unsettled: has an event of the current chunk or the one read
+ * after it failed without being settled yet (one to be tried alone waits
+ * for every report of both chunks)?  Nothing more is produced meanwhile:
+ * whether it may be produced again depends on what comes after it.
+ */
+static bool
+failure_unsettled(void)
+{
+	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
+	int			c;
+	int			i;
+
+	for (c = 0; c < 2; c++)
+		for (i = chunks[c]->recorded; i < chunks[c]->nevents; i++)
+			if (chunks[c]->events[i].delivery == OUTBOX_DELIVERY_FAILED &&
+				!chunks[c]->events[i].held)
+				return true;
+	return false;
 }
 
 /*
@@ -740,9 +762,9 @@ note_chunk_done(OutboxChunk *chunk)
  * commits were counted since the last one and no sooner than linger.ms
  * after the last produce (gather_until).  Only while every event of the
  * current chunk is handed over and nothing is to be produced again (no
- * back-off): a partition's events reach librdkafka in id order, and
- * failures are produced again only once nothing is in flight
- * (publish_chunks).  Events of a partition with events of the current
+ * back-off, no failure unsettled): a partition's events reach librdkafka
+ * in id order, and failures are produced again only once nothing is in
+ * flight (publish_chunks).  Events of a partition with events of the current
  * chunk still to be acknowledged wait for them (relay_produce_after), and
  * are produced here once those are; so are the current chunk's events
  * that waited so while it was the chunk read ahead.
@@ -756,7 +778,7 @@ produce_next(void)
 	OutboxChunk *ahead = relay.ahead;
 
 	if (chunk->nevents == 0 || relay.backoff_ms != 0 || relay.producer == NULL ||
-		relay.rebuild_reason != NULL)
+		relay.rebuild_reason != NULL || failure_unsettled())
 		return outbox_stall_timeout_ms;
 	if (!handed_over(chunk))
 	{
