@@ -982,6 +982,10 @@ relay_publish(void)
 	if (relay.state != OUTBOX_STATE_PUBLISHING)
 		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
 	if (chunk_done(chunk))
-		return 0;				/* delivered while read ahead: record it */
+	{
+		/* delivered while read ahead: record it now, go on at once */
+		relay_record_progress(false);
+		return 0;
+	}
 	return publish_chunks();
 }
