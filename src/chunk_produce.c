@@ -214,7 +214,9 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 		err = outbox_producer_send(relay.producer, chunk, event);
 		if (err == 0)
 		{
-			any = true;
+			/* not if it waits for its partition's first acknowledgement */
+			if (event->delivery == OUTBOX_DELIVERY_IN_FLIGHT)
+				any = true;
 			continue;
 		}
 		if (outbox_error_is_queue_full(err) || outbox_error_is_fatal(err))

@@ -64,16 +64,18 @@ for my $round (1 .. 2)
 {
 	$mock->command_ok('rtt 1 2000');
 	$mock->command_ok('produce_errors 1 TOPIC_AUTHORIZATION_FAILED');
-	# the older chunk: events of key a (partition 0), its request refused
-	push @expected, enqueue(3, $ka);
+	# the older chunk: an event of key a (partition 0), its request refused
+	# (one event: librdkafka cannot split it over two requests, which the
+	# mock would take out of order whatever the relay does)
+	push @expected, enqueue(1, $ka);
 	ok($node->poll_query_until('postgres', "SELECT state <> 'idle' FROM outbox.status"),
 		"round $round: the older chunk is fetched (and produced)");
 	# the newer chunk, fetched while the older one waits for its answer:
 	# later events of key a, and events of key b (partition 1)
 	push @expected, enqueue(3, $ka, $kb);
-	$mock->command_ok('rtt 1 0');
 	ok(wait_until_published($node, 'postgres', scalar @expected),
 		"round $round: everything is published");
+	$mock->command_ok('rtt 1 0');
 	ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM outbox.held_topics'),
 		"round $round: the topic is released");
 	ok($node->poll_query_until('postgres', "SELECT state = 'idle' FROM outbox.status"),
