@@ -726,17 +726,24 @@ next_due_topic(long *wait_ms)
  * chunk like a recorded one, so that its reports are settled whenever they
  * come (held_release_pinned), and give the lane a new chunk for the other
  * held topics.  The stalled topic is in flight, so it is not served again
- * until its reports are in.
+ * until its reports are in.  outbox.held_topics says so: the stall is the
+ * last failure of the queue's head, not the refusal it was first held for.
+ * Runs outside any transaction.
  */
 static void
 set_lane_aside(void)
 {
 	OutboxChunk *lane = relay.lane;
+	HeldTopic  *ht;
 	int			i;
 
 	for (i = 0; i < lane->nevents; i++)
 		lane->events[i].held = true;	/* they are in the topic's queue */
-	(void) held_hold_stalled(lane->lane_topic, lane->lane_partition);
+	ht = held_hold_stalled(lane->lane_topic, lane->lane_partition);
+	relay_begin_step("outbox_kafka: note a stalled held topic");
+	outbox_storage_note_held_attempt(ht->topic, ht->partition, ht->reason,
+									 ht->error_class);
+	relay_end_step();
 	held_pin_chunk(lane);
 	relay.lane = outbox_chunk_create();
 }
