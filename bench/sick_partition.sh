@@ -65,6 +65,7 @@ one_run() {
     fi
     wait "$ppid"
     wait "$cpid" || true
+    sed -n 's/^windows_p99_ms=//p' "$work/lat.out" >>"$work/windows"
     sed -n 's/^count=\([0-9]*\) p50_ms=\([0-9.]*\) p90_ms=\([0-9.]*\) p99_ms=\([0-9.]*\) max_ms=\([0-9.]*\)/\1 | \2 | \3 | \4 | \5/p' "$work/lat.out"
 }
 
@@ -78,6 +79,10 @@ for i in $(seq "$rounds"); do
     echo "| $i | no fault | $(one_run "sick.none.$i" no) |"
     echo "| $i | partition 3 without leader | $(one_run "sick.fault.$i" yes) |"
 done
+echo
+echo "p99 ms of each window of arrivals, run by run (is the tail flat?):"
+echo
+sed 's/^/- /' "$work/windows"
 echo
 echo "Held partitions at the end (the sick one is released once it has its leader back):"
 echo
