@@ -69,17 +69,8 @@ die() { echo "crash_duplicates.sh: $*" >&2; exit 1; }
 
 psql() { as_user "$run_user" "$pgbin/psql" -X -q -h "$run" -p "$port" -U postgres -d postgres "$@"; }
 
-# mock_cmd COMMAND: send COMMAND to the mock broker and wait for its reply
-mock_cmd() {
-    local n0
-    n0=$(grep -Ec '^(OK|ERR)' "$run/mock.out" || true)
-    echo "$1" >"$run/mock.fifo"
-    for _ in $(seq 1000); do
-        [ "$(grep -Ec '^(OK|ERR)' "$run/mock.out" || true)" -gt "$n0" ] && break
-        sleep 0.01
-    done
-    [ "$(grep -E '^(OK|ERR)' "$run/mock.out" | tail -n 1)" = OK ] || die "mock broker refused: $1"
-}
+# mock_cmd COMMAND: send COMMAND to this run's mock broker, wait for OK
+mock_cmd() { mock_command "$run" "$1" || die "mock broker refused: $1"; }
 
 # start_run SAVE_MS ROUND: a mock broker, a consumer of every topic, and a
 # new server running the relay with progress_save_interval = SAVE_MS

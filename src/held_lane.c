@@ -51,6 +51,8 @@
 #define MAX_PINNED_CHUNKS		4
 /* Why a topic is held whose own failure is not known (any more). */
 #define HELD_BEHIND "held behind earlier events of the topic"
+/* No queue: not an acknowledged held event (release_acked). */
+#define NO_QUEUE				(-2)
 
 static HeldTopic *held_add(const char *topic, int32 partition,
 						   TimestampTz held_since, const char *reason,
@@ -58,9 +60,14 @@ static HeldTopic *held_add(const char *topic, int32 partition,
 static void held_remove(HeldTopic *ht);
 static const char *hold_name(HeldTopic *ht);
 static void note_refusal(HeldTopic *ht, bool refused);
+static void release_acked(OutboxChunk *chunk, bool *began);
 static bool in_queue(HeldTopic *ht, OutboxEvent *event);
 static bool queue_in_flight(HeldTopic *ht);
 static bool queue_waits_in_chunk(HeldTopic *ht);
+static void lane_dead_letter(OutboxChunk *lane, OutboxEvent *first,
+							 List *permanent);
+static bool lane_failed(HeldTopic *ht, OutboxEvent *failed);
+static void lane_next_attempt(HeldTopic *ht, bool released, bool failed);
 static void settle_lane(void);
 static HeldTopic *next_due_topic(long *wait_ms);
 static void set_lane_aside(void);
@@ -355,6 +362,62 @@ held_pin_chunk(OutboxChunk *chunk)
 }
 
 /*
+ * release_acked: the held events of chunk acknowledged since the last
+ * look leave their queues, one release per queue; *began says whether the
+ * step that writes that is open (it is opened here if need be).
+ */
+static void
+release_acked(OutboxChunk *chunk, bool *began)
+{
+	int32	   *queue = palloc(sizeof(int32) * chunk->nevents);
+	const char *reason;
+	const char *cls_name;
+	int			i;
+
+	/* each event's queue, looked up once */
+	for (i = 0; i < chunk->nevents; i++)
+	{
+		OutboxEvent *event = &chunk->events[i];
+
+		queue[i] = event->held && event->delivery == OUTBOX_DELIVERY_ACKED ?
+			held_route(event, &reason, &cls_name) : NO_QUEUE;
+	}
+	for (i = 0; i < chunk->nevents; i++)
+	{
+		const char *topic = chunk->events[i].topic;
+		List	   *ids = NIL;
+		HeldTopic  *ht;
+		int			j;
+
+		if (queue[i] == NO_QUEUE)
+			continue;
+		for (j = i; j < chunk->nevents; j++)
+		{
+			if (queue[j] != queue[i] || strcmp(chunk->events[j].topic, topic) != 0)
+				continue;
+			ids = lappend(ids, &chunk->events[j].id);
+			chunk->events[j].delivery = OUTBOX_DELIVERY_NONE;
+			if (j > i)
+				queue[j] = NO_QUEUE;
+		}
+		if (!*began)
+		{
+			relay_begin_step("outbox_kafka: release published held events");
+			*began = true;
+		}
+		(void) outbox_storage_release_held(topic, queue[i], ids, false);
+		if (relay.slot != NULL)
+			pg_atomic_fetch_add_u64(&relay.slot->events_published,
+									list_length(ids));
+		ht = held_find(topic, queue[i]);
+		if (ht != NULL)
+			ht->next_attempt_at = 0;	/* it answers again: look now */
+		list_free(ids);
+	}
+	pfree(queue);
+}
+
+/*
  * held_release_pinned: settle the reports of pinned chunks: held events
  * that were acknowledged leave their queue; those that failed stay, and
  * their error says why their topic is held.  Each event is settled as its
@@ -376,55 +439,18 @@ held_release_pinned(void)
 		for (i = 0; i < chunk->nevents; i++)
 		{
 			OutboxEvent *event = &chunk->events[i];
-			HeldTopic  *ht;
-			List	   *ids = NIL;
-			int32		queue;
-			const char *reason;
-			const char *cls_name;
-			int			j;
+			OutboxVerdict verdict;
 
-			if (!event->held || event->delivery == OUTBOX_DELIVERY_NONE ||
-				event->delivery == OUTBOX_DELIVERY_IN_FLIGHT)
+			if (!event->held || event->delivery != OUTBOX_DELIVERY_FAILED)
 				continue;
-			if (event->delivery == OUTBOX_DELIVERY_FAILED)
-			{
-				OutboxVerdict verdict = outbox_event_verdict(event);
-
-				/* it stays in its queue; a hold says why it waits */
-				if (verdict == OUTBOX_VERDICT_HOLD_TOPIC ||
-					verdict == OUTBOX_VERDICT_HOLD_PARTITION)
-					(void) held_hold_failed(event, verdict);
-				event->delivery = OUTBOX_DELIVERY_NONE;
-				continue;
-			}
-			/* acknowledged: collect the acknowledged events of its queue */
-			queue = held_route(event, &reason, &cls_name);
-			for (j = i; j < chunk->nevents; j++)
-			{
-				OutboxEvent *e = &chunk->events[j];
-
-				if (e->held && e->delivery == OUTBOX_DELIVERY_ACKED &&
-					strcmp(e->topic, event->topic) == 0 &&
-					held_route(e, &reason, &cls_name) == queue)
-				{
-					ids = lappend(ids, &e->id);
-					e->delivery = OUTBOX_DELIVERY_NONE;
-				}
-			}
-			if (!began)
-			{
-				relay_begin_step("outbox_kafka: release published held events");
-				began = true;
-			}
-			(void) outbox_storage_release_held(event->topic, queue, ids, false);
-			if (relay.slot != NULL)
-				pg_atomic_fetch_add_u64(&relay.slot->events_published,
-										list_length(ids));
-			ht = held_find(event->topic, queue);
-			if (ht != NULL)
-				ht->next_attempt_at = 0;	/* it answers again: look now */
-			list_free(ids);
+			/* it stays in its queue; a hold says why it waits */
+			verdict = outbox_event_verdict(event);
+			if (verdict == OUTBOX_VERDICT_HOLD_TOPIC ||
+				verdict == OUTBOX_VERDICT_HOLD_PARTITION)
+				(void) held_hold_failed(event, verdict);
+			event->delivery = OUTBOX_DELIVERY_NONE;
 		}
+		release_acked(chunk, &began);
 	}
 	if (began)
 		relay_end_step();
@@ -516,10 +542,100 @@ queue_waits_in_chunk(HeldTopic *ht)
 }
 
 /*
+ * lane_dead_letter: the lane's events in permanent (ids) failed for good,
+ * first of them first: move them to outbox.dead_letters.  In a step.
+ */
+static void
+lane_dead_letter(OutboxChunk *lane, OutboxEvent *first, List *permanent)
+{
+	(void) outbox_storage_dead_letter_held(lane->lane_topic, lane->lane_partition,
+										   outbox_error_text(first->error),
+										   Max(first->attempts, 1), permanent);
+	ereport(WARNING,
+			(errmsg_plural("outbox_kafka moves %d held event of topic \"%s\" to outbox.dead_letters: %s",
+						   "outbox_kafka moves %d held events of topic \"%s\" to outbox.dead_letters: %s",
+						   list_length(permanent),
+						   list_length(permanent), lane->lane_topic,
+						   outbox_error_text(first->error))));
+	if (relay.slot != NULL)
+		pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered,
+								list_length(permanent));
+}
+
+/*
+ * lane_failed: the lane's attempt at ht's queue failed, failed being its
+ * first event that did (not for good).  A queue Kafka refused at every
+ * attempt for max_retry_time is dead-lettered as a whole: returns true,
+ * the hold is to be released.  Otherwise the attempt is noted and the
+ * hold says why it waits.  In a step.
+ */
+static bool
+lane_failed(HeldTopic *ht, OutboxEvent *failed)
+{
+	OutboxErrorClass cls = outbox_classify_error(failed->error);
+	const char *error = outbox_error_text(failed->error);
+	int64		n;
+
+	note_refusal(ht, cls == OUTBOX_ERROR_TOPIC_REFUSED);
+	if (ht->refused_since == 0 ||
+		!TimestampDifferenceExceeds(ht->refused_since, GetCurrentTimestamp(),
+									outbox_max_retry_time_s * 1000))
+	{
+		outbox_storage_note_held_attempt(ht->topic, ht->partition, error,
+										 outbox_error_class_name(cls));
+		(void) held_hold(ht->topic, ht->partition, error,
+						 outbox_error_class_name(cls),
+						 cls == OUTBOX_ERROR_TOPIC_REFUSED);
+		return false;
+	}
+	n = outbox_storage_dead_letter_held(ht->topic, ht->partition, error,
+										ht->attempts + 1, NIL);
+	ereport(WARNING,
+			(errmsg_plural("outbox_kafka gives up on %s after %d s: %lld held event moved to outbox.dead_letters: %s",
+						   "outbox_kafka gives up on %s after %d s: %lld held events moved to outbox.dead_letters: %s",
+						   (unsigned long) n,
+						   hold_name(ht), outbox_max_retry_time_s,
+						   (long long) n, error)));
+	if (relay.slot != NULL)
+		pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered, n);
+	return true;
+}
+
+/*
+ * lane_next_attempt: after the lane's attempt at ht's queue: release the
+ * hold, or back off after a failure, or go on with the queue at once.
+ */
+static void
+lane_next_attempt(HeldTopic *ht, bool released, bool failed)
+{
+	if (released)
+	{
+		ereport(LOG,
+				(errmsg("outbox_kafka worker for database \"%s\": %s is released, its events flow again",
+						relay.dbname, hold_name(ht))));
+		held_remove(ht);
+	}
+	else if (failed)
+	{
+		ht->attempts++;
+		ht->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														  ht->backoff_ms);
+		ht->backoff_ms = Min(ht->backoff_ms * 2, LANE_BACKOFF_MAX_MS);
+	}
+	else
+	{
+		ht->refused_since = 0;
+		ht->next_attempt_at = 0;
+		ht->backoff_ms = LANE_BACKOFF_MIN_MS;
+	}
+}
+
+/*
  * settle_lane: every report of the lane is in.  Acknowledged events leave
  * the queue (releasing the topic when it is empty); a permanent error
- * dead-letters its event; other failures back off, and a refused topic
- * past max_retry_time has its whole queue dead-lettered.
+ * dead-letters its event (the lane does not try events alone: its queue
+ * is a batch); other failures back off, and a refused topic past
+ * max_retry_time has its whole queue dead-lettered.
  */
 static void
 settle_lane(void)
@@ -528,126 +644,50 @@ settle_lane(void)
 	HeldTopic  *ht = held_find(lane->lane_topic, lane->lane_partition);
 	List	   *acked = NIL;
 	List	   *permanent = NIL;
+	OutboxEvent *first_permanent = NULL;
 	OutboxEvent *failed = NULL;
-	OutboxErrorClass failed_class = OUTBOX_ERROR_TRANSIENT;
-	TimestampTz now = GetCurrentTimestamp();
 	bool		released;
 	int			i;
 
 	for (i = 0; i < lane->nevents; i++)
 	{
 		OutboxEvent *event = &lane->events[i];
+		OutboxVerdict verdict;
 
 		if (event->delivery == OUTBOX_DELIVERY_ACKED)
 			acked = lappend(acked, &event->id);
-		else if (event->delivery == OUTBOX_DELIVERY_FAILED)
+		if (event->delivery != OUTBOX_DELIVERY_FAILED)
+			continue;
+		verdict = outbox_event_verdict(event);
+		if (verdict == OUTBOX_VERDICT_DEAD || verdict == OUTBOX_VERDICT_RETRY_ALONE)
 		{
-			OutboxVerdict verdict = outbox_event_verdict(event);
-
-			/* the lane does not try events alone: its queue is a batch */
-			if (verdict == OUTBOX_VERDICT_DEAD ||
-				verdict == OUTBOX_VERDICT_RETRY_ALONE)
-				permanent = lappend(permanent, &event->id);
-			else if (failed == NULL)
-			{
-				failed = event;
-				failed_class = outbox_classify_error(event->error);
-			}
+			permanent = lappend(permanent, &event->id);
+			if (first_permanent == NULL)
+				first_permanent = event;
 		}
+		else if (failed == NULL)
+			failed = event;
 	}
 
 	relay_begin_step("outbox_kafka: settle held events");
 	if (permanent != NIL)
-	{
-		OutboxEvent *first = NULL;
-
-		for (i = 0; i < lane->nevents && first == NULL; i++)
-			if (lane->events[i].delivery == OUTBOX_DELIVERY_FAILED &&
-				(outbox_event_verdict(&lane->events[i]) == OUTBOX_VERDICT_DEAD ||
-				 outbox_event_verdict(&lane->events[i]) == OUTBOX_VERDICT_RETRY_ALONE))
-				first = &lane->events[i];
-		(void) outbox_storage_dead_letter_held(lane->lane_topic, lane->lane_partition,
-											   outbox_error_text(first->error),
-											   Max(first->attempts, 1), permanent);
-		ereport(WARNING,
-				(errmsg_plural("outbox_kafka moves %d held event of topic \"%s\" to outbox.dead_letters: %s",
-							   "outbox_kafka moves %d held events of topic \"%s\" to outbox.dead_letters: %s",
-							   list_length(permanent),
-							   list_length(permanent), lane->lane_topic,
-							   outbox_error_text(first->error))));
-		if (relay.slot != NULL)
-			pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered,
-									list_length(permanent));
-	}
+		lane_dead_letter(lane, first_permanent, permanent);
 	released = outbox_storage_release_held(lane->lane_topic, lane->lane_partition,
 										   acked, failed == NULL &&
 										   (ht == NULL || !queue_waits_in_chunk(ht)));
-	if (failed != NULL && ht != NULL)
-	{
-		const char *error = outbox_error_text(failed->error);
-
-		note_refusal(ht, failed_class == OUTBOX_ERROR_TOPIC_REFUSED);
-		if (ht->refused_since != 0 &&
-			TimestampDifferenceExceeds(ht->refused_since, now,
-									   outbox_max_retry_time_s * 1000))
-		{
-			int64		n = outbox_storage_dead_letter_held(lane->lane_topic,
-															lane->lane_partition,
-															error,
-															ht->attempts + 1, NIL);
-
-			ereport(WARNING,
-					(errmsg_plural("outbox_kafka gives up on %s after %d s: %lld held event moved to outbox.dead_letters: %s",
-								   "outbox_kafka gives up on %s after %d s: %lld held events moved to outbox.dead_letters: %s",
-								   (unsigned long) n,
-								   hold_name(ht), outbox_max_retry_time_s,
-								   (long long) n, error)));
-			if (relay.slot != NULL)
-				pg_atomic_fetch_add_u64(&relay.slot->events_dead_lettered, n);
-			released = true;
-		}
-		else
-		{
-			outbox_storage_note_held_attempt(lane->lane_topic, lane->lane_partition,
-											 error,
-											 outbox_error_class_name(failed_class));
-			(void) held_hold(lane->lane_topic, lane->lane_partition, error,
-							 outbox_error_class_name(failed_class),
-							 failed_class == OUTBOX_ERROR_TOPIC_REFUSED);
-		}
-	}
+	if (failed != NULL && ht != NULL && lane_failed(ht, failed))
+		released = true;
 	relay_end_step();
 
 	if (relay.slot != NULL && acked != NIL)
 	{
 		pg_atomic_fetch_add_u64(&relay.slot->events_published, list_length(acked));
 		SpinLockAcquire(&relay.slot->mutex);
-		relay.slot->last_publish_at = now;
+		relay.slot->last_publish_at = GetCurrentTimestamp();
 		SpinLockRelease(&relay.slot->mutex);
 	}
 	if (ht != NULL)
-	{
-		if (released)
-		{
-			ereport(LOG,
-					(errmsg("outbox_kafka worker for database \"%s\": %s is released, its events flow again",
-							relay.dbname, hold_name(ht))));
-			held_remove(ht);
-		}
-		else if (failed != NULL)
-		{
-			ht->attempts++;
-			ht->next_attempt_at = TimestampTzPlusMilliseconds(now, ht->backoff_ms);
-			ht->backoff_ms = Min(ht->backoff_ms * 2, LANE_BACKOFF_MAX_MS);
-		}
-		else
-		{
-			/* progress: go on with the queue at once */
-			ht->refused_since = 0;
-			ht->next_attempt_at = 0;
-			ht->backoff_ms = LANE_BACKOFF_MIN_MS;
-		}
-	}
+		lane_next_attempt(ht, released, failed != NULL);
 	outbox_chunk_reset(lane);
 }
 
@@ -688,17 +728,24 @@ next_due_topic(long *wait_ms)
  * chunk like a recorded one, so that its reports are settled whenever they
  * come (held_release_pinned), and give the lane a new chunk for the other
  * held topics.  The stalled topic is in flight, so it is not served again
- * until its reports are in.
+ * until its reports are in.  outbox.held_topics says so: the stall is the
+ * last failure of the queue's head, not the refusal it was first held for.
+ * Runs outside any transaction.
  */
 static void
 set_lane_aside(void)
 {
 	OutboxChunk *lane = relay.lane;
+	HeldTopic  *ht;
 	int			i;
 
 	for (i = 0; i < lane->nevents; i++)
 		lane->events[i].held = true;	/* they are in the topic's queue */
-	(void) held_hold_stalled(lane->lane_topic, lane->lane_partition);
+	ht = held_hold_stalled(lane->lane_topic, lane->lane_partition);
+	relay_begin_step("outbox_kafka: note a stalled held topic");
+	outbox_storage_note_held_attempt(ht->topic, ht->partition, ht->reason,
+									 ht->error_class);
+	relay_end_step();
 	held_pin_chunk(lane);
 	relay.lane = outbox_chunk_create();
 }

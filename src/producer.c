@@ -143,6 +143,7 @@ static int	learn_topic(OutboxProducer *producer, const char *topic,
 						KnownTopic **known);
 static void note_partition_count(KnownTopic *known, int32 partition_cnt);
 static void configure_partitioner(OutboxProducer *producer);
+static PartitionState *partition_state(OutboxEvent *event);
 static bool may_send(OutboxEvent *event);
 static void note_delivery(OutboxEvent *event, int32 partition, bool acked);
 static void emit_logs(OutboxProducer *producer);
@@ -631,6 +632,26 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 
 
 /*
+ * partition_state: what this producer knows of the partition event was
+ * placed on (of its topic's unpartitioned messages while the partition
+ * count is not known), or NULL if it keeps nothing for it.  Plain C: also
+ * called from the delivery report callback.
+ */
+static PartitionState *
+partition_state(OutboxEvent *event)
+{
+	KnownTopic *known = (KnownTopic *) event->producer_topic;
+
+	if (known == NULL)
+		return NULL;
+	if (event->partition == RD_KAFKA_PARTITION_UA)
+		return &known->unpartitioned;
+	if (event->partition < known->partition_cnt)
+		return &known->partitions[event->partition];
+	return NULL;
+}
+
+/*
  * may_send: may event, placed by outbox_producer_place, be produced now?
  * Not while its partition has had no acknowledgement from this producer
  * and a message is in flight there: the first message to a partition goes
@@ -640,18 +661,9 @@ outbox_producer_send(OutboxProducer *producer, OutboxChunk *chunk,
 static bool
 may_send(OutboxEvent *event)
 {
-	KnownTopic *known = (KnownTopic *) event->producer_topic;
-	PartitionState *state;
+	PartitionState *state = partition_state(event);
 
-	if (known == NULL)
-		return true;
-	if (event->partition == RD_KAFKA_PARTITION_UA)
-		state = &known->unpartitioned;
-	else if (event->partition < known->partition_cnt)
-		state = &known->partitions[event->partition];
-	else
-		return true;
-	if (*state == PARTITION_CONFIRMED)
+	if (state == NULL || *state == PARTITION_CONFIRMED)
 		return true;
 	if (*state == PARTITION_PROBING)
 		return false;
@@ -670,15 +682,9 @@ static void
 note_delivery(OutboxEvent *event, int32 partition, bool acked)
 {
 	KnownTopic *known = (KnownTopic *) event->producer_topic;
-	PartitionState *state;
+	PartitionState *state = partition_state(event);
 
-	if (known == NULL)
-		return;
-	if (event->partition == RD_KAFKA_PARTITION_UA)
-		state = &known->unpartitioned;
-	else if (event->partition < known->partition_cnt)
-		state = &known->partitions[event->partition];
-	else
+	if (state == NULL)
 		return;
 	if (acked)
 	{

@@ -59,6 +59,15 @@
 #define LEADERLESS_MAX			1024
 /* How long a metadata probe may take when a stall is suspected. */
 #define STALL_PROBE_MS			500
+/*
+ * How long after the first acknowledgement of a chunk the relay asks the
+ * cluster whether the partitions it still waits for have a leader, and
+ * how often at most.
+ */
+#define LEADER_PROBE_AFTER_MS	20
+#define LEADER_PROBE_EVERY_MS	100
+/* Topics asked about in one probe, at most. */
+#define LEADER_PROBE_TOPICS		8
 /* How often to look again while waiting for standbys to confirm. */
 #define STANDBY_POLL_MS			5
 /*
@@ -69,6 +78,8 @@
 
 /* since when the current chunk waits for standbys to confirm; 0 if not */
 static TimestampTz standby_wait_since = 0;
+/* when the relay last asked for the leaders of partitions it waits for */
+static TimestampTz leaders_probed_at = 0;
 
 static bool own_in_flight(OutboxChunk *chunk);
 static bool pipeline_in_flight(void);
@@ -86,7 +97,8 @@ static void settle_failures(void);
 static void hold_in_chunks(HeldTopic *ht);
 static bool later_of_key_acked(OutboxChunk *chunk, int i);
 static long check_stall(OutboxChunk *chunk);
-static void hold_leaderless(const char *topic);
+static long probe_leaders(OutboxChunk *chunk, TimestampTz now);
+static int	hold_leaderless(const char *topic, const char *reason);
 static void note_chunk_done(OutboxChunk *chunk);
 static bool produce_durable(OutboxChunk *chunk, OutboxChunk *before);
 static XLogRecPtr commits_to_flush(void);
@@ -648,7 +660,11 @@ check_stall(OutboxChunk *chunk)
 	if (chunk->acked > 0 && chunk->evidence_at == 0)
 		chunk->evidence_at = now;
 	if (stall_ms > 0)
-		return stall_ms;
+	{
+		long		probe_ms = probe_leaders(chunk, now);
+
+		return Min(stall_ms, probe_ms);
+	}
 
 	if (chunk->evidence_at == 0 &&
 		TimestampDifferenceExceeds(relay.stall_probed_at, now, outbox_stall_timeout_ms))
@@ -692,33 +708,87 @@ check_stall(OutboxChunk *chunk)
 			continue;
 		/* once per topic, or per partition that stalls with a leader */
 		if (!held_partition(event->topic, event->partition))
-			hold_leaderless(event->topic);
+			(void) hold_leaderless(event->topic, NULL);
 		hold_in_chunks(held_hold_stalled(event->topic, event->partition));
 	}
 	return 0;
 }
 
 /*
- * hold_leaderless: a partition of topic stalls: hold every partition of it
- * the cluster says has no leader now, not only those this chunk had events
- * for, so that the next chunks do not each wait stall_timeout for another
- * of them (a topic whose leader broker is gone loses all its partitions'
- * leaders at once).
+ * probe_leaders: events of chunk wait while the cluster acknowledged
+ * others of it LEADER_PROBE_AFTER_MS ago: ask the cluster (once per
+ * produce of the chunk, and at most every LEADER_PROBE_EVERY_MS) whether
+ * their partitions have a leader, and hold those that have none at once,
+ * instead of after stall_timeout.  Returns 0 if it held any (the chunk
+ * may be done now), else how long until a probe is due (LONG_MAX: none
+ * will be for this chunk).
  */
-static void
-hold_leaderless(const char *topic)
+static long
+probe_leaders(OutboxChunk *chunk, TimestampTz now)
+{
+	TimestampTz due;
+	const char *probed[LEADER_PROBE_TOPICS];
+	int			nprobed = 0;
+	int			held = 0;
+	int			i;
+
+	if (chunk->evidence_at == 0 || leaders_probed_at >= chunk->produced_at)
+		return LONG_MAX;
+	due = Max(TimestampTzPlusMilliseconds(chunk->evidence_at, LEADER_PROBE_AFTER_MS),
+			  TimestampTzPlusMilliseconds(leaders_probed_at, LEADER_PROBE_EVERY_MS));
+	if (now < due)
+		return Max(TimestampDifferenceMilliseconds(now, due), 1);
+
+	leaders_probed_at = now;
+	for (i = chunk->recorded; i < chunk->nevents && nprobed < LEADER_PROBE_TOPICS; i++)
+	{
+		OutboxEvent *event = &chunk->events[i];
+		int			j;
+
+		if (event->delivery != OUTBOX_DELIVERY_IN_FLIGHT || event->held ||
+			held_partition(event->topic, event->partition))
+			continue;
+		for (j = 0; j < nprobed && strcmp(probed[j], event->topic) != 0; j++)
+			;
+		if (j < nprobed)
+			continue;
+		probed[nprobed++] = event->topic;
+		held += hold_leaderless(event->topic, "the partition has no leader");
+	}
+	return held > 0 ? 0 : LONG_MAX;
+}
+
+/*
+ * hold_leaderless: events of topic wait: hold every partition of it that
+ * has no leader now, at once (a broker that went away leads several), and
+ * its events in the chunks in flight with it.  reason says why (NULL:
+ * they stalled for stall_timeout).  A topic held as a whole is left as it
+ * is.  Returns how many partitions it held.
+ */
+static int
+hold_leaderless(const char *topic, const char *reason)
 {
 	int32		partitions[LEADERLESS_MAX];
 	int			n;
+	int			held = 0;
 	int			i;
 
 	if (held_partition(topic, -1))
-		return;
+		return 0;
 	n = outbox_producer_leaderless(relay.producer, topic, partitions,
 								   LEADERLESS_MAX);
 	for (i = 0; i < n; i++)
-		if (!held_partition(topic, partitions[i]))
-			(void) held_hold_stalled(topic, partitions[i]);
+	{
+		if (held_partition(topic, partitions[i]))
+			continue;
+		hold_in_chunks(reason == NULL ?
+					   held_hold_stalled(topic, partitions[i]) :
+					   held_hold(topic, partitions[i], reason,
+								 outbox_error_class_name(OUTBOX_ERROR_TOPIC_UNAVAILABLE),
+								 false));
+		held++;
+	}
+	return held;
 }
 
 /*

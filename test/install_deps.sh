@@ -139,6 +139,20 @@ start_mock_broker() {
     [ -n "$bootstrap" ] || { echo "mock broker did not start"; cat "$dir/mock.out"; return 1; }
 }
 
+# mock_command DIR COMMAND: send COMMAND to the mock broker of
+# start_mock_broker DIR and wait for its reply; fails unless it is OK
+mock_command() {
+    local dir=$1 n0
+    n0=$(grep -Ec '^(OK|ERR)' "$dir/mock.out" || true)
+    echo "$2" >"$dir/mock.fifo"
+    for _ in $(seq 1000); do
+        [ "$(grep -Ec '^(OK|ERR)' "$dir/mock.out" || true)" -gt "$n0" ] && break
+        sleep 0.01
+    done
+    [ "$(grep -E '^(OK|ERR)' "$dir/mock.out" | tail -n 1)" = OK ] ||
+        { echo "the mock broker refused: $2" >&2; return 1; }
+}
+
 # remove_throwaway DIR: for an EXIT trap: stop the server of
 # start_throwaway_server, the mock broker of start_mock_broker ($mock_pid)
 # and the real broker of start_real_broker in DIR, then delete DIR

@@ -141,6 +141,51 @@ is(scalar(grep { $_->{partition} == $sick_partition && !defined $_->{key} } @msg
 is($node->safe_psql('postgres', 'SELECT count(*) FROM outbox.dead_letters'),
 	'0', 'nothing is dead-lettered');
 
+# A partition that loses its leader while others of its chunk are
+# acknowledged is held as soon as the cluster says it has no leader, not
+# after stall_timeout (here far longer than the test): the relay asks when
+# a chunk's acknowledgements stop short.  Until it did, the events
+# committed meanwhile waited behind the chunk for stall_timeout (1 s by
+# default; bench/sick_partition.sh measures what that did to p99).
+$node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.stall_timeout = '10min'");
+$node->reload;
+ok( $node->poll_query_until('postgres',
+		"SELECT setting = '600000' FROM pg_settings WHERE name = 'outbox_kafka.stall_timeout'"),
+	'stall_timeout is 10 minutes');
+my $second = 1;
+my (@second_keys, @rest_keys);
+for my $i (1 .. 200)
+{
+	my $key = "s$i";
+	if (partition_for($key, 4) == $second) { push @second_keys, $key; }
+	else { push @rest_keys, $key; }
+	last if @second_keys >= 5 && @rest_keys >= 15;
+}
+$mock->command_ok("leader $sick $second -1");
+my @waiting3 = enqueue($sick, 3, @rest_keys[0..4], @second_keys, @rest_keys[5..14]);
+ok( $node->poll_query_until('postgres', qq{
+		SELECT count(*) = 1 FROM outbox.held_topics
+		 WHERE topic = '$sick' AND partition = $second AND reason = 'the partition has no leader'}),
+	"partition $second is held because it has no leader, long before stall_timeout");
+my @others = grep { $_ != $second } 0 .. 3;
+ok( poll_until(
+		sub {
+			my $s = delivered($sick, \@others);
+			return scalar(grep { $s->{$_} } @waiting3) == 15;
+		},
+		30),
+	"the chunk's events of the other partitions are delivered");
+$mock->command_ok("leader $sick $second 1");
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM outbox.held_topics'),
+	"partition $second is released");
+ok(wait_until_published($node, 'postgres', 1), 'nothing is pending');
+@msgs = consume_all($mock->bootstrap, $sick);
+$r = check_delivery(\@msgs,
+	expected => [ @waiting, @flowing, @waiting2, @flowing2, @waiting3 ]);
+is($r->{missing}, 0, 'every event is delivered');
+is($r->{order_violations}, 0, 'per key, in commit order')
+  or diag join("\n", @{ $r->{order_diag} });
+
 $node->stop;
 $mock->stop;
 done_testing();
