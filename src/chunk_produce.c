@@ -147,6 +147,7 @@ static int
 produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 			   const SentPartition *busy, int nbusy)
 {
+	bool		idle = chunk->in_flight == 0;
 	int			i;
 	bool		any = false;
 	int			err = 0;
@@ -231,6 +232,8 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 	if (any)
 	{
 		chunk->produced_at = GetCurrentTimestamp();
+		if (idle || chunk->first_produced_at == 0)
+			chunk->first_produced_at = chunk->produced_at;
 		chunk->acked = 0;
 		chunk->evidence_at = 0;
 	}

@@ -806,7 +806,8 @@ note_chunk_done(OutboxChunk *chunk)
 
 	if (chunk->produced_at == 0)
 		return;
-	took = TimestampDifferenceMilliseconds(chunk->produced_at,
+	/* from the first produce: one read ahead gets more events later */
+	took = TimestampDifferenceMilliseconds(chunk->first_produced_at,
 										   chunk->evidence_at != 0 ?
 										   chunk->evidence_at : GetCurrentTimestamp());
 	chunk->produced_at = 0;		/* noted once, however long it waits */

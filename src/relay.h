@@ -85,6 +85,9 @@ struct OutboxChunk
 	int			recorded;		/* head of events already recorded */
 	bool		batch_completed;	/* recording it completed its batch */
 	TimestampTz produced_at;	/* when events were last handed over */
+	TimestampTz first_produced_at;	/* when events were handed over while
+									 * nothing of it was in flight (a chunk
+									 * read ahead gets more later) */
 	int			acked;			/* events acknowledged since produced */
 	bool		queue_full;		/* the last produce stopped at a full
 								 * local queue */

@@ -213,6 +213,7 @@ outbox_chunk_reset(OutboxChunk *chunk)
 	chunk->in_flight = 0;
 	chunk->recorded = 0;
 	chunk->produced_at = 0;
+	chunk->first_produced_at = 0;
 	chunk->batch_completed = false;
 	chunk->acked = 0;
 	chunk->queue_full = false;
