@@ -529,9 +529,9 @@ relay_step(void)
 	serve_producer();
 	if (relay.producer == NULL)
 		return ms_until(relay.rebuild_at);	/* recreated after a fatal error */
-	/* a producer that delivers ends the rebuilds' back-off */
+	/* a producer that delivers ends the back-offs */
 	if (relay.rebuild_backoff_ms != 0 && outbox_producer_delivered(relay.producer))
-		relay.rebuild_backoff_ms = 0;
+		relay_note_progress();
 
 	if (!relay.held_loaded)
 		held_load();
