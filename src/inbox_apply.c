@@ -83,6 +83,7 @@ static SPIPlanPtr handler_plan(Oid handler, Oid msgtype);
 static bool error_is_transient(int sqlerrcode);
 static PartitionWork *partition_work(PartitionWork *work, int *nwork,
 									 List *positions, int32 partition);
+static Datum bytes_datum(const char *data, int len);
 static Datum message_datum(TupleDesc desc, InboxSubscription *sub,
 						   InboxMessage *msg);
 static bool already_applied(InboxSubscription *sub, InboxMessage *msg);
@@ -247,6 +248,19 @@ partition_work(PartitionWork *work, int *nwork, List *positions, int32 partition
 }
 
 /*
+ * bytes_datum: a bytea of data[0..len).
+ */
+static Datum
+bytes_datum(const char *data, int len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), data, len);
+	return PointerGetDatum(b);
+}
+
+/*
  * message_datum: msg as a value of outbox.inbox_message (desc).
  */
 static Datum
@@ -261,23 +275,11 @@ message_datum(TupleDesc desc, InboxSubscription *sub, InboxMessage *msg)
 	values[2] = Int32GetDatum(msg->partition);
 	values[3] = Int64GetDatum(msg->offset);
 	if (msg->key != NULL)
-	{
-		bytea	   *b = palloc(VARHDRSZ + msg->key_len);
-
-		SET_VARSIZE(b, VARHDRSZ + msg->key_len);
-		memcpy(VARDATA(b), msg->key, msg->key_len);
-		values[4] = PointerGetDatum(b);
-	}
+		values[4] = bytes_datum(msg->key, msg->key_len);
 	else
 		nulls[4] = true;
 	if (msg->value != NULL)
-	{
-		bytea	   *b = palloc(VARHDRSZ + msg->value_len);
-
-		SET_VARSIZE(b, VARHDRSZ + msg->value_len);
-		memcpy(VARDATA(b), msg->value, msg->value_len);
-		values[5] = PointerGetDatum(b);
-	}
+		values[5] = bytes_datum(msg->value, msg->value_len);
 	else
 		nulls[5] = true;
 	if (msg->headers_json != NULL)
@@ -347,7 +349,6 @@ dead_letter(InboxSubscription *sub, InboxMessage *msg, ErrorData *edata,
 	BYTEAOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID};
 	Datum		args[11];
 	char		nulls[11];
-	bytea	   *b;
 
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = CStringGetTextDatum(sub->name);
@@ -355,21 +356,11 @@ dead_letter(InboxSubscription *sub, InboxMessage *msg, ErrorData *edata,
 	args[2] = Int32GetDatum(msg->partition);
 	args[3] = Int64GetDatum(msg->offset);
 	if (msg->key != NULL)
-	{
-		b = palloc(VARHDRSZ + msg->key_len);
-		SET_VARSIZE(b, VARHDRSZ + msg->key_len);
-		memcpy(VARDATA(b), msg->key, msg->key_len);
-		args[4] = PointerGetDatum(b);
-	}
+		args[4] = bytes_datum(msg->key, msg->key_len);
 	else
 		nulls[4] = 'n';
 	if (msg->value != NULL)
-	{
-		b = palloc(VARHDRSZ + msg->value_len);
-		SET_VARSIZE(b, VARHDRSZ + msg->value_len);
-		memcpy(VARDATA(b), msg->value, msg->value_len);
-		args[5] = PointerGetDatum(b);
-	}
+		args[5] = bytes_datum(msg->value, msg->value_len);
 	else
 		nulls[5] = 'n';
 	if (msg->headers_json != NULL)

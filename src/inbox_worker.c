@@ -537,12 +537,33 @@ consume(InboxSub *is)
 	int32	   *commit_partitions;
 	int64	   *commit_offsets;
 	int			ncommit = 0;
+	int			kept;
+	int			i;
 	TimestampTz now;
 
 	n = inbox_consumer_poll(is->consumer, messages, outbox_inbox_batch_size);
 	if (inbox_consumer_take_error(is->consumer, errbuf, sizeof(errbuf)))
 		inbox_slot_set_error(inbox.slot, psprintf("subscription \"%s\": %s",
 												  is->sub->name, errbuf));
+
+	/*
+	 * Drop messages of paused partitions: pausing need not purge what was
+	 * fetched before (seeking, at resume, does), and a message after a
+	 * failed one must not be applied before it.
+	 */
+	kept = 0;
+	for (i = 0; i < n; i++)
+	{
+		int			j;
+		bool		paused = false;
+
+		for (j = 0; j < is->npartitions; j++)
+			if (is->partitions[j] == messages[i].partition && is->retry_at[j] != 0)
+				paused = true;
+		if (!paused)
+			messages[kept++] = messages[i];
+	}
+	n = kept;
 	if (n == 0)
 		return false;
 
@@ -554,7 +575,6 @@ consume(InboxSub *is)
 	{
 		InboxPartitionResult *r = (InboxPartitionResult *) lfirst(lc);
 		InboxPosition *pos = position_of(is, r->partition);
-		int			i;
 
 		pos->next_offset = r->next_offset;
 		pos->attempts = r->attempts;

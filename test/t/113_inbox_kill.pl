@@ -41,20 +41,9 @@ SELECT outbox.enqueue('$topic', jsonb_build_object('seq', i), key => 'k' || (i %
   FROM generate_series(1, $total) i;
 });
 
-# a query that may meet the server restarting: '' then
-sub query
-{
-	my ($sql) = @_;
-	my ($ret, $out) = $node->psql('postgres', $sql);
-	return $ret == 0 ? $out : '';
-}
-
+sub query { return query_or_empty($node, 'postgres', $_[0]); }
 sub effects { my $n = query('SELECT count(*) FROM effect'); return $n eq '' ? -1 : $n; }
-
-sub inbox_pid
-{
-	return query(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'outbox_kafka inbox'});
-}
+sub inbox_pid { return inbox_worker_pid($node, 'postgres'); }
 
 foreach my $at (400, 1100, 1800)
 {

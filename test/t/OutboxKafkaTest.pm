@@ -53,6 +53,7 @@ our @EXPORT = qw(
   start_mock new_node consume_all consume_topics wait_until_published
   outbox_status murmur2 partition_for run_sql_files_concurrently
   by_outbox_id header_value poll_until check_delivery
+  query_or_empty inbox_worker_pid
 );
 
 our $KCAT = $ENV{KCAT} // 'kcat';
@@ -377,6 +378,38 @@ sub poll_until
 		return $r if time() > $deadline;
 		usleep(5_000);
 	}
+}
+
+=pod
+
+=item query_or_empty($node, $dbname, $sql)
+
+The output of $sql, or '' when it fails (the server is restarting after a
+crash, say): for polls that must survive a restart.
+
+=cut
+
+sub query_or_empty
+{
+	my ($node, $db, $sql) = @_;
+	my ($ret, $out) = $node->psql($db, $sql);
+	return $ret == 0 ? $out : '';
+}
+
+=pod
+
+=item inbox_worker_pid($node, $dbname)
+
+The pid of the inbox worker of $dbname, '' if none runs (or the server
+does not answer).
+
+=cut
+
+sub inbox_worker_pid
+{
+	my ($node, $db) = @_;
+	return query_or_empty($node, $db,
+		qq{SELECT pid FROM pg_stat_activity WHERE backend_type = 'outbox_kafka inbox' AND datname = '$db'});
 }
 
 =pod
