@@ -3,13 +3,15 @@
  * inbox_apply.c
  *	  The transaction of one inbox batch: for each message, in a
  *	  subtransaction of its own, the subscription's handler (run as the
- *	  subscription's owner) and the de-duplication record; then the next
- *	  offset of each partition, compare-and-set; then commit.  The effects,
- *	  the records and the offsets commit together or not at all.
+ *	  subscription's owner); then the de-duplication records of the
+ *	  messages applied, and the next offset of each partition,
+ *	  compare-and-set; then commit.  The effects, the records and the
+ *	  offsets commit together or not at all.
  *
  * Per partition, messages are applied in offset order.  A message already
- * recorded (same de-duplication key within the window) is skipped without
- * calling the handler.  When a handler fails, only its subtransaction is
+ * recorded (same de-duplication key within the window, or earlier in the
+ * batch) is skipped without calling the handler.  The records are read
+ * with one query and written with one statement per batch.  When a handler fails, only its subtransaction is
  * rolled back: the messages of that partition before it commit, the
  * partition stops there for this batch (its attempts and error are stored
  * with its offset) and the other partitions go on.  After max_attempts
@@ -39,7 +41,10 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -86,13 +91,14 @@ static PartitionWork *partition_work(PartitionWork *work, int *nwork,
 static Datum bytes_datum(const char *data, int len);
 static Datum message_datum(TupleDesc desc, InboxSubscription *sub,
 						   InboxMessage *msg);
-static bool already_applied(InboxSubscription *sub, InboxMessage *msg);
-static void record_applied(InboxSubscription *sub, InboxMessage *msg, int table);
+static HTAB *recorded_keys(InboxSubscription *sub, InboxMessage *messages,
+						   int nmessages);
+static void record_applied(InboxSubscription *sub, Datum *keys, int nkeys,
+						   int table);
 static void dead_letter(InboxSubscription *sub, InboxMessage *msg,
 						ErrorData *edata, int attempts);
 static void store_offset(InboxSubscription *sub, PartitionWork *w);
-static ErrorData *apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg,
-							InboxMessage *raw, int table);
+static ErrorData *apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg);
 
 /*
  * message_type: the OID of outbox.inbox_message.  ERROR if it is missing
@@ -292,49 +298,92 @@ message_datum(TupleDesc desc, InboxSubscription *sub, InboxMessage *msg)
 }
 
 /*
- * already_applied: is msg's de-duplication key recorded (in either
- * table)?  SPI connected.
+ * recorded_keys: a hash set of the de-duplication keys of messages[] that
+ * are already recorded (in either table), in the current memory context;
+ * keys of messages applied later in the batch are added to it.  One query
+ * for the whole batch.  SPI connected.
  */
-static bool
-already_applied(InboxSubscription *sub, InboxMessage *msg)
+static HTAB *
+recorded_keys(InboxSubscription *sub, InboxMessage *messages, int nmessages)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
 	Datum		args[2];
+	Datum	   *keys = palloc(sizeof(Datum) * Max(nmessages, 1));
+	HASHCTL		ctl;
+	HTAB	   *set;
+	Size		keysize = 1;
+	int			nestlevel;
+	uint64		i;
+
+	for (i = 0; i < nmessages; i++)
+	{
+		keys[i] = CStringGetTextDatum(messages[i].dedupe_key);
+		keysize = Max(keysize, strlen(messages[i].dedupe_key) + 1);
+	}
+	ctl.keysize = keysize;
+	ctl.entrysize = keysize;
+	ctl.hcxt = CurrentMemoryContext;
+	set = hash_create("outbox_kafka inbox batch keys", Max(nmessages, 16), &ctl,
+					  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
 	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = CStringGetTextDatum(msg->dedupe_key);
+	args[1] = PointerGetDatum(construct_array(keys, nmessages, TEXTOID, -1, false,
+											  TYPALIGN_INT));
+
+	/*
+	 * By the primary key, whatever the statistics of a table that was just
+	 * emptied say: a sequential scan would compare every record with every
+	 * key of the batch.  Only for this statement, not for the handlers.
+	 */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_execute_plan(outbox_keep_plan(&seen_plan,
-										  "SELECT 1 FROM outbox.inbox_dedupe_0"
-										  " WHERE subscription = $1 AND dedupe_key = $2"
+										  "SELECT dedupe_key FROM outbox.inbox_dedupe_0"
+										  " WHERE subscription = $1 AND dedupe_key = ANY ($2)"
 										  " UNION ALL"
-										  " SELECT 1 FROM outbox.inbox_dedupe_1"
-										  " WHERE subscription = $1 AND dedupe_key = $2"
-										  " LIMIT 1", 2, argtypes),
-						 args, NULL, true, 1) != SPI_OK_SELECT)
+										  " SELECT dedupe_key FROM outbox.inbox_dedupe_1"
+										  " WHERE subscription = $1 AND dedupe_key = ANY ($2)",
+										  2, argtypes),
+						 args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the inbox de-duplication records");
-	return SPI_processed > 0;
+	AtEOXact_GUC(true, nestlevel);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		/* only keys of this batch match, so they fit the key size */
+		(void) hash_search(set, key, HASH_ENTER, NULL);
+	}
+	return set;
 }
 
 /*
- * record_applied: record msg's de-duplication key in the current table.
- * SPI connected.
+ * record_applied: record the de-duplication keys of the messages applied
+ * in this batch (keys[0..nkeys-1], text) in the current table, in one
+ * statement.  SPI connected.
  */
 static void
-record_applied(InboxSubscription *sub, InboxMessage *msg, int table)
+record_applied(InboxSubscription *sub, Datum *keys, int nkeys, int table)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
 	Datum		args[2];
 
+	if (nkeys == 0)
+		return;
 	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = CStringGetTextDatum(msg->dedupe_key);
+	args[1] = PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1, false,
+											  TYPALIGN_INT));
 	if (SPI_execute_plan(outbox_keep_plan(&record_plan[table], table == 0 ?
 										  "INSERT INTO outbox.inbox_dedupe_0 (subscription, dedupe_key)"
-										  " VALUES ($1, $2) ON CONFLICT DO NOTHING" :
+										  " SELECT $1, unnest($2) ON CONFLICT DO NOTHING" :
 										  "INSERT INTO outbox.inbox_dedupe_1 (subscription, dedupe_key)"
-										  " VALUES ($1, $2) ON CONFLICT DO NOTHING",
+										  " SELECT $1, unnest($2) ON CONFLICT DO NOTHING",
 										  2, argtypes),
 						 args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record an inbox de-duplication key");
+		elog(ERROR, "could not record inbox de-duplication keys");
 }
 
 /*
@@ -438,13 +487,12 @@ store_offset(InboxSubscription *sub, PartitionWork *w)
 
 /*
  * apply_one: in a subtransaction, run the handler (as the subscription's
- * owner) on msg and record its de-duplication key.  Returns NULL if that
- * committed, else the error (copied into the caller's memory context)
- * after rolling the subtransaction back.  SPI connected.
+ * owner) on msg.  Returns NULL if that committed, else the error (copied
+ * into the caller's memory context) after rolling the subtransaction back.
+ * SPI connected.
  */
 static ErrorData *
-apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg,
-		  InboxMessage *raw, int table)
+apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -466,7 +514,6 @@ apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg,
 		SetUserIdAndSecContext(save_userid, save_sec);
 		if (rc < 0)
 			elog(ERROR, "inbox handler call failed: %s", SPI_result_code_string(rc));
-		record_applied(sub, raw, table);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -506,6 +553,9 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	SPIPlanPtr	plan;
 	int			table;
 	bool		isnull;
+	HTAB	   *recorded;
+	Datum	   *applied_keys = palloc(sizeof(Datum) * Max(nmessages, 1));
+	int			napplied = 0;
 	int			i;
 
 	SetCurrentStatementStartTimestamp();
@@ -520,6 +570,7 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 		SPI_processed != 1)
 		elog(ERROR, "could not read outbox.inbox_dedupe_rotation");
 	table = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	recorded = recorded_keys(sub, messages, nmessages);
 
 	for (i = 0; i < nmessages; i++)
 	{
@@ -532,16 +583,19 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		w->changed = true;
-		if (already_applied(sub, msg))
+		if (hash_search(recorded, msg->dedupe_key, HASH_FIND, NULL) != NULL)
 		{
 			w->duplicates++;
 			w->result.next_offset = msg->offset + 1;
 			w->result.attempts = 0;
 			continue;
 		}
-		edata = apply_one(sub, plan, message_datum(desc, sub, msg), msg, table);
+		edata = apply_one(sub, plan, message_datum(desc, sub, msg));
 		if (edata == NULL)
 		{
+			/* a copy later in this batch is a duplicate too */
+			(void) hash_search(recorded, msg->dedupe_key, HASH_ENTER, NULL);
+			applied_keys[napplied++] = CStringGetTextDatum(msg->dedupe_key);
 			w->applied++;
 			w->result.next_offset = msg->offset + 1;
 			w->result.attempts = 0;
@@ -578,6 +632,8 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 		FreeErrorData(edata);
 	}
 
+	/* with the effects: their records, then the offsets */
+	record_applied(sub, applied_keys, napplied, table);
 	for (i = 0; i < nwork; i++)
 		if (work[i].changed)
 			store_offset(sub, &work[i]);

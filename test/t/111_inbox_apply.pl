@@ -107,6 +107,18 @@ is($node->safe_psql('postgres',
 		q{SELECT count(*) FROM outbox.inbox_dedupe_0 WHERE dedupe_key LIKE 'offset:in.orders:1:%'}),
 	'1', 'recorded by topic, partition and offset');
 
+# --- two copies in one batch ---------------------------------------------------
+$in = qq{{"seq": 2000}\n{"seq": 2000}\n};
+run([ $OutboxKafkaTest::KCAT, '-P', '-b', $mock->bootstrap, '-t', $topic, '-p', '3', '-k', 'twin',
+		'-H', 'outbox-event-id=01939f5c-0000-7000-8000-000000000001' ], \$in);
+ok(poll_until(sub {
+		$node->safe_psql('postgres', q{
+			SELECT duplicates = 1 AND stored_offset = high_watermark
+			  FROM outbox.inbox_status WHERE subscription = 'billing' AND "partition" = 3}) eq 't';
+	}), 'two copies of one event published together: one is a duplicate');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM billing.effect WHERE key = 'twin'}), '1',
+	'and it is applied once');
+
 # --- rewind: the records decide ----------------------------------------------
 $node->safe_psql('postgres', q{SELECT outbox.inbox_rewind('billing', 0, 0)});
 ok(poll_until(sub {
@@ -114,7 +126,7 @@ ok(poll_until(sub {
 			SELECT duplicates > 0 AND stored_offset = high_watermark
 			  FROM outbox.inbox_status WHERE subscription = 'billing' AND "partition" = 0}) eq 't';
 	}), 'after a rewind the partition is read again');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM billing.effect'), '401',
+is($node->safe_psql('postgres', 'SELECT count(*) FROM billing.effect'), '402',
 	'and nothing is applied twice');
 
 # --- reload, and the worker's name --------------------------------------------
@@ -126,7 +138,7 @@ $node->safe_psql('postgres', q{
 SELECT outbox.enqueue('in.orders', jsonb_build_object('seq', 1000 + i), key => 'k' || (i % 20))
   FROM generate_series(1, 10) i;
 });
-ok(poll_until(sub { $node->safe_psql('postgres', 'SELECT count(*) FROM billing.effect') eq '411' }),
+ok(poll_until(sub { $node->safe_psql('postgres', 'SELECT count(*) FROM billing.effect') eq '412' }),
 	'after a reload the inbox goes on');
 
 $node->stop;
