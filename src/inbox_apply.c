@@ -18,7 +18,8 @@
  * failures the message goes to outbox.inbox_dead_letter and its partition
  * moves past it, unless the subscription holds (on_poison = 'hold').  An
  * error that is not the message's fault (serialization failure, deadlock,
- * lock not available, shutdown, out of resources) counts no attempt.
+ * lock not available, shutdown, out of resources, a revoked privilege)
+ * counts no attempt.
  *
  * An error outside the handlers (the offsets changed under us, the
  * extension is gone) aborts the whole transaction: the caller recovers and
@@ -216,7 +217,9 @@ error_is_transient(int sqlerrcode)
 			/* a statement_timeout is the handler's own doing */
 			return sqlerrcode != ERRCODE_QUERY_CANCELED;
 		default:
-			return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+			/* a revoked privilege is the configuration's fault */
+			return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+				sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE;
 	}
 }
 

@@ -33,9 +33,10 @@
 #include "relay.h"
 
 /*
- * inbox_storage_subscriptions: every subscription whose handler exists,
- * as a List of InboxSubscription * in the current memory context.  A
- * subscription whose handler was dropped is left out with a WARNING.
+ * inbox_storage_subscriptions: every subscription whose handler and owner
+ * exist, as a List of InboxSubscription * in the current memory context.
+ * A subscription whose handler or owner was dropped is left out with a
+ * WARNING.
  * Needs a transaction with a snapshot and SPI not connected.
  */
 List *
@@ -67,6 +68,16 @@ inbox_storage_subscriptions(void)
 					 errmsg("inbox subscription \"%s\" is not consumed: its handler function %u does not exist",
 							SPI_getvalue(tup, desc, 1), handler),
 					 errhint("Subscribe again with an existing handler.")));
+			continue;
+		}
+		if (!SearchSysCacheExists1(AUTHOID,
+								   SPI_getbinval(tup, desc, 4, &isnull)))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("inbox subscription \"%s\" is not consumed: its owner, role %s, does not exist",
+							SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 4)),
+					 errhint("Subscribe again as an existing role.")));
 			continue;
 		}
 		old = MemoryContextSwitchTo(caller);
