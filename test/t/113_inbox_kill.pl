@@ -25,16 +25,8 @@ my $mock = start_mock(topics => ["$topic:4"]);
 my $node = new_node('inbox_kill', bootstrap => $mock->bootstrap,
 	extra_conf => "restart_after_crash = on\noutbox_kafka.inbox_batch_size = 20\n");
 
+$node->safe_psql('postgres', $INBOX_EFFECT_HANDLER);
 $node->safe_psql('postgres', qq{
-CREATE TABLE effect (n bigserial PRIMARY KEY, key text, seq int);
-CREATE FUNCTION apply(m outbox.inbox_message) RETURNS void
-LANGUAGE plpgsql AS \$\$
-BEGIN
-    INSERT INTO effect (key, seq)
-    VALUES (convert_from(m.key, 'UTF8'), (convert_from(m.value, 'UTF8')::jsonb ->> 'seq')::int);
-    PERFORM pg_sleep(0.001);
-END
-\$\$;
 SELECT outbox.grant_topic('postgres', 'k.*');
 SELECT outbox.subscribe('kill', '$topic', 'apply(outbox.inbox_message)');
 SELECT outbox.enqueue('$topic', jsonb_build_object('seq', i), key => 'k' || (i % 50))

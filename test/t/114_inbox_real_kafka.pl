@@ -26,16 +26,8 @@ my $node = new_node('real_inbox', bootstrap => $kafka->bootstrap,
 	databases => 'shop,billing',
 	extra_conf => "restart_after_crash = on\noutbox_kafka.inbox_batch_size = 50\n");
 
+$node->safe_psql('billing', $INBOX_EFFECT_HANDLER);
 $node->safe_psql('billing', qq{
-CREATE TABLE effect (n bigserial PRIMARY KEY, key text, seq int);
-CREATE FUNCTION apply(m outbox.inbox_message) RETURNS void
-LANGUAGE plpgsql AS \$\$
-BEGIN
-    INSERT INTO effect (key, seq)
-    VALUES (convert_from(m.key, 'UTF8'), (convert_from(m.value, 'UTF8')::jsonb ->> 'seq')::int);
-    PERFORM pg_sleep(0.001);
-END
-\$\$;
 SELECT outbox.subscribe('billing', '$topic', 'apply(outbox.inbox_message)');
 });
 $node->safe_psql('shop', qq{
