@@ -31,7 +31,6 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -660,24 +659,7 @@ shutdown_relay(void)
 static void
 recover_from_error(void)
 {
-	ErrorData  *edata;
-
-	/* the callbacks of the failed step point into frames that are gone */
-	error_context_stack = NULL;
-	HOLD_INTERRUPTS();
-	/* copy the error before the transaction's memory goes away */
-	MemoryContextSwitchTo(TopMemoryContext);
-	edata = CopyErrorData();
-	EmitErrorReport();
-	/* what AbortCurrentTransaction() leaves to the caller outside a transaction */
-	LWLockReleaseAll();
-	ConditionVariableCancelSleep();
-	pgstat_report_wait_end();
-	AbortCurrentTransaction();
-	MemoryContextSwitchTo(TopMemoryContext);
-	FlushErrorState();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	RESUME_INTERRUPTS();
+	ErrorData  *edata = outbox_abort_failed_step();
 
 	relay.extension_ready = false;
 
