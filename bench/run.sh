@@ -22,7 +22,8 @@
 # ("200 $BENCH_RATE max": the latency runs; max is 8 clients with no rate
 # limit), BENCH_DRAIN (1000000),
 # BENCH_BLOAT_SECONDS (120), BENCH_PRODUCER_PROPERTIES (''), BENCH_EXTRA_CONF
-# (lines added to postgresql.conf), BENCH_BROKERS ("mock kafka": latency and
+# (lines added to postgresql.conf), BENCH_MOCK_RTT_MS (0: the mock broker's
+# round trip setting, e.g. 2), BENCH_BROKERS ("mock kafka": latency and
 # drain against each, in that order; each latency run is followed by the
 # floor at the same rate: bench/floor_producer.c producing straight to the
 # broker, read by the same consumer).
@@ -67,6 +68,11 @@ trap cleanup EXIT
 brokers=${BENCH_BROKERS:-mock kafka}
 start_mock_broker "$work" --brokers 1 --topic bench.latency:4 --topic bench.drain:4 --topic bench.load:4
 mock_bootstrap=$bootstrap
+# BENCH_MOCK_RTT_MS: the mock answers every request that much later (its
+# RTT setting), for the relay and the floor alike: a broker across a network
+if [ "${BENCH_MOCK_RTT_MS:-0}" != 0 ]; then
+    echo "rtt 1 $BENCH_MOCK_RTT_MS" >"$work/mock.fifo"
+fi
 kafka_bootstrap=
 if [[ " $brokers " == *" kafka "* ]] && { wants latency || wants drain; }; then
     start_real_broker "$work" >&2
@@ -207,7 +213,9 @@ floor_run() {
 latency_runs() {   # latency_runs BROKER
     local r n t
     windows=
-    echo "## Commit to consumer latency, $1 broker (pgbench --rate, 4 clients, then 8 clients with no rate limit, ${seconds}s each; consumer fetch.wait.max.ms=1; the floor is a plain librdkafka producer at the same rate)"
+    local rtt_note=
+    [ "$1" = mock ] && [ "${BENCH_MOCK_RTT_MS:-0}" != 0 ] && rtt_note=" with a ${BENCH_MOCK_RTT_MS} ms round trip (its rtt setting)"
+    echo "## Commit to consumer latency, $1 broker$rtt_note (pgbench --rate, 4 clients, then 8 clients with no rate limit, ${seconds}s each; consumer fetch.wait.max.ms=1; the floor is a plain librdkafka producer at the same rate)"
     echo
     echo "| broker | path | rate (ev/s) | events | p50 ms | p90 ms | p99 ms | max ms |"
     echo "|---|---|---|---|---|---|---|---|"
