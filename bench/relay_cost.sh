@@ -6,6 +6,9 @@
 #
 #   bash bench/relay_cost.sh            (RATES="200 2000", SECONDS_PER_RATE=10)
 #
+# BENCH_PRODUCER_PROPERTIES: outbox_kafka.producer_properties of the relay
+# (with a linger.ms there, set FLOOR_LINGER_MS alike: the floor then uses
+# the same; bench/tradeoff.sh does both).
 # BENCH_PROFILE=1: also record the worker (all its threads) with `perf record
 # -g` at each rate and print where its CPU went, by thread and symbol
 # (installs Debian's linux-perf if perf is missing); BENCH_PROFILE_DIR=/dir
@@ -40,7 +43,8 @@ trap 'remove_throwaway "$work"' EXIT
 
 start_mock_broker "$work" --brokers 1 --topic cost:4 --auto-partitions 4
 start_throwaway_server "$work" postgres "$bootstrap" "shared_buffers = '256MB'
-outbox_kafka.poll_interval = '1h'"
+outbox_kafka.poll_interval = '1h'
+outbox_kafka.producer_properties = '${BENCH_PRODUCER_PROPERTIES:-}'"
 psql() { as_user "$run_user" "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres -d postgres "$@"; }
 psql -c 'CREATE EXTENSION outbox_kafka' 2>/dev/null
 
