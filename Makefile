@@ -19,6 +19,12 @@ OBJS = \
 	src/event_verdict.o \
 	src/event_scan.o \
 	src/held_lane.o \
+	src/inbox_apply.o \
+	src/inbox_consumer.o \
+	src/inbox_shmem.o \
+	src/inbox_sql.o \
+	src/inbox_storage.o \
+	src/inbox_worker.o \
 	src/kept_plan.o \
 	src/launcher.o \
 	src/librdkafka_version.o \
@@ -32,6 +38,7 @@ OBJS = \
 	src/secret_redaction.o \
 	src/shmem.o \
 	src/status.o \
+	src/step_error.o \
 	src/topic_grant.o \
 	src/worker.o
 
@@ -89,4 +96,4 @@ isolation-specs:
 
 # PGXS does not track header dependencies: rebuild everything when a shared
 # header changes (a changed shared-memory layout must never be half-built).
-$(filter src/%.o,$(OBJS)): outbox_kafka.control src/librdkafka_version.h src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h
+$(filter src/%.o,$(OBJS)): outbox_kafka.control src/librdkafka_version.h src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h src/inbox.h src/inbox_consumer.h

@@ -8,7 +8,9 @@
  * Each message is JSON {"t": <send time, seconds since the epoch>} with a
  * key chosen among 1000, like the relay benchmark's events.  Settings as
  * the relay's defaults (src/producer_config.c): idempotence, acks=all,
- * linger.ms=1, Nagle off.
+ * linger.ms=1, Nagle off.  The environment variable FLOOR_LINGER_MS sets
+ * another linger.ms: 0 sends each message as it comes, the latency floor
+ * of the performance targets (bench/run.sh).
  *
  * At a fixed RATE for SECONDS it is the floor of a latency run
  * (latency_consumer reads what it sends) and of the relay's CPU per event.
@@ -92,6 +94,12 @@ create_producer(const char *bootstrap)
 			fprintf(stderr, "%s\n", errstr);
 			exit(1);
 		}
+	if (getenv("FLOOR_LINGER_MS") != NULL &&
+		rd_kafka_conf_set(conf, "linger.ms", getenv("FLOOR_LINGER_MS"), errstr, sizeof(errstr)))
+	{
+		fprintf(stderr, "FLOOR_LINGER_MS: %s\n", errstr);
+		exit(1);
+	}
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)
 	{

@@ -6,6 +6,14 @@
 #
 #   bash bench/relay_cost.sh            (RATES="200 2000", SECONDS_PER_RATE=10)
 #
+# BENCH_PRODUCER_PROPERTIES: outbox_kafka.producer_properties of the relay
+# (with a linger.ms there, set FLOOR_LINGER_MS alike: the floor then uses
+# the same; bench/tradeoff.sh does both).
+# BENCH_PROFILE=1: also record the worker (all its threads) with `perf record
+# -g` at each rate and print where its CPU went, by thread and symbol
+# (installs Debian's linux-perf if perf is missing); BENCH_PROFILE_DIR=/dir
+# keeps the recordings (perf.RATE) for `perf report -i`.
+#
 # Needs root (installs what is missing, runs the server as $OUTBOX_TEST_USER).
 # RDKAFKA_PREFIX=/path: the relay and the floor run that librdkafka.  The
 # extension is rebuilt from clean every time: make alone does not notice a
@@ -20,6 +28,9 @@ secs=${SECONDS_PER_RATE:-10}
 # shellcheck source=test/install_deps.sh
 source "$here/test/install_deps.sh"
 install_deps
+if [ -n "${BENCH_PROFILE:-}" ] && ! command -v perf >/dev/null; then
+    apt-get install -y -q linux-perf >/dev/null
+fi
 make -C "$here" -s clean >/dev/null
 build_and_install "$here"
 pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
@@ -32,7 +43,8 @@ trap 'remove_throwaway "$work"' EXIT
 
 start_mock_broker "$work" --brokers 1 --topic cost:4 --auto-partitions 4
 start_throwaway_server "$work" postgres "$bootstrap" "shared_buffers = '256MB'
-outbox_kafka.poll_interval = '1h'"
+outbox_kafka.poll_interval = '1h'
+outbox_kafka.producer_properties = '${BENCH_PRODUCER_PROPERTIES:-}'"
 psql() { as_user "$run_user" "$pgbin/psql" -X -q -h "$work" -p "$port" -U postgres -d postgres "$@"; }
 psql -c 'CREATE EXTENSION outbox_kafka' 2>/dev/null
 
@@ -89,11 +101,17 @@ for rate in $rates; do
     c0=$(ticks)
     m0=$(main_ticks)
     s0=$(switches)
+    profiler=
+    if [ -n "${BENCH_PROFILE:-}" ]; then
+        perf record -q -F 2999 -g -p "$pid" -o "$work/perf.$rate" -- sleep "$secs" 2>/dev/null &
+        profiler=$!
+    fi
     tps=$(as_user "$run_user" "$pgbin/pgbench" -n -h "$work" -p "$port" -U postgres \
         -f "$work/enqueue.sql" -R "$rate" -T "$secs" -c 4 -j 2 postgres 2>/dev/null |
         sed -n 's/^tps = \([0-9.]*\).*/\1/p')
     events=$(( $(psql -Atc 'SELECT last_value FROM outbox.event_id_seq') - seq0 ))
     wait_published $((pub0 + events)) saved
+    [ -z "$profiler" ] || wait "$profiler"
     c1=$(ticks)
     m1=$(main_ticks)
     s1=$(switches)
@@ -102,6 +120,28 @@ for rate in $rates; do
     wal=$(psql -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0')")
     echo "| $rate | $events | $(echo "scale=2; ($c1 - $c0) / $hz" | bc) | $(echo "scale=1; ($c1 - $c0) * 1000000 / $hz / $events" | bc) | $(echo "scale=1; ($m1 - $m0) * 1000000 / $hz / $events" | bc) / $(echo "scale=1; ($c1 - $c0 - $m1 + $m0) * 1000000 / $hz / $events" | bc) | $(echo "scale=2; ($s1 - $s0) / $events" | bc) | $relay_xids | $(( ${wal%.*} / events )) | $tps |"
 done
+
+if [ -n "${BENCH_PROFILE:-}" ]; then
+    for rate in $rates; do
+        echo
+        echo "## Where the worker's CPU went at $rate ev/s (perf record -g of all its threads, ${secs} s, which also slows it: the CPU figures of a profiled run are not comparable)"
+        echo
+        echo "By thread and object (self time):"
+        echo
+        echo '```'
+        perf report -i "$work/perf.$rate" --no-children --sort comm,dso --percent-limit 1 \
+            -g none --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20
+        echo '```'
+        echo
+        echo "The worker's own thread, functions with what they call (inclusive time, of all samples):"
+        echo
+        echo '```'
+        perf report -i "$work/perf.$rate" --children --comm postgres --sort sym --percent-limit 2 \
+            -g none --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -45
+        echo '```'
+    done
+    [ -z "${BENCH_PROFILE_DIR:-}" ] || cp "$work"/perf.* "$BENCH_PROFILE_DIR"/
+fi
 
 echo
 echo "## The floor: a bare librdkafka producer (bench/floor_producer.c, the relay's settings, no database) at the same rates to the same broker, ${secs} s"

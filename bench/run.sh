@@ -114,7 +114,7 @@ tps_of() {
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # cpu_ticks PID: all threads
 ticks_s() { awk -v c="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", c/hz}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (b + 0 == 0) print "n/a"; else printf "%.3f", a/b}'; }
 wait_drained() {
     for _ in $(seq 6000); do
         [ "$(psql -d bench -Atc "SELECT pending_events = 0 FROM outbox.status")" = t ] && return 0
@@ -197,25 +197,39 @@ start_consumer() {
     for _ in $(seq 100); do grep -q ready "$work/lat.out" && break; sleep 0.1; done
 }
 
-# floor_run BROKER RATE: a plain librdkafka producer with the relay's
-# delivery settings (bench/floor_producer.c) produces straight to the broker
-# at RATE, and the same consumer reads
+# floor_run BROKER RATE: the latency floor: a plain librdkafka producer
+# with the relay's delivery settings (bench/floor_producer.c) but sending
+# each message as it comes (linger.ms=0) produces straight to the broker
+# at RATE, and the same consumer reads; then the same figures plus one
+# commit's fsync (fsync_ms), which every relay figure contains
 floor_run() {
     create_topic "bench.floor.$1.$2" 4
     start_consumer "bench.floor.$1.$2" $(( $2 * seconds * 98 / 100 ))
-    "$work/floor_producer" "$bootstrap" "bench.floor.$1.$2" "$2" "$seconds" >/dev/null
+    FLOOR_LINGER_MS=0 "$work/floor_producer" "$bootstrap" "bench.floor.$1.$2" "$2" "$seconds" >/dev/null
     wait "$cpid" || true
-    latency_line "$1" "floor: librdkafka producer, broker, consumer" "$2"
+    latency_line "$1" "floor: librdkafka producer (linger.ms=0), broker, consumer" "$2"
+    floor_p50=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p50_ms=/) {sub(/p50_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
+    floor_p99=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p99_ms=/) {sub(/p99_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
+    echo "| $1 | latency floor: the floor + one commit fsync ($fsync_ms ms) | $2 | | $floor_p50 | | $floor_p99 | |"
+    summary="$summary
+| $1 | $2 | $relay_p50 / $relay_p99 | $floor_p50 / $floor_p99 | $(ratio "$relay_p50" "$floor_p50") / $(ratio "$relay_p99" "$floor_p99") |"
     windows="$windows
 - $1, floor at $2 ev/s: $(sed -n 's/^windows_p99_ms=//p' "$work/lat.out")"
 }
+
+# the commit's fsync: pg_test_fsync's one 8 kB write with fdatasync (the
+# default wal_sync_method on Linux), in ms, on the server's disk
+fsync_ms=$(as_user "$run_user" "$pgbin/pg_test_fsync" -s 1 -f "$work/fsync.test" 2>/dev/null |
+    awk '/one 8kB write/ {one = 1} one && $1 == "fdatasync" {printf "%.3f", $(NF - 1) / 1000; exit}')
+rm -f "$work/fsync.test"
 
 latency_runs() {   # latency_runs BROKER
     local r n t
     windows=
     local rtt_note=
     [ "$1" = mock ] && [ "${BENCH_MOCK_RTT_MS:-0}" != 0 ] && rtt_note=" with a ${BENCH_MOCK_RTT_MS} ms round trip (its rtt setting)"
-    echo "## Commit to consumer latency, $1 broker$rtt_note (pgbench --rate, 4 clients, then 8 clients with no rate limit, ${seconds}s each; consumer fetch.wait.max.ms=1; the floor is a plain librdkafka producer at the same rate)"
+    summary=
+    echo "## Commit to consumer latency, $1 broker$rtt_note (pgbench --rate, 4 clients, then 8 clients with no rate limit, ${seconds}s each; consumer fetch.wait.max.ms=1; the latency floor is a plain librdkafka producer sending each message as it comes, at the same rate, plus one commit fsync)"
     echo
     echo "| broker | path | rate (ev/s) | events | p50 ms | p90 ms | p99 ms | max ms |"
     echo "|---|---|---|---|---|---|---|---|"
@@ -240,11 +254,18 @@ latency_runs() {   # latency_runs BROKER
         fi
         wait "$cpid" || true
         latency_line "$1" "commit, relay, broker, consumer" "$r"
+        relay_p50=$(sed -n 's/^count=.* p50_ms=\([0-9.]*\).*/\1/p' "$work/lat.out")
+        relay_p99=$(sed -n 's/^count=.* p99_ms=\([0-9.]*\).*/\1/p' "$work/lat.out")
         windows="$windows
 - $1, relay at $r ev/s: $(sed -n 's/^windows_p99_ms=//p' "$work/lat.out")"
         # the floor at the same rate, on the same broker
         floor_run "$1" "$r"
     done
+    echo
+    echo "Against the latency floor (targets of issue 19: p50 ≤ 1.5×, p99 ≤ 1.3×):"
+    echo
+    echo "| broker | rate (ev/s) | relay p50 / p99 ms | latency floor p50 / p99 ms | relay / floor |"
+    echo "|---|---|---|---|---|$summary"
     echo
     echo "p99 ms of each 10 s of arrivals (a flat tail keeps these alike):$windows"
     echo

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * launcher.c
- *	  The launcher: starts one relay worker per database listed in
- *	  outbox_kafka.databases, and stops the workers of databases that
- *	  leave the list on reload.
+ *	  The launcher: starts one relay worker and one inbox worker per
+ *	  database listed in outbox_kafka.databases, and stops the workers of
+ *	  databases that leave the list on reload.
  *
  * The launcher connects to no database (it only reads the shared catalog
  * pg_database).  It checks its workers every few seconds and right after a
@@ -39,6 +39,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "inbox.h"
 #include "relay.h"
 
 /* How often the launcher checks on its workers without a reload. */
@@ -51,14 +52,15 @@ typedef struct LaunchedWorker
 {
 	Oid			dboid;
 	NameData	dbname;
+	bool		inbox;			/* the inbox worker, not the relay */
 	BackgroundWorkerHandle *handle;
 } LaunchedWorker;
 
 static List *launched = NIL;	/* of LaunchedWorker *, in TopMemoryContext */
 static List *reported_missing = NIL;	/* names already reported missing */
 
-static void start_worker(Oid dboid, const char *dbname);
-static bool worker_running(Oid dboid);
+static void start_worker(Oid dboid, const char *dbname, bool inbox);
+static bool worker_running(Oid dboid, bool inbox);
 static void stop_unlisted_workers(List *listed_oids);
 static void reconcile_workers(void);
 static void forget_launcher_latch(int code, Datum arg);
@@ -115,11 +117,12 @@ outbox_register_launcher(void)
 }
 
 /*
- * worker_running: does a worker for dboid run (or is one starting)?
- * Forgets workers that have stopped, so they get started again.
+ * worker_running: does a worker (the relay, or the inbox worker if inbox)
+ * for dboid run (or is one starting)?  Forgets workers that have stopped,
+ * so they get started again.
  */
 static bool
-worker_running(Oid dboid)
+worker_running(Oid dboid, bool inbox)
 {
 	ListCell   *lc;
 	OutboxWorkerSlot *slot;
@@ -129,7 +132,7 @@ worker_running(Oid dboid)
 		LaunchedWorker *w = (LaunchedWorker *) lfirst(lc);
 		pid_t		pid;
 
-		if (w->dboid != dboid)
+		if (w->dboid != dboid || w->inbox != inbox)
 			continue;
 		if (GetBackgroundWorkerPid(w->handle, &pid) != BGWH_STOPPED)
 			return true;
@@ -140,15 +143,22 @@ worker_running(Oid dboid)
 	}
 
 	/* a worker started by an earlier launcher incarnation */
+	if (inbox)
+	{
+		InboxSlot  *islot = inbox_find_slot(dboid);
+
+		return islot != NULL && islot->pid != 0;
+	}
 	slot = outbox_find_slot(dboid);
 	return slot != NULL && slot->pid != 0;
 }
 
 /*
- * start_worker: register a dynamic relay worker for dboid.
+ * start_worker: register a dynamic relay worker (or inbox worker, if
+ * inbox) for dboid.
  */
 static void
-start_worker(Oid dboid, const char *dbname)
+start_worker(Oid dboid, const char *dbname, bool inbox)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -162,9 +172,18 @@ start_worker(Oid dboid, const char *dbname)
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	worker.bgw_notify_pid = MyProcPid;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "outbox_kafka");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "outbox_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "outbox_kafka worker for database %s", dbname);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "outbox_kafka worker");
+	if (inbox)
+	{
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "outbox_inbox_worker_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "outbox_kafka inbox for database %s", dbname);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "outbox_kafka inbox");
+	}
+	else
+	{
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "outbox_worker_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "outbox_kafka worker for database %s", dbname);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "outbox_kafka worker");
+	}
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
@@ -178,13 +197,15 @@ start_worker(Oid dboid, const char *dbname)
 	}
 	w = palloc(sizeof(LaunchedWorker));
 	w->dboid = dboid;
+	w->inbox = inbox;
 	namestrcpy(&w->dbname, dbname);
 	w->handle = handle;
 	launched = lappend(launched, w);
 	MemoryContextSwitchTo(old);
 
 	ereport(LOG,
-			(errmsg("outbox_kafka launcher started a worker for database \"%s\"", dbname)));
+			(errmsg(inbox ? "outbox_kafka launcher started an inbox worker for database \"%s\"" :
+					"outbox_kafka launcher started a worker for database \"%s\"", dbname)));
 }
 
 /*
@@ -205,7 +226,8 @@ stop_unlisted_workers(List *listed_oids)
 			continue;
 		TerminateBackgroundWorker(w->handle);
 		ereport(LOG,
-				(errmsg("outbox_kafka launcher stops the worker for database \"%s\": no longer listed in \"outbox_kafka.databases\"",
+				(errmsg(w->inbox ? "outbox_kafka launcher stops the inbox worker for database \"%s\": no longer listed in \"outbox_kafka.databases\"" :
+						"outbox_kafka launcher stops the worker for database \"%s\": no longer listed in \"outbox_kafka.databases\"",
 						NameStr(w->dbname))));
 		launched = foreach_delete_current(launched, lc);
 		pfree(w->handle);
@@ -271,8 +293,10 @@ reconcile_workers(void)
 			continue;
 		}
 		listed_oids = lappend_oid(listed_oids, dboid);
-		if (!worker_running(dboid))
-			start_worker(dboid, name);
+		if (!worker_running(dboid, false))
+			start_worker(dboid, name, false);
+		if (!worker_running(dboid, true))
+			start_worker(dboid, name, true);
 	}
 	stop_unlisted_workers(listed_oids);
 	PopActiveSnapshot();

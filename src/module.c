@@ -29,6 +29,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "inbox.h"
 #include "outbox_kafka.h"
 #include "pg_compat.h"
 #include "producer_config.h"
@@ -54,6 +55,8 @@ int			outbox_max_batch_bytes_kb = 16384;
 int			outbox_stall_timeout_ms = 1000;
 int			outbox_progress_save_interval_ms = 100;
 bool		outbox_wait_for_standbys = false;
+int			outbox_inbox_batch_size = 1000;
+int			outbox_inbox_dedupe_window_s = 7 * 24 * 3600;
 
 /* True when _PG_init ran while shared_preload_libraries was processed. */
 bool		outbox_loaded_at_startup = false;
@@ -477,6 +480,22 @@ define_settings(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("outbox_kafka.inbox_batch_size",
+							"Most messages the inbox applies in one transaction.",
+							NULL,
+							&outbox_inbox_batch_size,
+							1000, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox_kafka.inbox_dedupe_window",
+							"How long the inbox keeps de-duplication records, at least.",
+							"A record is kept at least this long and less than twice as long.",
+							&outbox_inbox_dedupe_window_s,
+							7 * 24 * 3600, 60, INT_MAX / 2,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("outbox_kafka");
 }
 
@@ -502,5 +521,6 @@ _PG_init(void)
 	/* after the hook above, so that redaction runs first */
 	outbox_secret_redaction_install();
 	outbox_shmem_install_hooks();
+	inbox_shmem_install_hooks();
 	outbox_register_launcher();
 }

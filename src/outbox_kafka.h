@@ -184,6 +184,9 @@ extern bool outbox_wait_for_standbys;
 extern bool outbox_loaded_at_startup;
 
 
+/* step_error.c */
+extern ErrorData *outbox_abort_failed_step(void);
+
 /* database_list.c */
 extern List *outbox_database_list(void);
 extern bool outbox_database_listed(const char *dbname);

@@ -721,6 +721,33 @@ note_partition_count(KnownTopic *known, int32 partition_cnt)
 }
 
 /*
+ * ask_topic_metadata: ask the cluster for rkt's metadata (into *md, to be
+ * destroyed by the caller when set), waiting at most TOPIC_METADATA_MS.
+ * When it does not answer in time, no other request waits for metadata
+ * for METADATA_QUIET_MS (see learn_topic): callers check
+ * metadata_quiet_until before asking.
+ */
+static rd_kafka_resp_err_t
+ask_topic_metadata(OutboxProducer *producer, rd_kafka_topic_t *rkt,
+				   const struct rd_kafka_metadata **md)
+{
+	rd_kafka_resp_err_t err;
+
+	*md = NULL;
+	err = rd_kafka_metadata(producer->rk, 0, rkt, md, TOPIC_METADATA_MS);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		producer->metadata_quiet_until =
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), METADATA_QUIET_MS);
+		ereport(DEBUG1,
+				(errmsg_internal("outbox_kafka: no metadata of topic \"%s\" within %d ms (%s); none asked for during the next %d ms",
+								 rd_kafka_topic_name(rkt), TOPIC_METADATA_MS,
+								 rd_kafka_err2str(err), METADATA_QUIET_MS)));
+	}
+	return err;
+}
+
+/*
  * learn_topic: the error the cluster reports for topic (unknown topic, not
  * authorised...), or 0, and through *known what this producer knows of it
  * (its partition count, when the cluster gave it).  The first time this producer produces to topic it
@@ -783,11 +810,8 @@ learn_topic(OutboxProducer *producer, const char *topic, KnownTopic **known_p)
 	rkt = rd_kafka_topic_new(producer->rk, topic, NULL);
 	if (rkt == NULL)
 		return 0;
-	err = rd_kafka_metadata(producer->rk, 0, rkt, &md, TOPIC_METADATA_MS);
+	err = ask_topic_metadata(producer, rkt, &md);
 	known->learned = (err == RD_KAFKA_RESP_ERR_NO_ERROR);
-	if (!known->learned)
-		producer->metadata_quiet_until =
-			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), METADATA_QUIET_MS);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md != NULL && md->topic_cnt == 1)
 	{
 		rd_kafka_resp_err_t terr = md->topics[0].err;
@@ -881,22 +905,27 @@ outbox_producer_cluster_answers(OutboxProducer *producer, int timeout_ms)
 /*
  * outbox_producer_leaderless: the partitions of topic that have no leader,
  * as the cluster says now (at most max of them, into partitions); 0 if
- * none, or if the cluster does not answer within TOPIC_METADATA_MS.
- * Blocks the worker that long at most.
+ * none, or if the cluster does not answer within TOPIC_METADATA_MS, or
+ * did not answer a metadata request in the last METADATA_QUIET_MS: a
+ * cluster too slow to answer blocks the worker TOPIC_METADATA_MS at most
+ * once in that time, however many topics are asked about.
  */
 int
 outbox_producer_leaderless(OutboxProducer *producer, const char *topic,
 						   int32 *partitions, int max)
 {
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(producer->rk, topic, NULL);
+	rd_kafka_topic_t *rkt;
 	const struct rd_kafka_metadata *md = NULL;
 	int			n = 0;
 	int			i;
 
+	if (GetCurrentTimestamp() < producer->metadata_quiet_until)
+		return 0;
+	rkt = rd_kafka_topic_new(producer->rk, topic, NULL);
 	if (rkt == NULL)
 		return 0;
-	if (rd_kafka_metadata(producer->rk, 0, rkt, &md, TOPIC_METADATA_MS) ==
-		RD_KAFKA_RESP_ERR_NO_ERROR && md != NULL && md->topic_cnt == 1)
+	if (ask_topic_metadata(producer, rkt, &md) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		md != NULL && md->topic_cnt == 1)
 	{
 		for (i = 0; i < md->topics[0].partition_cnt && n < max; i++)
 			if (md->topics[0].partitions[i].leader < 0)

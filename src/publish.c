@@ -549,6 +549,7 @@ settle_failures(void)
 	int			retry = 0;
 	const char *retry_error = NULL;
 	OutboxErrorClass retry_class = OUTBOX_ERROR_TRANSIENT;
+	OutboxErrorClass cls;
 	int			i;
 
 	for (c = 0; c < 2; c++)
@@ -591,11 +592,11 @@ settle_failures(void)
 				case OUTBOX_VERDICT_RETRY:
 					event->attempts = Max(event->attempts - 1, 0);
 					event->delivery = OUTBOX_DELIVERY_NONE;
-					if (retry++ == 0 ||
-						outbox_classify_error(event->error) == OUTBOX_ERROR_CLUSTER)
+					cls = outbox_classify_error(event->error);
+					if (retry++ == 0 || cls == OUTBOX_ERROR_CLUSTER)
 					{
 						retry_error = outbox_error_text(event->error);
-						retry_class = outbox_classify_error(event->error);
+						retry_class = cls;
 					}
 					break;
 				case OUTBOX_VERDICT_WAIT:
@@ -619,6 +620,9 @@ settle_failures(void)
 							   dead,
 							   dead, (long long) first_dead, dead_error)));
 	}
+	/* an event refused alone and dead-lettered: the chunk moves on */
+	if (dead > 0)
+		relay_note_progress();
 	if (retry > 0)
 	{
 		relay.backoff_ms = relay.backoff_ms == 0 ? RETRY_BACKOFF_MIN_MS :

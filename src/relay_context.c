@@ -135,6 +135,20 @@ relay_look_for_commits(void)
 }
 
 /*
+ * relay_note_progress: an event was settled for good (acknowledged, or
+ * dead-lettered after it was refused for what it is): the failures before
+ * it made progress, so the back-offs (the retries' and the producer
+ * rebuilds') start again from the least.  They grow only while failing
+ * makes no progress.
+ */
+void
+relay_note_progress(void)
+{
+	relay.backoff_ms = 0;
+	relay.rebuild_backoff_ms = 0;
+}
+
+/*
  * relay_request_rebuild: the producer is in a fatal state (reason says
  * why): the driver destroys it and builds a new one before the next step.
  * The first request until then wins.

@@ -98,6 +98,7 @@ extern void relay_end_step(void);
 extern bool relay_new_commits(void);
 extern void relay_look_for_commits(void);
 extern void relay_request_rebuild(const char *reason);
+extern void relay_note_progress(void);
 
 /* chunk_produce.c */
 extern int	relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held);

@@ -31,7 +31,6 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -530,9 +529,9 @@ relay_step(void)
 	serve_producer();
 	if (relay.producer == NULL)
 		return ms_until(relay.rebuild_at);	/* recreated after a fatal error */
-	/* a producer that delivers ends the rebuilds' back-off */
+	/* a producer that delivers ends the back-offs */
 	if (relay.rebuild_backoff_ms != 0 && outbox_producer_delivered(relay.producer))
-		relay.rebuild_backoff_ms = 0;
+		relay_note_progress();
 
 	if (!relay.held_loaded)
 		held_load();
@@ -666,24 +665,7 @@ shutdown_relay(void)
 static void
 recover_from_error(void)
 {
-	ErrorData  *edata;
-
-	/* the callbacks of the failed step point into frames that are gone */
-	error_context_stack = NULL;
-	HOLD_INTERRUPTS();
-	/* copy the error before the transaction's memory goes away */
-	MemoryContextSwitchTo(TopMemoryContext);
-	edata = CopyErrorData();
-	EmitErrorReport();
-	/* what AbortCurrentTransaction() leaves to the caller outside a transaction */
-	LWLockReleaseAll();
-	ConditionVariableCancelSleep();
-	pgstat_report_wait_end();
-	AbortCurrentTransaction();
-	MemoryContextSwitchTo(TopMemoryContext);
-	FlushErrorState();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	RESUME_INTERRUPTS();
+	ErrorData  *edata = outbox_abort_failed_step();
 
 	relay.extension_ready = false;
 

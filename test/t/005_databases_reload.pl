@@ -157,7 +157,7 @@ unlike(slurp_file($node->logfile),
 $offset = -s $node->logfile;
 set_databases('postgres,second_db,third_db');
 $node->wait_for_log(
-	qr/outbox_kafka worker for database "third_db" is waiting_for_extension.*\n.*not installed/,
+	qr/outbox_kafka worker for database "third_db" is waiting_for_extension: [^\n]*not installed/,
 	$offset);
 ok(1, 'the worker of third_db says the extension is not installed');
 is( $node->safe_psql('postgres',

@@ -53,6 +53,7 @@ our @EXPORT = qw(
   start_mock new_node consume_all consume_topics wait_until_published
   outbox_status murmur2 partition_for run_sql_files_concurrently
   by_outbox_id header_value poll_until check_delivery
+  query_or_empty inbox_worker_pid $INBOX_EFFECT_HANDLER
 );
 
 our $KCAT = $ENV{KCAT} // 'kcat';
@@ -377,6 +378,61 @@ sub poll_until
 		return $r if time() > $deadline;
 		usleep(5_000);
 	}
+}
+
+=pod
+
+=item $INBOX_EFFECT_HANDLER
+
+SQL creating a table effect (n, key, seq) and an inbox handler
+apply(outbox.inbox_message) that inserts the message's key and the "seq"
+of its JSON value there, taking a millisecond per message (so that faults
+meet a stream in progress).
+
+=cut
+
+our $INBOX_EFFECT_HANDLER = q{
+CREATE TABLE effect (n bigserial PRIMARY KEY, key text, seq int);
+CREATE FUNCTION apply(m outbox.inbox_message) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO effect (key, seq)
+    VALUES (convert_from(m.key, 'UTF8'), (convert_from(m.value, 'UTF8')::jsonb ->> 'seq')::int);
+    PERFORM pg_sleep(0.001);
+END
+$$;
+};
+
+=pod
+
+=item query_or_empty($node, $dbname, $sql)
+
+The output of $sql, or '' when it fails (the server is restarting after a
+crash, say): for polls that must survive a restart.
+
+=cut
+
+sub query_or_empty
+{
+	my ($node, $db, $sql) = @_;
+	my ($ret, $out) = $node->psql($db, $sql);
+	return $ret == 0 ? $out : '';
+}
+
+=pod
+
+=item inbox_worker_pid($node, $dbname)
+
+The pid of the inbox worker of $dbname, '' if none runs (or the server
+does not answer).
+
+=cut
+
+sub inbox_worker_pid
+{
+	my ($node, $db) = @_;
+	return query_or_empty($node, $db,
+		qq{SELECT pid FROM pg_stat_activity WHERE backend_type = 'outbox_kafka inbox' AND datname = '$db'});
 }
 
 =pod

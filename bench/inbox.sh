@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# bench/inbox.sh: throughput of the inbox (docs/inbox.md) against its floor,
+# measured in one run on this machine, on a single-node Apache Kafka
+# (test/kafka) on loopback: BENCH_INBOX_N (default 100000) messages of
+# 1 KB JSON over 8 partitions, produced before either consumer starts, then
+#
+#   floor  bench/inbox_floor.c: a bare librdkafka consumer that COPYs the
+#          messages into a table and stores one offset row per partition
+#          per batch of BENCH_INBOX_BATCH (1000), in one transaction;
+#   inbox  outbox.subscribe with a PL/pgSQL handler doing one INSERT per
+#          message (outbox_kafka.inbox_batch_size = BENCH_INBOX_BATCH),
+#
+# both with synchronous_commit = on, each into a database of its own on
+# the same server.  Prints a Markdown table (docs/benchmarks.md keeps the
+# latest).  Needs root (installs what is missing, runs the server as
+# $OUTBOX_TEST_USER); PG_CONFIG picks the PostgreSQL.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+run_user=${OUTBOX_TEST_USER:-postgres}
+n=${BENCH_INBOX_N:-100000}
+batch=${BENCH_INBOX_BATCH:-1000}
+topic=bench.inbox
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+pgbin=$("$PG_CONFIG" --bindir)
+# shellcheck source=test/install_deps.sh
+source "$here/test/install_deps.sh"
+install_deps
+make -C "$here" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
+build_and_install "$here"
+work=$(mktemp -d /tmp/outbox_kafka_inbox_bench.XXXXXX)
+chown "$run_user" "$work"
+mock_pid=
+trap 'remove_throwaway "$work"' EXIT
+flags=()
+[ -z "${RDKAFKA_PREFIX:-}" ] ||
+    flags=(-isystem "$RDKAFKA_PREFIX/include" -L"$RDKAFKA_PREFIX/lib" -Wl,-rpath,"$RDKAFKA_PREFIX/lib")
+gcc -O2 -Wall -Wextra -Werror "${flags[@]}" -I"$("$PG_CONFIG" --includedir)" \
+    -o "$work/inbox_floor" "$here/bench/inbox_floor.c" -lrdkafka -lpq
+
+start_real_broker "$work" "$topic:8" >&2
+start_throwaway_server "$work" "inbox" "$bootstrap" "synchronous_commit = on
+outbox_kafka.inbox_batch_size = $batch
+max_worker_processes = 16"
+psql_() { as_user "$run_user" "$pgbin/psql" -h "$work" -p "$port" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+# the messages: 1 KB of JSON each, keys spread over the partitions
+pad=$(head -c 940 /dev/zero | tr '\0' 'x')
+awk -v n="$n" -v pad="$pad" 'BEGIN { for (i = 1; i <= n; i++)
+    printf "k%d|{\"seq\": %d, \"orderId\": %d, \"pad\": \"%s\"}\n", i % 1000, i, i, pad }' >"$work/messages"
+t=$(date +%s.%N)
+kcat -P -b "$bootstrap" -t "$topic" -K '|' -X linger.ms=50 -X batch.num.messages=10000 -l "$work/messages"
+echo "produced $n messages in $(echo "$(date +%s.%N) - $t" | bc) s" >&2
+
+# the floor
+psql_ -d postgres -c 'CREATE DATABASE floor'
+floor=$(as_user "$run_user" "$work/inbox_floor" "$bootstrap" "$topic" 8 "$n" "$batch" \
+    "host=$work port=$port dbname=floor")
+floor_rate=$(sed -n 's/.*msg_per_s=\([0-9]*\).*/\1/p' <<<"$floor")
+
+# the inbox
+psql_ -d postgres -c 'CREATE DATABASE inbox'
+psql_ -d inbox <<'SQL'
+CREATE EXTENSION outbox_kafka;
+CREATE TABLE effect (order_id bigint, key text, payload jsonb);
+CREATE FUNCTION apply(m outbox.inbox_message) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO effect VALUES (m."offset", convert_from(m.key, 'UTF8'),
+                               convert_from(m.value, 'UTF8')::jsonb);
+END
+$$;
+SQL
+psql_ -d inbox -c "SELECT outbox.subscribe('bench', '$topic', 'apply(outbox.inbox_message)')"
+# from the first applied message to the last (the worker notices a new
+# subscription within a second: not counted)
+while [ "$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) > 0 FROM outbox.inbox_status')" != t ]; do sleep 0.05; done
+t0=$(date +%s.%N)
+first=$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) FROM outbox.inbox_status')
+while [ "$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) FROM outbox.inbox_status')" -lt "$n" ]; do sleep 0.05; done
+t1=$(date +%s.%N)
+inbox_rate=$(echo "($n - $first) / ($t1 - $t0)" | bc)
+[ "$(psql_ -d inbox -c 'SELECT count(*) FROM effect')" = "$n" ] || { echo "effects != $n" >&2; exit 1; }
+
+echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $n messages of 1 KB JSON, 8 partitions, batches of $batch, synchronous_commit = on; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }bash bench/inbox.sh\`"
+echo
+echo "| what | msg/s | of the floor |"
+echo "|---|---|---|"
+echo "| floor: bare consumer, COPY + one offset row per partition per batch | $floor_rate | 1.00 |"
+echo "| inbox, per-message PL/pgSQL handler (one INSERT) | $inbox_rate | $(echo "scale=2; $inbox_rate / $floor_rate" | bc) |"

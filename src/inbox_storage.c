@@ -1,0 +1,188 @@
+/*-------------------------------------------------------------------------
+ *
+ * inbox_storage.c
+ *	  The inbox worker's reads of its tables outside a batch: the
+ *	  subscriptions, the stored offsets of one subscription, and the
+ *	  rotation of the de-duplication tables.
+ *
+ * De-duplication records live in two tables used in turn
+ * (outbox.inbox_dedupe_0 and _1).  Once the current one is older than
+ * outbox_kafka.inbox_dedupe_window, the other is emptied with TRUNCATE and
+ * becomes current: no DELETE, no dead tuples, and the lock is taken with
+ * NOWAIT so that a reader never makes the worker wait.  Only the worker
+ * writes these tables, so nothing is lost between the two steps.
+ *
+ * Copyright (c) 2026, outbox_kafka developers
+ *
+ * IDENTIFICATION
+ *	  src/inbox_storage.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "catalog/namespace.h"
+#include "executor/spi.h"
+#include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+#include "inbox.h"
+#include "relay.h"
+
+/*
+ * inbox_storage_subscriptions: every subscription whose handler and owner
+ * exist, as a List of InboxSubscription * in the current memory context.
+ * A subscription whose handler or owner was dropped is left out with a
+ * WARNING.
+ * Needs a transaction with a snapshot and SPI not connected.
+ */
+List *
+inbox_storage_subscriptions(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *result = NIL;
+	uint64		i;
+
+	SPI_connect();
+	if (SPI_execute("SELECT name, topic, handler::oid, owner::oid, max_attempts,"
+					" on_poison = 'hold', concat_ws('|', name, topic, handler::oid,"
+					" owner::oid, max_attempts, on_poison)"
+					" FROM outbox.inbox_subscription ORDER BY name", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read outbox.inbox_subscription");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		InboxSubscription *sub;
+		MemoryContext old;
+		Oid			handler = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+
+		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(handler)))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("inbox subscription \"%s\" is not consumed: its handler function %u does not exist",
+							SPI_getvalue(tup, desc, 1), handler),
+					 errhint("Subscribe again with an existing handler.")));
+			continue;
+		}
+		if (!SearchSysCacheExists1(AUTHOID,
+								   SPI_getbinval(tup, desc, 4, &isnull)))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("inbox subscription \"%s\" is not consumed: its owner, role %s, does not exist",
+							SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 4)),
+					 errhint("Subscribe again as an existing role.")));
+			continue;
+		}
+		old = MemoryContextSwitchTo(caller);
+		sub = palloc0(sizeof(InboxSubscription));
+		sub->name = SPI_getvalue(tup, desc, 1);
+		sub->topic = SPI_getvalue(tup, desc, 2);
+		sub->handler = handler;
+		sub->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+		sub->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		sub->hold = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		sub->signature = SPI_getvalue(tup, desc, 7);
+		result = lappend(result, sub);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * inbox_storage_positions: the stored offsets of subscription, a List of
+ * InboxPosition * in the current memory context, by partition.  Needs a
+ * transaction with a snapshot and SPI not connected.
+ */
+List *
+inbox_storage_positions(const char *subscription)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	List	   *result = NIL;
+	uint64		i;
+
+	SPI_connect();
+	args[0] = CStringGetTextDatum(subscription);
+	if (SPI_execute_plan(outbox_keep_plan(&plan,
+										  "SELECT \"partition\", next_offset, attempts"
+										  " FROM outbox.inbox_offset WHERE subscription = $1"
+										  " ORDER BY \"partition\"", 1, argtypes),
+						 args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read outbox.inbox_offset");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(caller);
+		InboxPosition *pos = palloc(sizeof(InboxPosition));
+
+		pos->partition = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		pos->next_offset = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		pos->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		result = lappend(result, pos);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * inbox_storage_rotate_dedupe: once the current de-duplication table is
+ * older than window_s seconds, empty the other one and make it current.
+ * Does nothing (tries again later) if anybody holds a lock on it.  Needs
+ * a transaction with a snapshot and SPI not connected; the caller commits.
+ */
+void
+inbox_storage_rotate_dedupe(int window_s)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1];
+	int			next;
+	bool		isnull;
+	Oid			relid;
+
+	SPI_connect();
+	args[0] = Int32GetDatum(window_s);
+	if (SPI_execute_with_args("SELECT 1 - current_table FROM outbox.inbox_dedupe_rotation"
+							  " WHERE rotated_at < now() - make_interval(secs => $1)",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read outbox.inbox_dedupe_rotation");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return;
+	}
+	next = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	/* kept to the end of the transaction: no reader sees it half done */
+	relid = RangeVarGetRelid(makeRangeVar("outbox",
+										  next == 0 ? "inbox_dedupe_0" : "inbox_dedupe_1",
+										  -1),
+							 NoLock, false);
+	if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
+	{
+		SPI_finish();
+		return;
+	}
+	SPI_execute(next == 0 ?
+				"TRUNCATE outbox.inbox_dedupe_0" :
+				"TRUNCATE outbox.inbox_dedupe_1", false, 0);
+	args[0] = Int32GetDatum(next);
+	SPI_execute_with_args("UPDATE outbox.inbox_dedupe_rotation"
+						  " SET current_table = $1, rotated_at = now()",
+						  1, argtypes, args, NULL, false, 0);
+	SPI_finish();
+	ereport(DEBUG1,
+			(errmsg("outbox_kafka inbox: de-duplication table %d emptied and made current", next)));
+}
