@@ -12,7 +12,7 @@
 -- The worker starts within a second, from the beginning of the topic.  To
 -- start where the topic ends now instead, call outbox.inbox_rewind(
 -- 'billing', partition, high watermark) for each partition in the same
--- transaction (test/orders-billing.e2e-spec.ts does).
+-- transaction (test/support/inbox.ts does).
 
 GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text)
     TO billing_inbox;
