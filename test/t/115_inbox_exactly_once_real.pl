@@ -101,7 +101,10 @@ my $producer = IPC::Run::start(
 	[ $RealKafka::ADMIN, '-b', $kafka->bootstrap, 'produce', $topic, $rate ],
 	'<', $input, '>', \$prod_out, '2>', \$prod_err);
 
-sub query { return query_or_empty($node, $_[0], $_[1]); }
+# query_or_empty, and '' too when psql dies of a broken pipe (the server
+# went away between its start and the query: a crash restart)
+sub query { my $r = eval { query_or_empty($node, $_[0], $_[1]) }; return $r // ''; }
+sub worker_pid { my $r = eval { inbox_worker_pid($node, $_[0]) }; return $r // ''; }
 
 # messages consumed by a database (copies included), -1 while it does not
 # answer: cheap to ask however long the run
@@ -172,17 +175,17 @@ my @dbs = ('billing');
 for my $j (0 .. $#faults)
 {
 	my $at = ($j + 1) * $step;
-	ok(poll_slowly(sub { consumed('billing') >= $at && inbox_worker_pid($node, 'billing') ne '' }, $wait),
+	ok(poll_slowly(sub { consumed('billing') >= $at && worker_pid('billing') ne '' }, $wait),
 		"billing consumed $at, its inbox worker runs");
 	check_kafka_behind_db(@dbs);
 	my $f = $faults[$j];
 	if ($f eq 'worker_kill')
 	{
-		my $pid = inbox_worker_pid($node, 'billing');
+		my $pid = worker_pid('billing');
 		my $offset = -s $node->logfile;
 		kill 'KILL', $pid;
 		$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
-		ok(poll_until(sub { my $p = inbox_worker_pid($node, 'billing'); $p ne '' && $p ne $pid }, $wait),
+		ok(poll_until(sub { my $p = worker_pid('billing'); $p ne '' && $p ne $pid }, $wait),
 			"SIGKILL of inbox worker $pid: a new one after the crash restart");
 	}
 	elsif ($f eq 'immediate')
