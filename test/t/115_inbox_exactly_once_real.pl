@@ -100,6 +100,8 @@ my ($prod_out, $prod_err) = ('', '');
 my $producer = IPC::Run::start(
 	[ $RealKafka::ADMIN, '-b', $kafka->bootstrap, 'produce', $topic, $rate ],
 	'<', $input, '>', \$prod_out, '2>', \$prod_err);
+# it retries for ever: if the test dies, it must not outlive it
+END { $producer->kill_kill if $producer && $producer->pumpable; }
 
 # query_or_empty, and '' too when psql dies of a broken pipe (the server
 # went away between its start and the query: a crash restart)
