@@ -6,7 +6,8 @@
 # a loopback port, and they move as events flow, wait for a broker, and are
 # dead-lettered; the inbox's metrics (outbox.inbox_status) move as a
 # subscription applies messages and dead-letters a poison one, and show the
-# inbox stopped.  With promtool (Debian package prometheus) on the PATH, the
+# inbox stopped.  With promtool (from Debian's prometheus package: on the
+# PATH, or fetched by test/install_deps.sh into /var/cache/outbox_kafka), the
 # alert rules and their unit tests (alerts.test.yaml) are checked too.
 
 use strict;
@@ -353,7 +354,9 @@ ok(poll_until(sub { (metric_sum('outbox_kafka_inbox_state_status', 'inventory', 
 # --- the alert rules (when Prometheus' promtool is installed) ----------------
 SKIP:
 {
-	my $promtool = (grep { -x "$_/promtool" } split /:/, $ENV{PATH})[0];
+	# on the PATH, or where test/install_deps.sh (fetch_promtool) puts it
+	my $promtool = (grep { -x "$_/promtool" } split(/:/, $ENV{PATH}),
+		'/var/cache/outbox_kafka/promtool')[0];
 	skip 'promtool not installed (Debian package prometheus)', 2 unless $promtool;
 	my $dir = abs_path("$FindBin::Bin/../../examples/prometheus");
 	my ($out, $ok) = ('');
