@@ -10,6 +10,19 @@ ALTER TABLE outbox.inbox_subscription
         CHECK (on_poison IN ('dead_letter', 'hold', 'hold_key')),
     ADD COLUMN dead_letter_topic text;
 
+-- outbox.subscribe gains dead_letter_topic: a new signature.  The roles
+-- granted EXECUTE on the old one keep it on the new one.
+DO $$
+BEGIN
+    PERFORM set_config('outbox_upgrade.subscribe_grantees',
+        coalesce((SELECT string_agg(quote_ident(r.rolname), ',')
+                    FROM pg_proc p, aclexplode(p.proacl) a, pg_roles r
+                   WHERE p.oid = 'outbox.subscribe(text, text, regprocedure, integer, text)'::regprocedure
+                     AND a.privilege_type = 'EXECUTE' AND a.grantee = r.oid
+                     AND a.grantee <> p.proowner), ''),
+        true);
+END
+$$;
 DROP FUNCTION outbox.subscribe(text, text, regprocedure, integer, text);
 CREATE FUNCTION outbox.subscribe(subscription text, topic text, handler regprocedure,
                                  max_attempts integer DEFAULT 5,
@@ -21,6 +34,16 @@ AS 'MODULE_PATHNAME', 'outbox_inbox_subscribe';
 COMMENT ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text) IS
     'Apply the messages of a topic with a handler, run as the caller';
 REVOKE ALL ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text) FROM PUBLIC;
+DO $$
+DECLARE
+    grantees text := current_setting('outbox_upgrade.subscribe_grantees', true);
+BEGIN
+    IF coalesce(grantees, '') <> '' THEN
+        EXECUTE 'GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text) TO '
+                || grantees;
+    END IF;
+END
+$$;
 
 ------------------------------------------------------------------------
 -- The inbox (0.7): per-key hold, a Kafka dead-letter topic, rewind by

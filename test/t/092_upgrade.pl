@@ -142,11 +142,30 @@ foreach my $v ('0.2', '0.3', '0.4', '0.5', '0.6', '0.7')
 			  FROM outbox.event WHERE topic = 't.held';
 		});
 	}
+	if ($v eq '0.7')
+	{
+		# a service role allowed to subscribe under 0.6
+		$node->safe_psql('upg_api', q{
+			CREATE ROLE upg_subscriber;
+			GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text)
+			  TO upg_subscriber;
+		});
+	}
 	$node->safe_psql('upg_api', "ALTER EXTENSION outbox_kafka UPDATE TO '$v'");
 	is($node->safe_psql('upg_api',
 			"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
 		$v, "updated to $v");
 }
+is($node->safe_psql('upg_api', q{
+	SELECT has_function_privilege('upg_subscriber',
+	         'outbox.subscribe(text, text, regprocedure, integer, text, text)', 'EXECUTE'),
+	       has_function_privilege('public',
+	         'outbox.subscribe(text, text, regprocedure, integer, text, text)', 'EXECUTE')}),
+	't|f', '0.7: a role granted outbox.subscribe keeps it on its new signature, PUBLIC does not get it');
+$node->safe_psql('upg_api', q{
+	REVOKE EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text)
+	  FROM upg_subscriber;
+});
 is($node->safe_psql('upg_api',
 		q{SELECT topic, partition IS NULL, held_events, reason FROM outbox.held_topics}),
 	't.held|t|1|not authorised',
@@ -283,7 +302,7 @@ foreach my $obj ('table outbox.held_topic', 'table outbox.held_event',
 	'table outbox.inbox_held', 'table outbox.inbox_rewind_request', 'view outbox.inbox_held_keys',
 	'function outbox.inbox_rewind(text,timestamp with time zone)',
 	'view outbox.subscriptions',
-	'function outbox.subscribe(text,text,regprocedure,integer,text)')
+	'function outbox.subscribe(text,text,regprocedure,integer,text,text)')
 {
 	like($updated, qr/^\Q$obj\E$/m, "updated database has $obj");
 }
