@@ -8,7 +8,9 @@
 # the messages behind it are applied, in order, once, and the key flows
 # again.  A poison message without a key holds its partition (there is no
 # key to set aside).  inbox_status and outbox.inbox_held_keys show the held
-# keys; a key is released by hand by dead-lettering its messages.
+# keys; a key is released by hand by dead-lettering its messages.  A
+# SIGKILL of the worker while it applies a held key leaves nothing applied
+# twice: the effects and the removals from inbox_held commit together.
 
 use strict;
 use warnings;
@@ -23,7 +25,8 @@ use Test::More;
 
 my $topic = 'hk.orders';
 my $mock = start_mock(topics => ["$topic:2"]);
-my $node = new_node('inbox_hold_key', bootstrap => $mock->bootstrap);
+my $node = new_node('inbox_hold_key', bootstrap => $mock->bootstrap,
+	extra_conf => "restart_after_crash = on\n");
 
 $node->safe_psql('postgres', q{
 CREATE TABLE effect (n bigserial PRIMARY KEY, "partition" int, "offset" bigint,
@@ -92,20 +95,36 @@ ok(poll_until(sub {
 is($node->safe_psql('postgres', q{SELECT count(*) FROM outbox.inbox_dead_letter}),
 	'0', 'nothing is dead-lettered');
 
-# the handler is fixed: the held key is applied, in order, once
+# the handler is fixed (and slow for the held key, 0.2 s a message): the
+# worker is killed while it applies the key; after the crash restart the
+# held key is applied, in order, once
 $node->safe_psql('postgres', q{
 CREATE OR REPLACE FUNCTION apply(m outbox.inbox_message) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF convert_from(m.key, 'UTF8') = 'k0' THEN
+        PERFORM pg_sleep(0.2);
+    END IF;
     INSERT INTO effect ("partition", "offset", key, seq)
     VALUES (m."partition", m."offset", convert_from(m.key, 'UTF8'),
             (convert_from(m.value, 'UTF8')::jsonb ->> 'seq')::int);
 END
 $$;
 });
+my $pid;
 ok(poll_until(sub {
-		$node->safe_psql('postgres', q{SELECT count(*) FROM outbox.inbox_held}) eq '0';
-	}), 'once the handler is fixed, the held key is released');
+		$pid = query_or_empty($node, 'postgres', q{
+			SELECT pid FROM pg_stat_activity
+			 WHERE backend_type = 'outbox_kafka inbox' AND query = 'retrying held inbox keys'
+			   AND state = 'active'});
+		$pid ne '';
+	}), 'the worker applies the held key');
+my $log_offset = -s $node->logfile;
+kill 'KILL', $pid;
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+ok(poll_until(sub {
+		query_or_empty($node, 'postgres', q{SELECT count(*) FROM outbox.inbox_held}) eq '0';
+	}), 'killed while applying it: after the restart the held key is released');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM effect WHERE key = 'k0' AND seq >= 41}),
 	1 + $later_k0, 'the held message and the messages behind it are applied');
 is($node->safe_psql('postgres', q{
