@@ -770,7 +770,11 @@ inbox_step(void)
 			is->held_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), held_ms);
 		}
 		if (is->sub->hold_key)
-			wait_ms = Min(wait_ms, Max(ms_until(is->held_due), 1));
+		{
+			long		held_wait = ms_until(is->held_due);
+
+			wait_ms = Min(wait_ms, Max(held_wait, 1));
+		}
 		if (is->consumer == NULL && !assign(is))
 			misconfigured = true;
 		if (is->consumer == NULL)
