@@ -9,6 +9,8 @@
 #          per batch of BENCH_INBOX_BATCH (1000), in one transaction;
 #   inbox  outbox.subscribe with a PL/pgSQL handler doing one INSERT per
 #          message (outbox_kafka.inbox_batch_size = BENCH_INBOX_BATCH),
+#          on_poison => BENCH_INBOX_ON_POISON (default dead_letter; with
+#          hold_key each batch also reads the held keys),
 #
 # both with synchronous_commit = on, each into a database of its own on
 # the same server.  Prints a Markdown table (docs/benchmarks.md keeps the
@@ -19,6 +21,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 run_user=${OUTBOX_TEST_USER:-postgres}
 n=${BENCH_INBOX_N:-100000}
 batch=${BENCH_INBOX_BATCH:-1000}
+on_poison=${BENCH_INBOX_ON_POISON:-dead_letter}
 topic=bench.inbox
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 pgbin=$("$PG_CONFIG" --bindir)
@@ -70,7 +73,7 @@ BEGIN
 END
 $$;
 SQL
-psql_ -d inbox -c "SELECT outbox.subscribe('bench', '$topic', 'apply(outbox.inbox_message)')"
+psql_ -d inbox -c "SELECT outbox.subscribe('bench', '$topic', 'apply(outbox.inbox_message)', on_poison => '$on_poison')"
 # from the first applied message to the last (the worker notices a new
 # subscription within a second: not counted)
 while [ "$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) > 0 FROM outbox.inbox_status')" != t ]; do sleep 0.05; done
@@ -81,7 +84,7 @@ t1=$(date +%s.%N)
 inbox_rate=$(echo "($n - $first) / ($t1 - $t0)" | bc)
 [ "$(psql_ -d inbox -c 'SELECT count(*) FROM effect')" = "$n" ] || { echo "effects != $n" >&2; exit 1; }
 
-echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $n messages of 1 KB JSON, 8 partitions, batches of $batch, synchronous_commit = on; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }bash bench/inbox.sh\`"
+echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $n messages of 1 KB JSON, 8 partitions, batches of $batch, synchronous_commit = on, on_poison = $on_poison; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }BENCH_INBOX_ON_POISON=$on_poison bash bench/inbox.sh\`"
 echo
 echo "| what | msg/s | of the floor |"
 echo "|---|---|---|"

@@ -16,7 +16,9 @@
  * partition stops there for this batch (its attempts and error are stored
  * with its offset) and the other partitions go on.  After max_attempts
  * failures the message goes to outbox.inbox_dead_letter and its partition
- * moves past it, unless the subscription holds (on_poison = 'hold').  An
+ * moves past it, unless the subscription holds (on_poison = 'hold'); with
+ * on_poison = 'hold_key' it is set aside with its key (inbox_held.c), and
+ * so are the later messages of that key, while the partition moves on.  An
  * error that is not the message's fault (serialization failure, deadlock,
  * lock not available, shutdown, out of resources, a revoked privilege)
  * counts no attempt.
@@ -433,6 +435,8 @@ dead_letter(InboxSubscription *sub, InboxMessage *msg, ErrorData *edata,
 										  11, argtypes),
 						 args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into outbox.inbox_dead_letter");
+	if (sub->dead_letter_topic != NULL)
+		inbox_dlq_enqueue(sub, msg, edata, attempts);
 }
 
 /*
@@ -557,6 +561,7 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	int			table;
 	bool		isnull;
 	HTAB	   *recorded;
+	InboxHeldSet *held = NULL;
 	Datum	   *applied_keys = palloc(sizeof(Datum) * Max(nmessages, 1));
 	int			napplied = 0;
 	int			i;
@@ -574,6 +579,8 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 		elog(ERROR, "could not read outbox.inbox_dedupe_rotation");
 	table = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	recorded = recorded_keys(sub, messages, nmessages);
+	if (sub->hold_key)
+		held = inbox_held_load(sub);
 
 	for (i = 0; i < nmessages; i++)
 	{
@@ -589,6 +596,14 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 		if (hash_search(recorded, msg->dedupe_key, HASH_FIND, NULL) != NULL)
 		{
 			w->duplicates++;
+			w->result.next_offset = msg->offset + 1;
+			w->result.attempts = 0;
+			continue;
+		}
+		if (held != NULL && inbox_held_waits(held, msg))
+		{
+			/* behind a held message of its key: set aside too */
+			inbox_held_set_aside(held, sub, msg, NULL, 0);
 			w->result.next_offset = msg->offset + 1;
 			w->result.attempts = 0;
 			continue;
@@ -616,7 +631,14 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 			w->result.next_offset = msg->offset;
 			w->result.attempts = attempts;
 		}
-		else if (attempts + 1 >= sub->max_attempts && !sub->hold)
+		else if (attempts + 1 >= sub->max_attempts && held != NULL &&
+				 msg->key != NULL)
+		{
+			inbox_held_set_aside(held, sub, msg, edata, attempts + 1);
+			w->result.next_offset = msg->offset + 1;
+			w->result.attempts = 0;
+		}
+		else if (attempts + 1 >= sub->max_attempts && !sub->hold && !sub->hold_key)
 		{
 			dead_letter(sub, msg, edata, attempts + 1);
 			ereport(LOG,
@@ -655,4 +677,30 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 		results = lappend(results, r);
 	}
 	return results;
+}
+
+/*
+ * inbox_apply_message: run sub's handler on msg (as sub's owner) in a
+ * subtransaction; NULL if that committed, else the error, in the caller's
+ * memory context.  For messages applied outside a batch (held keys).
+ * Needs a transaction with a snapshot and SPI connected.
+ */
+ErrorData *
+inbox_apply_message(InboxSubscription *sub, InboxMessage *msg)
+{
+	Oid			msgtype = message_type();
+	TupleDesc	desc = lookup_rowtype_tupdesc_copy(msgtype, -1);
+
+	return apply_one(sub, handler_plan(sub->handler, msgtype),
+					 message_datum(desc, sub, msg));
+}
+
+/*
+ * inbox_apply_error_is_transient: is an error of this SQLSTATE not the
+ * message's fault (no attempt is counted)?
+ */
+bool
+inbox_apply_error_is_transient(int sqlerrcode)
+{
+	return error_is_transient(sqlerrcode);
 }

@@ -72,7 +72,7 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION apply(outbox.inbox_message) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apply(outbox.inbox_message) TO payer, gone;
-GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text),
+GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text),
                           outbox.unsubscribe(text), outbox.inbox_rewind(text, integer, bigint)
    TO payer, gone;
 SELECT outbox.grant_topic('postgres', 's.*');

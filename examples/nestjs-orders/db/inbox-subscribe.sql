@@ -14,12 +14,12 @@
 -- 'billing', partition, high watermark) for each partition in the same
 -- transaction (test/support/inbox.ts does).
 
-GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text)
+GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text)
     TO billing_inbox;
 SET ROLE billing_inbox;
 SELECT outbox.subscribe('billing', 'order.created',
                         'billing_inbox.bill_order(outbox.inbox_message)',
                         max_attempts => 3);
 RESET ROLE;
-REVOKE EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text)
+REVOKE EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text)
     FROM billing_inbox;
