@@ -18,7 +18,8 @@
  * librdkafka.
  *
  * A partition whose message failed is paused and resumed, at that
- * message, after a back-off that doubles with its attempts.  An ERROR out
+ * message, after a back-off that doubles with its failed tries in a row
+ * (transient failures too, though they count no attempt).  An ERROR out
  * of a pass (the stored offsets changed under the batch, the extension
  * went away, a lost connection of a handler's...) rolls the transaction
  * back; the worker then drops its consumers and, after a back-off, starts
@@ -74,6 +75,9 @@ typedef struct InboxSub
 	int32	   *partitions;
 	List	   *positions;		/* of InboxPosition *, one per partition */
 	TimestampTz *retry_at;		/* per partition: paused until; 0 if not */
+	int		   *failures;		/* per partition: failed tries in a row at
+								 * its offset, counted or not (a transient
+								 * failure counts no attempt, yet backs off) */
 	TimestampTz held_due;		/* when to look at the held keys again */
 } InboxSub;
 
@@ -461,6 +465,7 @@ assign(InboxSub *is)
 	is->partitions = palloc(sizeof(int32) * n);
 	memcpy(is->partitions, partitions, sizeof(int32) * n);
 	is->retry_at = palloc0(sizeof(TimestampTz) * n);
+	is->failures = palloc0(sizeof(int) * n);
 	MemoryContextSwitchTo(loop_cxt);
 	offsets = palloc(sizeof(int64) * n);
 	for (i = 0; i < n; i++)
@@ -570,13 +575,20 @@ consume(InboxSub *is)
 			commit_partitions[ncommit] = r->partition;
 			commit_offsets[ncommit++] = r->next_offset;
 		}
-		if (!r->stopped)
-			continue;
 		for (i = 0; i < is->npartitions; i++)
-			if (is->partitions[i] == r->partition)
-				is->retry_at[i] = TimestampTzPlusMilliseconds(now,
-															  inbox_backoff_delay(Max(r->attempts, 1)));
-		inbox_consumer_pause(is->consumer, r->partition);
+		{
+			if (is->partitions[i] != r->partition)
+				continue;
+			if (!r->stopped)
+			{
+				is->failures[i] = 0;
+				break;
+			}
+			is->failures[i]++;
+			is->retry_at[i] = TimestampTzPlusMilliseconds(now,
+														  inbox_backoff_delay(Max(r->attempts, is->failures[i])));
+			inbox_consumer_pause(is->consumer, r->partition);
+		}
 	}
 	inbox_consumer_commit(is->consumer, ncommit, commit_partitions, commit_offsets);
 	return true;
