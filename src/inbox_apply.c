@@ -42,6 +42,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -49,6 +50,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -57,13 +59,18 @@
 #include "inbox.h"
 #include "relay.h"
 
-/* The handler plan of one subscription's handler. */
-typedef struct HandlerPlan
+/* How this batch calls the subscription's handler. */
+typedef struct HandlerCall
 {
-	Oid			handler;
-	Oid			msgtype;
-	SPIPlanPtr	plan;
-} HandlerPlan;
+	FmgrInfo	flinfo;
+	Oid			owner;			/* run as this role */
+	bool		batch;			/* takes outbox.inbox_message[] */
+	AclResult	acl;			/* may owner execute it? */
+	Oid			msgtype;		/* outbox.inbox_message */
+	int16		msglen;			/* its typlen, byval and align */
+	bool		msgbyval;
+	char		msgalign;
+} HandlerCall;
 
 /* One partition of the batch, while it is applied. */
 typedef struct PartitionWork
@@ -78,14 +85,13 @@ typedef struct PartitionWork
 	bool		changed;		/* anything to store */
 } PartitionWork;
 
-static List *handler_plans = NIL;	/* of HandlerPlan *, in TopMemoryContext */
 static SPIPlanPtr seen_plan = NULL;
 static SPIPlanPtr record_plan[2] = {NULL, NULL};
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr offset_plan = NULL;
 
 static Oid	message_type(void);
-static SPIPlanPtr handler_plan(Oid handler, Oid msgtype);
+static void handler_call(HandlerCall *hc, InboxSubscription *sub, Oid msgtype);
 static bool error_is_transient(int sqlerrcode);
 static PartitionWork *partition_work(PartitionWork *work, int *nwork,
 									 List *positions, int32 partition);
@@ -99,7 +105,11 @@ static void record_applied(InboxSubscription *sub, Datum *keys, int nkeys,
 static void dead_letter(InboxSubscription *sub, InboxMessage *msg,
 						ErrorData *edata, int attempts);
 static void store_offset(InboxSubscription *sub, PartitionWork *w);
-static ErrorData *apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg);
+static ErrorData *apply_one(HandlerCall *hc, Datum *msgs, int nmsgs);
+static bool apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
+					  PartitionWork *work, int *nwork, List *positions,
+					  InboxMessage *messages, int nmessages, HTAB *recorded,
+					  Datum *applied_keys, int *napplied);
 
 /*
  * message_type: the OID of outbox.inbox_message.  ERROR if it is missing
@@ -122,45 +132,38 @@ message_type(void)
 }
 
 /*
- * handler_plan: the kept plan that calls handler with one message, made
- * the first time.  SPI must be connected.
+ * handler_call: how to call sub's handler in this batch: through fmgr,
+ * looked up in the current memory context; whether it takes one message
+ * or an array of them (outbox.subscribe checked it takes one of the two),
+ * and whether the owner may execute it (checked again for every call, in
+ * the call's subtransaction, like SQL would).  ERROR if the handler is
+ * gone or takes anything else.
  */
-static SPIPlanPtr
-handler_plan(Oid handler, Oid msgtype)
+static void
+handler_call(HandlerCall *hc, InboxSubscription *sub, Oid msgtype)
 {
-	ListCell   *lc;
-	HandlerPlan *hp;
-	char	   *nsp;
-	char	   *sql;
-	SPIPlanPtr	plan;
-	MemoryContext old;
+	Oid			rettype;
+	Oid		   *argtypes;
+	int			nargs;
 
-	foreach(lc, handler_plans)
-	{
-		hp = (HandlerPlan *) lfirst(lc);
-		if (hp->handler == handler && hp->msgtype == msgtype)
-			return hp->plan;
-	}
-	nsp = get_namespace_name(get_func_namespace(handler));
-	if (nsp == NULL)
+	rettype = get_func_signature(sub->handler, &argtypes, &nargs);
+	if (!OidIsValid(rettype))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("inbox handler function %u does not exist", handler)));
-	sql = psprintf("SELECT %s.%s($1)", quote_identifier(nsp),
-				   quote_identifier(get_func_name(handler)));
-	plan = SPI_prepare(sql, 1, &msgtype);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare(\"%s\") failed: %s", sql,
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	hp = palloc(sizeof(HandlerPlan));
-	hp->handler = handler;
-	hp->msgtype = msgtype;
-	hp->plan = plan;
-	handler_plans = lappend(handler_plans, hp);
-	MemoryContextSwitchTo(old);
-	return plan;
+				 errmsg("inbox handler function %u of subscription \"%s\" does not exist",
+						sub->handler, sub->name)));
+	if (nargs != 1 ||
+		(argtypes[0] != msgtype && argtypes[0] != get_array_type(msgtype)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function %s cannot be an inbox handler",
+						format_procedure(sub->handler))));
+	hc->batch = (argtypes[0] != msgtype);
+	fmgr_info(sub->handler, &hc->flinfo);
+	hc->owner = sub->owner;
+	hc->acl = pg_proc_aclcheck(sub->handler, sub->owner, ACL_EXECUTE);
+	hc->msgtype = msgtype;
+	get_typlenbyvalalign(msgtype, &hc->msglen, &hc->msgbyval, &hc->msgalign);
 }
 
 /*
@@ -172,18 +175,8 @@ void
 inbox_apply_forget_plans(void)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	ListCell   *lc;
 	int			i;
 
-	foreach(lc, handler_plans)
-	{
-		HandlerPlan *hp = (HandlerPlan *) lfirst(lc);
-
-		SPI_freeplan(hp->plan);
-		pfree(hp);
-	}
-	list_free(handler_plans);
-	handler_plans = NIL;
 	for (i = 0; i < 2; i++)
 	{
 		if (record_plan[i] != NULL)
@@ -366,7 +359,11 @@ recorded_keys(InboxSubscription *sub, InboxMessage *messages, int nmessages)
 /*
  * record_applied: record the de-duplication keys of the messages applied
  * in this batch (keys[0..nkeys-1], text) in the current table, in one
- * statement.  SPI connected.
+ * statement.  None of them is recorded yet (recorded_keys() looked, in
+ * both tables, and keys repeated in the batch are applied once), so a
+ * plain INSERT: ON CONFLICT would search the index twice per key.  Should
+ * another transaction have recorded one meanwhile, the unique violation
+ * rolls the whole batch back, as a changed offset does.  SPI connected.
  */
 static void
 record_applied(InboxSubscription *sub, Datum *keys, int nkeys, int table)
@@ -381,9 +378,9 @@ record_applied(InboxSubscription *sub, Datum *keys, int nkeys, int table)
 											  TYPALIGN_INT));
 	if (SPI_execute_plan(outbox_keep_plan(&record_plan[table], table == 0 ?
 										  "INSERT INTO outbox.inbox_dedupe_0 (subscription, dedupe_key)"
-										  " SELECT $1, unnest($2) ON CONFLICT DO NOTHING" :
+										  " SELECT $1, unnest($2)" :
 										  "INSERT INTO outbox.inbox_dedupe_1 (subscription, dedupe_key)"
-										  " SELECT $1, unnest($2) ON CONFLICT DO NOTHING",
+										  " SELECT $1, unnest($2)",
 										  2, argtypes),
 						 args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record inbox de-duplication keys");
@@ -489,13 +486,15 @@ store_offset(InboxSubscription *sub, PartitionWork *w)
 }
 
 /*
- * apply_one: in a subtransaction, run the handler (as the subscription's
- * owner) on msg.  Returns NULL if that committed, else the error (copied
- * into the caller's memory context) after rolling the subtransaction back.
- * SPI connected.
+ * apply_one: in a subtransaction, call the handler (as the subscription's
+ * owner) on msgs[0..nmsgs-1]: once per message for a per-message handler,
+ * once with all of them for a batch handler.  Returns NULL if that
+ * committed, else the error (copied into the caller's memory context)
+ * after rolling the subtransaction back, so none of the calls' effects
+ * remain.  SPI connected.
  */
 static ErrorData *
-apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg)
+apply_one(HandlerCall *hc, Datum *msgs, int nmsgs)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -505,18 +504,34 @@ apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg)
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
+		LOCAL_FCINFO(fcinfo, 1);
 		Oid			save_userid;
 		int			save_sec;
-		Datum		args[1];
-		int			rc;
+		int			ncalls = hc->batch ? 1 : nmsgs;
+		int			i;
 
-		args[0] = msg;
+		if (hc->acl != ACLCHECK_OK)
+			aclcheck_error(hc->acl, OBJECT_FUNCTION, get_func_name(hc->flinfo.fn_oid));
 		GetUserIdAndSecContext(&save_userid, &save_sec);
-		SetUserIdAndSecContext(sub->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		rc = SPI_execute_plan(plan, args, NULL, false, 0);
+		SetUserIdAndSecContext(hc->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		for (i = 0; i < ncalls; i++)
+		{
+			/* what SQL does around a statement: see what came before */
+			CommandCounterIncrement();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			InitFunctionCallInfoData(*fcinfo, &hc->flinfo, 1, InvalidOid, NULL, NULL);
+			if (hc->batch)
+				fcinfo->args[0].value =
+					PointerGetDatum(construct_array(msgs, nmsgs, hc->msgtype,
+													hc->msglen, hc->msgbyval,
+													hc->msgalign));
+			else
+				fcinfo->args[0].value = msgs[i];
+			fcinfo->args[0].isnull = false;
+			(void) FunctionCallInvoke(fcinfo);
+			PopActiveSnapshot();
+		}
 		SetUserIdAndSecContext(save_userid, save_sec);
-		if (rc < 0)
-			elog(ERROR, "inbox handler call failed: %s", SPI_result_code_string(rc));
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -526,13 +541,122 @@ apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg)
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		/* this also restores the user id and security context */
+		/* this also restores the user id, security context and snapshot */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 	}
 	PG_END_TRY();
 	return edata;
+}
+
+/*
+ * apply_all: with a batch handler, apply messages[] (skipping those before
+ * their partition's next offset and the duplicates) with one call, in one
+ * subtransaction, and account for it in work[], recorded and
+ * applied_keys[] as the loop of inbox_apply_batch would.  Returns false,
+ * having changed nothing, if the messages must be applied one at a time
+ * instead: a partition of the batch had a failed message stored, or the
+ * call failed for a reason that is not transient.  A transient failure
+ * stops every partition of the batch at its first message to apply.  SPI
+ * connected.
+ */
+static bool
+apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
+		  PartitionWork *work, int *nwork, List *positions,
+		  InboxMessage *messages, int nmessages, HTAB *recorded,
+		  Datum *applied_keys, int *napplied)
+{
+	Datum	   *msgs = palloc(sizeof(Datum) * Max(nmessages, 1));
+	bool	   *apply = palloc0(sizeof(bool) * Max(nmessages, 1));
+	int64	   *next = palloc(sizeof(int64) * Max(nmessages, 1));
+	HTAB	   *pending;
+	HASHCTL		ctl;
+	ErrorData  *edata;
+	int			nmsgs = 0;
+	Size		keylen;
+	int			i;
+
+	/* the partitions' work entries, in the order the loop would make them */
+	for (i = 0; i < nmessages; i++)
+		if (partition_work(work, nwork, positions, messages[i].partition)->stored_attempts > 0)
+			return false;
+	for (i = 0; i < *nwork; i++)
+		next[i] = work[i].result.next_offset;
+
+	/* which messages the call gets: not applied before, nor earlier in it */
+	ctl.keysize = 1;
+	for (i = 0; i < nmessages; i++)
+	{
+		/* not Max(): it would call strlen() twice */
+		keylen = strlen(messages[i].dedupe_key) + 1;
+		if (keylen > ctl.keysize)
+			ctl.keysize = keylen;
+	}
+	ctl.entrysize = ctl.keysize;
+	ctl.hcxt = CurrentMemoryContext;
+	pending = hash_create("outbox_kafka inbox batch call keys", Max(nmessages, 16),
+						  &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	for (i = 0; i < nmessages; i++)
+	{
+		InboxMessage *msg = &messages[i];
+		int			p = partition_work(work, nwork, positions, msg->partition) - work;
+		bool		found;
+
+		if (msg->offset < next[p])
+			continue;
+		next[p] = msg->offset + 1;
+		if (hash_search(recorded, msg->dedupe_key, HASH_FIND, NULL) != NULL)
+			continue;
+		(void) hash_search(pending, msg->dedupe_key, HASH_ENTER, &found);
+		if (found)
+			continue;
+		apply[i] = true;
+		msgs[nmsgs++] = message_datum(desc, sub, msg);
+	}
+
+	CHECK_FOR_INTERRUPTS();
+	edata = (nmsgs > 0) ? apply_one(hc, msgs, nmsgs) : NULL;
+	if (edata != NULL && !error_is_transient(edata->sqlerrcode))
+	{
+		FreeErrorData(edata);
+		return false;
+	}
+
+	for (i = 0; i < nmessages; i++)
+	{
+		InboxMessage *msg = &messages[i];
+		PartitionWork *w = partition_work(work, nwork, positions, msg->partition);
+
+		if (w->result.stopped || msg->offset < w->result.next_offset)
+			continue;
+		w->changed = true;
+		if (edata != NULL)
+		{
+			/* as the loop does for a transient error, at the first message */
+			w->error = psprintf("offset " INT64_FORMAT ": %s (SQLSTATE %s)", msg->offset,
+								edata->message ? edata->message : "unknown error",
+								unpack_sql_state(edata->sqlerrcode));
+			w->result.transient = true;
+			w->result.stopped = true;
+			w->result.next_offset = msg->offset;
+			w->result.attempts = (msg->offset == w->expected ? w->stored_attempts : 0);
+			continue;
+		}
+		if (apply[i])
+		{
+			(void) hash_search(recorded, msg->dedupe_key, HASH_ENTER, NULL);
+			applied_keys[(*napplied)++] = CStringGetTextDatum(msg->dedupe_key);
+			w->applied++;
+		}
+		else
+			w->duplicates++;
+		w->result.next_offset = msg->offset + 1;
+		w->result.attempts = 0;
+	}
+	if (edata != NULL)
+		FreeErrorData(edata);
+	return true;
 }
 
 /*
@@ -553,7 +677,8 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	int			nwork = 0;
 	List	   *results = NIL;
 	TupleDesc	desc;
-	SPIPlanPtr	plan;
+	HandlerCall hc;
+	Oid			msgtype;
 	int			table;
 	bool		isnull;
 	HTAB	   *recorded;
@@ -567,19 +692,26 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	pgstat_report_activity(STATE_RUNNING, "applying an inbox batch");
 	SPI_connect();
 
-	desc = lookup_rowtype_tupdesc_copy(message_type(), -1);
-	plan = handler_plan(sub->handler, message_type());
+	msgtype = message_type();
+	desc = lookup_rowtype_tupdesc_copy(msgtype, -1);
+	handler_call(&hc, sub, msgtype);
 	if (SPI_execute("SELECT current_table FROM outbox.inbox_dedupe_rotation", true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read outbox.inbox_dedupe_rotation");
 	table = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	recorded = recorded_keys(sub, messages, nmessages);
 
+	/* a batch handler: all at once if it can, else one at a time below */
+	if (hc.batch && apply_all(sub, &hc, desc, work, &nwork, positions, messages,
+							  nmessages, recorded, applied_keys, &napplied))
+		nmessages = 0;
+
 	for (i = 0; i < nmessages; i++)
 	{
 		InboxMessage *msg = &messages[i];
 		PartitionWork *w = partition_work(work, &nwork, positions, msg->partition);
 		ErrorData  *edata;
+		Datum		one;
 		int			attempts;
 
 		if (w->result.stopped || msg->offset < w->result.next_offset)
@@ -593,7 +725,8 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 			w->result.attempts = 0;
 			continue;
 		}
-		edata = apply_one(sub, plan, message_datum(desc, sub, msg));
+		one = message_datum(desc, sub, msg);
+		edata = apply_one(&hc, &one, 1);
 		if (edata == NULL)
 		{
 			/* a copy later in this batch is a duplicate too */
