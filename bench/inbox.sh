@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # bench/inbox.sh: throughput of the inbox (docs/inbox.md) against its floor,
 # measured in one run on this machine, on a single-node Apache Kafka
-# (test/kafka) on loopback: BENCH_INBOX_N (default 100000) messages of
+# (test/kafka) on loopback: BENCH_INBOX_N (default 200000) messages of
 # 1 KB JSON over 8 partitions, produced before either consumer starts, then
 #
 #   floor  bench/inbox_floor.c: a bare librdkafka consumer that COPYs the
 #          messages into a table and stores one offset row per partition
 #          per batch of BENCH_INBOX_BATCH (1000), in one transaction;
 #   inbox  outbox.subscribe with a PL/pgSQL handler doing one INSERT per
-#          message (outbox_kafka.inbox_batch_size = BENCH_INBOX_BATCH),
+#          message (outbox_kafka.inbox_batch_size = BENCH_INBOX_BATCH);
+#   batch  then, in the same database, a second subscription to the same
+#          topic with a batch handler (outbox.inbox_message[]) doing one
+#          INSERT ... SELECT FROM unnest($1) per batch,
 #
 # both with synchronous_commit = on, each into a database of its own on
 # the same server.  Prints a Markdown table (docs/benchmarks.md keeps the
@@ -17,7 +20,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 run_user=${OUTBOX_TEST_USER:-postgres}
-n=${BENCH_INBOX_N:-100000}
+n=${BENCH_INBOX_N:-200000}
 batch=${BENCH_INBOX_BATCH:-1000}
 topic=bench.inbox
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -57,11 +60,12 @@ floor=$(as_user "$run_user" "$work/inbox_floor" "$bootstrap" "$topic" 8 "$n" "$b
     "host=$work port=$port dbname=floor")
 floor_rate=$(sed -n 's/.*msg_per_s=\([0-9]*\).*/\1/p' <<<"$floor")
 
-# the inbox
+# the inbox: a per-message handler, then a batch handler
 psql_ -d postgres -c 'CREATE DATABASE inbox'
 psql_ -d inbox <<'SQL'
 CREATE EXTENSION outbox_kafka;
 CREATE TABLE effect (order_id bigint, key text, payload jsonb);
+CREATE TABLE effect_batch (order_id bigint, key text, payload jsonb);
 CREATE FUNCTION apply(m outbox.inbox_message) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -69,17 +73,33 @@ BEGIN
                                convert_from(m.value, 'UTF8')::jsonb);
 END
 $$;
+CREATE FUNCTION apply_batch(ms outbox.inbox_message[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO effect_batch
+    SELECT m."offset", convert_from(m.key, 'UTF8'), convert_from(m.value, 'UTF8')::jsonb
+      FROM unnest(ms) m;
+END
+$$;
 SQL
-psql_ -d inbox -c "SELECT outbox.subscribe('bench', '$topic', 'apply(outbox.inbox_message)')"
-# from the first applied message to the last (the worker notices a new
-# subscription within a second: not counted)
-while [ "$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) > 0 FROM outbox.inbox_status')" != t ]; do sleep 0.05; done
-t0=$(date +%s.%N)
-first=$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) FROM outbox.inbox_status')
-while [ "$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) FROM outbox.inbox_status')" -lt "$n" ]; do sleep 0.05; done
-t1=$(date +%s.%N)
-inbox_rate=$(echo "($n - $first) / ($t1 - $t0)" | bc)
-[ "$(psql_ -d inbox -c 'SELECT count(*) FROM effect')" = "$n" ] || { echo "effects != $n" >&2; exit 1; }
+# rate SUBSCRIPTION HANDLER TABLE: subscribe, print the rate from the first
+# applied message to the last (the worker notices a new subscription
+# within a second: not counted), check TABLE has every message
+rate() {
+    local sub=$1 handler=$2 table=$3 t0 t1 first applied
+    applied="SELECT coalesce(sum(applied), 0) FROM outbox.inbox_status WHERE subscription = '$sub'"
+    psql_ -d inbox -c "SELECT outbox.subscribe('$sub', '$topic', '$handler')" >/dev/null
+    while [ "$(psql_ -d inbox -c "$applied")" = 0 ]; do sleep 0.02; done
+    t0=$(date +%s.%N)
+    first=$(psql_ -d inbox -c "$applied")
+    while [ "$(psql_ -d inbox -c "$applied")" -lt "$n" ]; do sleep 0.02; done
+    t1=$(date +%s.%N)
+    [ "$(psql_ -d inbox -c "SELECT count(*) FROM $table")" = "$n" ] || { echo "$table: effects != $n" >&2; exit 1; }
+    psql_ -d inbox -c "SELECT outbox.unsubscribe('$sub')" >/dev/null
+    echo "($n - $first) / ($t1 - $t0)" | bc
+}
+inbox_rate=$(rate bench 'apply(outbox.inbox_message)' effect)
+batch_rate=$(rate bench_batch 'apply_batch(outbox.inbox_message[])' effect_batch)
 
 echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $n messages of 1 KB JSON, 8 partitions, batches of $batch, synchronous_commit = on; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }bash bench/inbox.sh\`"
 echo
@@ -87,3 +107,6 @@ echo "| what | msg/s | of the floor |"
 echo "|---|---|---|"
 echo "| floor: bare consumer, COPY + one offset row per partition per batch | $floor_rate | 1.00 |"
 echo "| inbox, per-message PL/pgSQL handler (one INSERT) | $inbox_rate | $(echo "scale=2; $inbox_rate / $floor_rate" | bc) |"
+echo "| inbox, batch PL/pgSQL handler (one INSERT ... SELECT FROM unnest) | $batch_rate | $(echo "scale=2; $batch_rate / $floor_rate" | bc) |"
+echo
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -10,8 +10,9 @@
  *
  * Per partition, messages are applied in offset order.  A message already
  * recorded (same de-duplication key within the window, or earlier in the
- * batch) is skipped without calling the handler.  The records are read
- * with one query and written with one statement per batch.  When a handler fails, only its subtransaction is
+ * batch) is skipped without calling the handler.  The records are read by
+ * probing the tables' primary keys, and written with one statement per
+ * batch.  When a handler fails, only its subtransaction is
  * rolled back: the messages of that partition before it commit, the
  * partition stops there for this batch (its attempts and error are stored
  * with its offset) and the other partitions go on.  After max_attempts
@@ -34,29 +35,37 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "inbox.h"
+#include "pg_compat.h"
 #include "relay.h"
 
 /* How this batch calls the subscription's handler. */
@@ -85,7 +94,6 @@ typedef struct PartitionWork
 	bool		changed;		/* anything to store */
 } PartitionWork;
 
-static SPIPlanPtr seen_plan = NULL;
 static SPIPlanPtr record_plan[2] = {NULL, NULL};
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr offset_plan = NULL;
@@ -98,6 +106,8 @@ static PartitionWork *partition_work(PartitionWork *work, int *nwork,
 static Datum bytes_datum(const char *data, int len);
 static Datum message_datum(TupleDesc desc, InboxSubscription *sub,
 						   InboxMessage *msg);
+static void probe_records(const char *name, const char *subscription,
+						  InboxMessage *messages, int nmessages, HTAB *set);
 static HTAB *recorded_keys(InboxSubscription *sub, InboxMessage *messages,
 						   int nmessages);
 static void record_applied(InboxSubscription *sub, Datum *keys, int nkeys,
@@ -183,13 +193,11 @@ inbox_apply_forget_plans(void)
 			SPI_freeplan(record_plan[i]);
 		record_plan[i] = NULL;
 	}
-	if (seen_plan != NULL)
-		SPI_freeplan(seen_plan);
 	if (dead_plan != NULL)
 		SPI_freeplan(dead_plan);
 	if (offset_plan != NULL)
 		SPI_freeplan(offset_plan);
-	seen_plan = dead_plan = offset_plan = NULL;
+	dead_plan = offset_plan = NULL;
 	MemoryContextSwitchTo(old);
 }
 
@@ -294,65 +302,88 @@ message_datum(TupleDesc desc, InboxSubscription *sub, InboxMessage *msg)
 }
 
 /*
+ * probe_records: add to set the keys of messages[] recorded in the
+ * de-duplication table outbox.<name> for subscription, probing its
+ * primary key (subscription, dedupe_key) once per key with the active
+ * snapshot: the cost of a lookup stays the same whatever the table holds
+ * and whatever its statistics say (a plan made while the table was empty
+ * would scan it whole for every key).
+ */
+static void
+probe_records(const char *name, const char *subscription,
+			  InboxMessage *messages, int nmessages, HTAB *set)
+{
+	Oid			relid = get_relname_relid(name, get_namespace_oid("outbox", false));
+	Relation	heap;
+	Relation	index;
+	Oid			indexid;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	int			i;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("outbox_kafka de-duplication table outbox.%s is missing", name),
+				 errhint("Run ALTER EXTENSION outbox_kafka UPDATE, or re-create the extension.")));
+	heap = table_open(relid, AccessShareLock);
+	indexid = RelationGetPrimaryKeyIndex(heap);
+	if (!OidIsValid(indexid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("outbox_kafka de-duplication table outbox.%s has no primary key", name)));
+	index = index_open(indexid, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(subscription));
+	keys[0].sk_collation = index->rd_indcollation[0];
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, (Datum) 0);
+	keys[1].sk_collation = index->rd_indcollation[1];
+	scan = outbox_index_beginscan(heap, index, GetActiveSnapshot(), 2, 0);
+	for (i = 0; i < nmessages; i++)
+	{
+		keys[1].sk_argument = CStringGetTextDatum(messages[i].dedupe_key);
+		index_rescan(scan, keys, 2, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+			(void) hash_search(set, messages[i].dedupe_key, HASH_ENTER, NULL);
+		pfree(DatumGetPointer(keys[1].sk_argument));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+}
+
+/*
  * recorded_keys: a hash set of the de-duplication keys of messages[] that
  * are already recorded (in either table), in the current memory context;
- * keys of messages applied later in the batch are added to it.  One query
- * for the whole batch.  SPI connected.
+ * keys of messages applied later in the batch are added to it.  Needs an
+ * active snapshot.
  */
 static HTAB *
 recorded_keys(InboxSubscription *sub, InboxMessage *messages, int nmessages)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		args[2];
-	Datum	   *keys = palloc(sizeof(Datum) * Max(nmessages, 1));
 	HASHCTL		ctl;
 	HTAB	   *set;
 	Size		keysize = 1;
-	int			nestlevel;
-	uint64		i;
+	Size		len;
+	int			i;
 
 	for (i = 0; i < nmessages; i++)
 	{
-		keys[i] = CStringGetTextDatum(messages[i].dedupe_key);
-		keysize = Max(keysize, strlen(messages[i].dedupe_key) + 1);
+		/* not Max(): it would call strlen() twice */
+		len = strlen(messages[i].dedupe_key) + 1;
+		if (len > keysize)
+			keysize = len;
 	}
 	ctl.keysize = keysize;
 	ctl.entrysize = keysize;
 	ctl.hcxt = CurrentMemoryContext;
 	set = hash_create("outbox_kafka inbox batch keys", Max(nmessages, 16), &ctl,
 					  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = PointerGetDatum(construct_array(keys, nmessages, TEXTOID, -1, false,
-											  TYPALIGN_INT));
-
-	/*
-	 * By the primary key, whatever the statistics of a table that was just
-	 * emptied say: a sequential scan would compare every record with every
-	 * key of the batch.  Only for this statement, not for the handlers.
-	 */
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_execute_plan(outbox_keep_plan(&seen_plan,
-										  "SELECT dedupe_key FROM outbox.inbox_dedupe_0"
-										  " WHERE subscription = $1 AND dedupe_key = ANY ($2)"
-										  " UNION ALL"
-										  " SELECT dedupe_key FROM outbox.inbox_dedupe_1"
-										  " WHERE subscription = $1 AND dedupe_key = ANY ($2)",
-										  2, argtypes),
-						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the inbox de-duplication records");
-	AtEOXact_GUC(true, nestlevel);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-
-		/* only keys of this batch match, so they fit the key size */
-		(void) hash_search(set, key, HASH_ENTER, NULL);
-	}
+	probe_records("inbox_dedupe_0", sub->name, messages, nmessages, set);
+	probe_records("inbox_dedupe_1", sub->name, messages, nmessages, set);
 	return set;
 }
 
