@@ -25,20 +25,9 @@ batch=${BENCH_INBOX_BATCH:-1000}
 topic=bench.inbox
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 pgbin=$("$PG_CONFIG" --bindir)
-# shellcheck source=test/install_deps.sh
-source "$here/test/install_deps.sh"
-install_deps
-make -C "$here" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
-build_and_install "$here"
-work=$(mktemp -d /tmp/outbox_kafka_inbox_bench.XXXXXX)
-chown "$run_user" "$work"
-mock_pid=
-trap 'remove_throwaway "$work"' EXIT
-flags=()
-[ -z "${RDKAFKA_PREFIX:-}" ] ||
-    flags=(-isystem "$RDKAFKA_PREFIX/include" -L"$RDKAFKA_PREFIX/lib" -Wl,-rpath,"$RDKAFKA_PREFIX/lib")
-gcc -O2 -Wall -Wextra -Werror "${flags[@]}" -I"$("$PG_CONFIG" --includedir)" \
-    -o "$work/inbox_floor" "$here/bench/inbox_floor.c" -lrdkafka -lpq
+# shellcheck source=bench/inbox_common.sh
+source "$here/bench/inbox_common.sh"
+inbox_bench_setup inbox_bench
 
 start_real_broker "$work" "$topic:8" >&2
 start_throwaway_server "$work" "inbox" "$bootstrap" "synchronous_commit = on

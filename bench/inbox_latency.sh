@@ -33,20 +33,9 @@ seconds=${BENCH_LATENCY_SECONDS:-20}
 poison=${BENCH_LATENCY_POISON:-0}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 pgbin=$("$PG_CONFIG" --bindir)
-# shellcheck source=test/install_deps.sh
-source "$here/test/install_deps.sh"
-install_deps
-make -C "$here" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
-build_and_install "$here"
-work=$(mktemp -d /tmp/outbox_kafka_inbox_latency.XXXXXX)
-chown "$run_user" "$work"
-mock_pid=
-trap 'remove_throwaway "$work"' EXIT
-flags=()
-[ -z "${RDKAFKA_PREFIX:-}" ] ||
-    flags=(-isystem "$RDKAFKA_PREFIX/include" -L"$RDKAFKA_PREFIX/lib" -Wl,-rpath,"$RDKAFKA_PREFIX/lib")
-gcc -O2 -Wall -Wextra -Werror "${flags[@]}" -I"$("$PG_CONFIG" --includedir)" \
-    -o "$work/inbox_floor" "$here/bench/inbox_floor.c" -lrdkafka -lpq
+# shellcheck source=bench/inbox_common.sh
+source "$here/bench/inbox_common.sh"
+inbox_bench_setup inbox_latency
 build_rdkafka_program "$work/floor_producer" "$here/bench/floor_producer.c"
 
 start_real_broker "$work" lat.floor:8 lat.inbox:8 lat.poison:8 >&2
@@ -135,7 +124,7 @@ echo "| floor: bare consumer, COPY + one offset row per partition per batch | ${
 echo "| inbox, per-message PL/pgSQL handler (one INSERT) | ${inbox//|/ | } | $(ratio "$i50" "$f50"), $(ratio "$i99" "$f99") |"
 if [ "$poison" = 1 ]; then
     p50=$(cut -d'|' -f1 <<<"$pois"); p99=$(cut -d'|' -f2 <<<"$pois")
-    echo "| inbox, every message of partition 0 poisoned: the other 7 partitions | ${pois//|/ | } | $(ratio "$p50" "$f50"), $(ratio "$p99" "$f99") |"
+    echo "| inbox, one poison message in partition 0 (dead-lettered after 5 attempts): the other 7 partitions | ${pois//|/ | } | $(ratio "$p50" "$f50"), $(ratio "$p99" "$f99") |"
 fi
 echo
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

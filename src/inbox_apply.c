@@ -106,6 +106,7 @@ static PartitionWork *partition_work(PartitionWork *work, int *nwork,
 static Datum bytes_datum(const char *data, int len);
 static Datum message_datum(TupleDesc desc, InboxSubscription *sub,
 						   InboxMessage *msg);
+static HTAB *key_set(InboxMessage *messages, int nmessages);
 static void probe_records(const char *name, const char *subscription,
 						  InboxMessage *messages, int nmessages, HTAB *set);
 static HTAB *recorded_keys(InboxSubscription *sub, InboxMessage *messages,
@@ -302,6 +303,31 @@ message_datum(TupleDesc desc, InboxSubscription *sub, InboxMessage *msg)
 }
 
 /*
+ * key_set: an empty hash set, in the current memory context, for the
+ * de-duplication keys of messages[].
+ */
+static HTAB *
+key_set(InboxMessage *messages, int nmessages)
+{
+	HASHCTL		ctl;
+	Size		len;
+	int			i;
+
+	ctl.keysize = 1;
+	for (i = 0; i < nmessages; i++)
+	{
+		/* not Max(): it would call strlen() twice */
+		len = strlen(messages[i].dedupe_key) + 1;
+		if (len > ctl.keysize)
+			ctl.keysize = len;
+	}
+	ctl.entrysize = ctl.keysize;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("outbox_kafka inbox batch keys", Max(nmessages, 16), &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/*
  * probe_records: add to set the keys of messages[] recorded in the
  * de-duplication table outbox.<name> for subscription, probing its
  * primary key (subscription, dedupe_key) once per key with the active
@@ -364,24 +390,8 @@ probe_records(const char *name, const char *subscription,
 static HTAB *
 recorded_keys(InboxSubscription *sub, InboxMessage *messages, int nmessages)
 {
-	HASHCTL		ctl;
-	HTAB	   *set;
-	Size		keysize = 1;
-	Size		len;
-	int			i;
+	HTAB	   *set = key_set(messages, nmessages);
 
-	for (i = 0; i < nmessages; i++)
-	{
-		/* not Max(): it would call strlen() twice */
-		len = strlen(messages[i].dedupe_key) + 1;
-		if (len > keysize)
-			keysize = len;
-	}
-	ctl.keysize = keysize;
-	ctl.entrysize = keysize;
-	ctl.hcxt = CurrentMemoryContext;
-	set = hash_create("outbox_kafka inbox batch keys", Max(nmessages, 16), &ctl,
-					  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	probe_records("inbox_dedupe_0", sub->name, messages, nmessages, set);
 	probe_records("inbox_dedupe_1", sub->name, messages, nmessages, set);
 	return set;
@@ -602,10 +612,8 @@ apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
 	bool	   *apply = palloc0(sizeof(bool) * Max(nmessages, 1));
 	int64	   *next = palloc(sizeof(int64) * Max(nmessages, 1));
 	HTAB	   *pending;
-	HASHCTL		ctl;
 	ErrorData  *edata;
 	int			nmsgs = 0;
-	Size		keylen;
 	int			i;
 
 	/* the partitions' work entries, in the order the loop would make them */
@@ -616,18 +624,7 @@ apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
 		next[i] = work[i].result.next_offset;
 
 	/* which messages the call gets: not applied before, nor earlier in it */
-	ctl.keysize = 1;
-	for (i = 0; i < nmessages; i++)
-	{
-		/* not Max(): it would call strlen() twice */
-		keylen = strlen(messages[i].dedupe_key) + 1;
-		if (keylen > ctl.keysize)
-			ctl.keysize = keylen;
-	}
-	ctl.entrysize = ctl.keysize;
-	ctl.hcxt = CurrentMemoryContext;
-	pending = hash_create("outbox_kafka inbox batch call keys", Max(nmessages, 16),
-						  &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	pending = key_set(messages, nmessages);
 	for (i = 0; i < nmessages; i++)
 	{
 		InboxMessage *msg = &messages[i];
