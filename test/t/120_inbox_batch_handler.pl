@@ -8,7 +8,9 @@
 # poison message inside a batch makes the call fail: its effects are rolled
 # back, the messages are applied again one at a time, the poison message
 # is retried and dead-lettered after max_attempts, and every other message
-# is applied exactly once.  Functions of other signatures are refused.
+# is applied exactly once.  A transient error of the call (serialization
+# failure) retries the batch later without counting an attempt.  Functions
+# of other signatures are refused.
 
 use strict;
 use warnings;
@@ -169,6 +171,34 @@ is($node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{
 	SELECT sum(applied) FROM outbox.inbox_status WHERE subscription = 'batch'}),
 	'280', 'inbox_status counts them');
+
+# --- a transient error of the batch call --------------------------------------
+# max_attempts 1: any failure counted as an attempt would dead-letter
+$node->safe_psql('postgres', q{
+CREATE SEQUENCE flaky_calls;
+CREATE FUNCTION apply_flaky(ms outbox.inbox_message[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('flaky_calls') <= 3 THEN
+        RAISE EXCEPTION 'could not serialize access' USING ERRCODE = 'serialization_failure';
+    END IF;
+    INSERT INTO effect (subscription, "partition", "offset", key, seq)
+    SELECT m.subscription, m."partition", m."offset", convert_from(m.key, 'UTF8'),
+           (convert_from(m.value, 'UTF8')::jsonb ->> 'seq')::int
+      FROM unnest(ms) m;
+END
+$$;
+SELECT outbox.subscribe('flaky', 'b.orders', 'apply_flaky(outbox.inbox_message[])', max_attempts => 1);
+});
+ok(poll_until(sub {
+		$node->safe_psql('postgres', q{
+			SELECT sum(lag) = 0 AND sum(applied) = 281 FROM outbox.inbox_status WHERE subscription = 'flaky'}) eq 't';
+	}), 'a batch call failing with serialization_failure is retried later');
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM outbox.inbox_dead_letter WHERE subscription = 'flaky') || '|' ||
+	       (SELECT count(*) || '|' || count(DISTINCT "offset" || ':' || "partition") FROM effect WHERE subscription = 'flaky') || '|' ||
+	       ((SELECT last_value FROM flaky_calls) > 3)}),
+	'0|281|281|true', 'counting no attempt: nothing dead-lettered, every message applied once');
 
 $node->stop;
 $mock->stop;
