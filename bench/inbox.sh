@@ -13,9 +13,11 @@
 #          topic with a batch handler (outbox.inbox_message[]) doing one
 #          INSERT ... SELECT FROM unnest($1) per batch,
 #
-# both with synchronous_commit = on, each into a database of its own on
-# the same server.  Prints a Markdown table (docs/benchmarks.md keeps the
-# latest).  Needs root (installs what is missing, runs the server as
+# all with synchronous_commit = on, the floor and the inbox each into a
+# database of its own on the same server.  The inbox's rates are taken
+# from the commit timestamps of its effects (track_commit_timestamp = on,
+# for the floor too).  Prints a Markdown table (docs/benchmarks.md keeps
+# the latest).  Needs root (installs what is missing, runs the server as
 # $OUTBOX_TEST_USER); PG_CONFIG picks the PostgreSQL.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +33,7 @@ inbox_bench_setup inbox_bench
 
 start_real_broker "$work" "$topic:8" >&2
 start_throwaway_server "$work" "inbox" "$bootstrap" "synchronous_commit = on
+track_commit_timestamp = on
 outbox_kafka.inbox_batch_size = $batch
 max_worker_processes = 16"
 psql_() { as_user "$run_user" "$pgbin/psql" -h "$work" -p "$port" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
@@ -71,24 +74,30 @@ BEGIN
 END
 $$;
 SQL
-# rate SUBSCRIPTION HANDLER TABLE: subscribe, print the rate from the first
-# applied message to the last (the worker notices a new subscription
-# within a second: not counted), check TABLE has every message
+# rate SUBSCRIPTION HANDLER TABLE: subscribe, wait (polling the offsets
+# table twice a second: a psql every few milliseconds would take CPU from
+# the worker) until TABLE has every message, print the rate from the
+# commit of the first batch to the commit of the last (commit timestamps:
+# the worker notices a new subscription within a second, not counted)
 rate() {
-    local sub=$1 handler=$2 table=$3 t0 t1 first applied
-    applied="SELECT coalesce(sum(applied), 0) FROM outbox.inbox_status WHERE subscription = '$sub'"
+    local sub=$1 handler=$2 table=$3 applied
+    applied="SELECT coalesce(sum(applied), 0) FROM outbox.inbox_offset WHERE subscription = '$sub'"
     psql_ -d inbox -c "SELECT outbox.subscribe('$sub', '$topic', '$handler')" >/dev/null
-    while [ "$(psql_ -d inbox -c "$applied")" = 0 ]; do sleep 0.02; done
-    t0=$(date +%s.%N)
-    first=$(psql_ -d inbox -c "$applied")
-    while [ "$(psql_ -d inbox -c "$applied")" -lt "$n" ]; do sleep 0.02; done
-    t1=$(date +%s.%N)
-    [ "$(psql_ -d inbox -c "SELECT count(*) FROM $table")" = "$n" ] || { echo "$table: effects != $n" >&2; exit 1; }
+    while [ "$(psql_ -d inbox -c "$applied")" -lt "$n" ]; do sleep 0.5; done
     psql_ -d inbox -c "SELECT outbox.unsubscribe('$sub')" >/dev/null
-    echo "($n - $first) / ($t1 - $t0)" | bc
+    psql_ -d inbox -c "
+WITH t AS (SELECT pg_xact_commit_timestamp(xmin) AS ts FROM $table),
+     b AS (SELECT min(ts) AS t0, max(ts) AS t1, count(*) AS n FROM t)
+SELECT CASE WHEN b.n <> $n THEN 'effects: ' || b.n
+            ELSE round((SELECT count(*) FROM t WHERE ts > b.t0) /
+                       extract(epoch FROM b.t1 - b.t0))::text END
+  FROM b"
 }
 inbox_rate=$(rate bench 'apply(outbox.inbox_message)' effect)
 batch_rate=$(rate bench_batch 'apply_batch(outbox.inbox_message[])' effect_batch)
+for r in "$inbox_rate" "$batch_rate"; do
+    [[ $r =~ ^[0-9]+$ ]] || { echo "$r != $n" >&2; exit 1; }
+done
 
 echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $n messages of 1 KB JSON, 8 partitions, batches of $batch, synchronous_commit = on; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }bash bench/inbox.sh\`"
 echo
