@@ -153,16 +153,15 @@ message_type(void)
 static void
 handler_call(HandlerCall *hc, InboxSubscription *sub, Oid msgtype)
 {
-	Oid			rettype;
 	Oid		   *argtypes;
 	int			nargs;
 
-	rettype = get_func_signature(sub->handler, &argtypes, &nargs);
-	if (!OidIsValid(rettype))
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(sub->handler)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("inbox handler function %u of subscription \"%s\" does not exist",
 						sub->handler, sub->name)));
+	(void) get_func_signature(sub->handler, &argtypes, &nargs);
 	if (nargs != 1 ||
 		(argtypes[0] != msgtype && argtypes[0] != get_array_type(msgtype)))
 		ereport(ERROR,
@@ -546,6 +545,7 @@ apply_one(HandlerCall *hc, Datum *msgs, int nmsgs)
 	PG_TRY();
 	{
 		LOCAL_FCINFO(fcinfo, 1);
+		PgStat_FunctionCallUsage fcusage;
 		Oid			save_userid;
 		int			save_sec;
 		int			ncalls = hc->batch ? 1 : nmsgs;
@@ -569,7 +569,10 @@ apply_one(HandlerCall *hc, Datum *msgs, int nmsgs)
 			else
 				fcinfo->args[0].value = msgs[i];
 			fcinfo->args[0].isnull = false;
+			/* counted in pg_stat_user_functions, as a call from SQL is */
+			pgstat_init_function_usage(fcinfo, &fcusage);
 			(void) FunctionCallInvoke(fcinfo);
+			pgstat_end_function_usage(&fcusage, true);
 			PopActiveSnapshot();
 		}
 		SetUserIdAndSecContext(save_userid, save_sec);
