@@ -177,6 +177,7 @@ extern void inbox_storage_rewind_done(const char *subscription,
 /* inbox_held.c */
 extern InboxHeldSet *inbox_held_load(InboxSubscription *sub);
 extern bool inbox_held_waits(InboxHeldSet *set, InboxMessage *msg);
+extern bool inbox_held_any(InboxHeldSet *set);
 extern void inbox_held_set_aside(InboxHeldSet *set, InboxSubscription *sub,
 								 InboxMessage *msg, ErrorData *edata, int attempts);
 

@@ -100,6 +100,16 @@ inbox_held_load(InboxSubscription *sub)
 }
 
 /*
+ * inbox_held_any: does the subscription whose keys set holds have any key
+ * held?
+ */
+bool
+inbox_held_any(InboxHeldSet *set)
+{
+	return hash_get_num_entries(set->keys) > 0;
+}
+
+/*
  * inbox_held_waits: is msg's key held in its partition?  A message without
  * a key never is.
  *

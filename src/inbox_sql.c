@@ -125,7 +125,9 @@ check_name(const char *name)
 
 /*
  * check_handler: handler must be a function taking one
- * outbox.inbox_message, which the caller may execute.
+ * outbox.inbox_message (a per-message handler) or one
+ * outbox.inbox_message[] (a batch handler) and returning no set, which the
+ * caller may execute.
  */
 static void
 check_handler(Oid handler)
@@ -152,15 +154,17 @@ check_handler(Oid handler)
 						format_procedure(handler)),
 				 errhint("Write the handler as a function taking one outbox.inbox_message.")));
 	}
-	if (proc->pronargs != 1 || proc->proargtypes.values[0] != msgtype || proc->proretset)
+	if (proc->pronargs != 1 || proc->proretset ||
+		(proc->proargtypes.values[0] != msgtype &&
+		 proc->proargtypes.values[0] != get_array_type(msgtype)))
 	{
 		ReleaseSysCache(tuple);
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function %s cannot be an inbox handler",
 						format_procedure(handler)),
-				 errdetail("An inbox handler takes exactly one argument, of type outbox.inbox_message, and returns no set."),
-				 errhint("Declare it as CREATE FUNCTION name(m outbox.inbox_message) RETURNS void.")));
+				 errdetail("An inbox handler takes exactly one argument, of type outbox.inbox_message or outbox.inbox_message[], and returns no set."),
+				 errhint("Declare it as CREATE FUNCTION name(m outbox.inbox_message) RETURNS void, or name(ms outbox.inbox_message[]) RETURNS void for a batch handler.")));
 	}
 	ReleaseSysCache(tuple);
 	acl = pg_proc_aclcheck(handler, GetUserId(), ACL_EXECUTE);
