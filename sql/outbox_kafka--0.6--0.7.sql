@@ -92,19 +92,19 @@ COMMENT ON TABLE outbox.inbox_rewind_request IS
 
 SELECT pg_catalog.pg_extension_config_dump('outbox.inbox_held', '');
 
-CREATE FUNCTION outbox.inbox_rewind(subscription text, "timestamp" timestamptz)
+CREATE FUNCTION outbox.inbox_rewind_to_time(subscription text, "timestamp" timestamptz)
 RETURNS void
 LANGUAGE C VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'outbox_inbox_rewind_time';
-COMMENT ON FUNCTION outbox.inbox_rewind(text, timestamptz) IS
+COMMENT ON FUNCTION outbox.inbox_rewind_to_time(text, timestamptz) IS
     'Move every partition of a subscription to its first message at or after a time';
 
-CREATE FUNCTION outbox.inbox_rewind(subscription text, "partition" integer,
-                                    "timestamp" timestamptz)
+CREATE FUNCTION outbox.inbox_rewind_to_time(subscription text, "partition" integer,
+                                            "timestamp" timestamptz)
 RETURNS void
 LANGUAGE C VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'outbox_inbox_rewind_partition_time';
-COMMENT ON FUNCTION outbox.inbox_rewind(text, integer, timestamptz) IS
+COMMENT ON FUNCTION outbox.inbox_rewind_to_time(text, integer, timestamptz) IS
     'Move a partition of a subscription to its first message at or after a time';
 
 CREATE VIEW outbox.inbox_held_keys AS
@@ -121,8 +121,8 @@ COMMENT ON VIEW outbox.inbox_held_keys IS
     'Keys held by on_poison = ''hold_key'': their messages waiting, the first one''s attempts and error';
 
 REVOKE ALL ON outbox.inbox_held, outbox.inbox_rewind_request, outbox.inbox_held_keys FROM PUBLIC;
-REVOKE ALL ON FUNCTION outbox.inbox_rewind(text, timestamptz),
-    outbox.inbox_rewind(text, integer, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox.inbox_rewind_to_time(text, timestamptz),
+    outbox.inbox_rewind_to_time(text, integer, timestamptz) FROM PUBLIC;
 GRANT SELECT ON outbox.inbox_held_keys TO pg_monitor;
 
 CREATE OR REPLACE VIEW outbox.subscriptions AS

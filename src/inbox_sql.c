@@ -2,8 +2,9 @@
  *
  * inbox_sql.c
  *	  SQL-callable functions of the inbox: outbox.subscribe,
- *	  outbox.unsubscribe, outbox.inbox_rewind (to an offset, or to a time:
- *	  a request the worker resolves), and the worker's state and high
+ *	  outbox.unsubscribe, outbox.inbox_rewind (to an offset) and
+ *	  outbox.inbox_rewind_to_time (a request the worker resolves), and the
+ *	  worker's state and high
  *	  watermarks behind outbox.inbox_status.
  *
  * Subscribing is a C function so that it can record who subscribed: the
@@ -376,7 +377,7 @@ request_rewind(const char *name, int32 partition, TimestampTz at)
 }
 
 /*
- * outbox.inbox_rewind(subscription, timestamp): consume every partition
+ * outbox.inbox_rewind_to_time(subscription, timestamp): consume every partition
  * again from its first message at or after timestamp, within a second or
  * so (the worker asks the cluster).  De-duplication records decide what
  * is applied again.
@@ -395,7 +396,7 @@ outbox_inbox_rewind_time(PG_FUNCTION_ARGS)
 }
 
 /*
- * outbox.inbox_rewind(subscription, partition, timestamp): the same for
+ * outbox.inbox_rewind_to_time(subscription, partition, timestamp): the same for
  * one partition.
  */
 Datum

@@ -300,7 +300,7 @@ foreach my $obj ('table outbox.held_topic', 'table outbox.held_event',
 	'table outbox.inbox_subscription', 'table outbox.inbox_offset',
 	'table outbox.inbox_dead_letter', 'view outbox.inbox_status',
 	'table outbox.inbox_held', 'table outbox.inbox_rewind_request', 'view outbox.inbox_held_keys',
-	'function outbox.inbox_rewind(text,timestamp with time zone)',
+	'function outbox.inbox_rewind_to_time(text,timestamp with time zone)',
 	'view outbox.subscriptions',
 	'function outbox.subscribe(text,text,regprocedure,integer,text,text)')
 {

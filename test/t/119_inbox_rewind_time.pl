@@ -44,28 +44,28 @@ sub effects { return query('SELECT count(*) FROM effect'); }
 
 # --- arguments and callers ----------------------------------------------------
 my ($ret, $out, $err) = $node->psql('postgres',
-	q{SELECT outbox.inbox_rewind('nosuch', now())},
+	q{SELECT outbox.inbox_rewind_to_time('nosuch', now())},
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/42704: inbox subscription "nosuch" does not exist/, 'unknown subscription: 42704');
 ($ret, $out, $err) = $node->psql('postgres',
-	q{SELECT outbox.inbox_rewind('rw', -1, now())},
+	q{SELECT outbox.inbox_rewind_to_time('rw', -1, now())},
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/22023: partition must not be negative/, 'negative partition: 22023');
 ($ret, $out, $err) = $node->psql('postgres',
-	q{SELECT outbox.inbox_rewind('rw', 'infinity'::timestamptz)},
+	q{SELECT outbox.inbox_rewind_to_time('rw', 'infinity'::timestamptz)},
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/22023: the timestamp of a rewind must be finite/, 'infinity: 22023');
 ($ret, $out, $err) = $node->psql('postgres', q{
 	CREATE ROLE stranger;
 	GRANT USAGE ON SCHEMA outbox TO stranger;
-	GRANT EXECUTE ON FUNCTION outbox.inbox_rewind(text, timestamptz) TO stranger;
+	GRANT EXECUTE ON FUNCTION outbox.inbox_rewind_to_time(text, timestamptz) TO stranger;
 	SET ROLE stranger;
-	SELECT outbox.inbox_rewind('rw', now());
+	SELECT outbox.inbox_rewind_to_time('rw', now());
 }, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/42501: /, "another role, even granted EXECUTE, may not rewind: 42501");
 ($ret, $out, $err) = $node->psql('postgres', q{
 	SET ROLE stranger;
-	SELECT outbox.inbox_rewind('rw', 0, now());
+	SELECT outbox.inbox_rewind_to_time('rw', 0, now());
 }, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/42501: permission denied for function inbox_rewind/,
 	'the one-partition form is not granted to PUBLIC: 42501');
@@ -93,7 +93,7 @@ my $ends = query(q{SELECT string_agg(stored_offset::text, ',' ORDER BY "partitio
 
 # --- rewind every partition: the records skip what was applied ---------------
 my $offset = -s $node->logfile;
-query(qq{SELECT outbox.inbox_rewind('rw', '$between'::timestamptz)});
+query(qq{SELECT outbox.inbox_rewind_to_time('rw', '$between'::timestamptz)});
 ok($node->wait_for_log(qr/subscription "rw" rewinds partition \d+ to offset \d+, its first message at or after/, $offset),
 	'the worker resolves the rewind');
 ok(poll_until(sub {
@@ -109,7 +109,7 @@ query(q{
 DELETE FROM outbox.inbox_dedupe_0;
 DELETE FROM outbox.inbox_dedupe_1;
 });
-query(qq{SELECT outbox.inbox_rewind('rw', '$between'::timestamptz)});
+query(qq{SELECT outbox.inbox_rewind_to_time('rw', '$between'::timestamptz)});
 ok(poll_until(sub { effects() eq '60' }, 60), 'records deleted: the 20 later messages are applied again');
 is(query(q{SELECT count(*) FROM effect WHERE seq <= 20}), '20',
 	'the earlier ones are not: the rewind went to the time, not the beginning');
@@ -123,7 +123,7 @@ DELETE FROM outbox.inbox_dedupe_1;
 });
 my $p0_later = query(q{SELECT count(DISTINCT seq) FROM effect WHERE "partition" = 0 AND seq > 20});
 my $before = effects();
-query(qq{SELECT outbox.inbox_rewind('rw', 0, '$between'::timestamptz)});
+query(qq{SELECT outbox.inbox_rewind_to_time('rw', 0, '$between'::timestamptz)});
 ok(poll_until(sub { effects() == $before + $p0_later }, 60),
 	"one partition: its $p0_later later messages are applied again");
 is(query(q{SELECT count(*) FROM effect WHERE "partition" = 1 AND seq > 20 GROUP BY seq HAVING count(*) <> 2}),
@@ -136,7 +136,7 @@ DELETE FROM outbox.inbox_dedupe_1;
 });
 $before = effects();
 $offset = -s $node->logfile;
-query(q{SELECT outbox.inbox_rewind('rw', now() + interval '1 hour')});
+query(q{SELECT outbox.inbox_rewind_to_time('rw', now() + interval '1 hour')});
 ok($node->wait_for_log(qr/subscription "rw" rewinds partition \d+ to offset/, $offset),
 	'a time after the last message is resolved');
 ok(poll_until(sub { query(q{SELECT count(*) FROM outbox.inbox_rewind_request}) eq '0' }),
