@@ -87,6 +87,14 @@ typedef struct InboxMessage
 	TimestampTz timestamp;		/* 0 if Kafka gave none */
 } InboxMessage;
 
+/*
+ * The columns of outbox.inbox_message, as inbox_message_values() and
+ * inbox_message_args() (inbox_apply.c) give them, and their types.
+ */
+#define INBOX_MESSAGE_COLUMNS	8
+#define INBOX_MESSAGE_ARGTYPES	TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID, \
+	BYTEAOID, JSONBOID, TIMESTAMPTZOID
+
 /* One subscription, as the worker read it. */
 typedef struct InboxSubscription
 {
@@ -193,6 +201,10 @@ extern void inbox_dlq_enqueue(InboxSubscription *sub, InboxMessage *msg,
 extern List *inbox_apply_batch(InboxSubscription *sub, List *positions,
 							   InboxMessage *messages, int nmessages);
 extern void inbox_apply_forget_plans(void);
+extern void inbox_message_values(InboxSubscription *sub, InboxMessage *msg,
+								 Datum *values, bool *isnull);
+extern void inbox_message_args(InboxSubscription *sub, InboxMessage *msg,
+							   Datum *values, char *nulls);
 extern ErrorData *inbox_apply_message(InboxSubscription *sub, InboxMessage *msg);
 extern bool inbox_apply_error_is_transient(int sqlerrcode);
 

@@ -273,15 +273,16 @@ bytes_datum(const char *data, int len)
 }
 
 /*
- * message_datum: msg as a value of outbox.inbox_message (desc).
+ * inbox_message_values: msg, as the columns of outbox.inbox_message
+ * (subscription, topic, partition, offset, key, value, headers as jsonb,
+ * timestamp), into values[0..7] and isnull[0..7]; also the first
+ * columns of the tables that keep messages (dead letters, held keys).
  */
-static Datum
-message_datum(TupleDesc desc, InboxSubscription *sub, InboxMessage *msg)
+void
+inbox_message_values(InboxSubscription *sub, InboxMessage *msg, Datum *values,
+					 bool *isnull)
 {
-	Datum		values[8];
-	bool		nulls[8];
-
-	memset(nulls, false, sizeof(nulls));
+	memset(isnull, false, sizeof(bool) * INBOX_MESSAGE_COLUMNS);
 	values[0] = CStringGetTextDatum(sub->name);
 	values[1] = CStringGetTextDatum(sub->topic);
 	values[2] = Int32GetDatum(msg->partition);
@@ -289,17 +290,46 @@ message_datum(TupleDesc desc, InboxSubscription *sub, InboxMessage *msg)
 	if (msg->key != NULL)
 		values[4] = bytes_datum(msg->key, msg->key_len);
 	else
-		nulls[4] = true;
+		isnull[4] = true;
 	if (msg->value != NULL)
 		values[5] = bytes_datum(msg->value, msg->value_len);
 	else
-		nulls[5] = true;
+		isnull[5] = true;
 	if (msg->headers_json != NULL)
 		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(msg->headers_json));
 	else
-		nulls[6] = true;
+		isnull[6] = true;
 	values[7] = TimestampTzGetDatum(msg->timestamp);
-	nulls[7] = (msg->timestamp == 0);
+	isnull[7] = (msg->timestamp == 0);
+}
+
+/*
+ * inbox_message_args: the same as SPI arguments: values[0..7] and
+ * nulls[0..7] (' ' or 'n'); their types are those of
+ * INBOX_MESSAGE_ARGTYPES.
+ */
+void
+inbox_message_args(InboxSubscription *sub, InboxMessage *msg, Datum *values,
+				   char *nulls)
+{
+	bool		isnull[INBOX_MESSAGE_COLUMNS];
+	int			i;
+
+	inbox_message_values(sub, msg, values, isnull);
+	for (i = 0; i < INBOX_MESSAGE_COLUMNS; i++)
+		nulls[i] = isnull[i] ? 'n' : ' ';
+}
+
+/*
+ * message_datum: msg as a value of outbox.inbox_message (desc).
+ */
+static Datum
+message_datum(TupleDesc desc, InboxSubscription *sub, InboxMessage *msg)
+{
+	Datum		values[INBOX_MESSAGE_COLUMNS];
+	bool		nulls[INBOX_MESSAGE_COLUMNS];
+
+	inbox_message_values(sub, msg, values, nulls);
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
@@ -436,31 +466,12 @@ static void
 dead_letter(InboxSubscription *sub, InboxMessage *msg, ErrorData *edata,
 			int attempts)
 {
-	Oid			argtypes[11] = {TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID,
-	BYTEAOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID};
+	Oid			argtypes[11] = {INBOX_MESSAGE_ARGTYPES, TEXTOID, TEXTOID, INT4OID};
 	Datum		args[11];
 	char		nulls[11];
 
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = CStringGetTextDatum(sub->topic);
-	args[2] = Int32GetDatum(msg->partition);
-	args[3] = Int64GetDatum(msg->offset);
-	if (msg->key != NULL)
-		args[4] = bytes_datum(msg->key, msg->key_len);
-	else
-		nulls[4] = 'n';
-	if (msg->value != NULL)
-		args[5] = bytes_datum(msg->value, msg->value_len);
-	else
-		nulls[5] = 'n';
-	if (msg->headers_json != NULL)
-		args[6] = CStringGetTextDatum(msg->headers_json);
-	else
-		nulls[6] = 'n';
-	args[7] = TimestampTzGetDatum(msg->timestamp);
-	if (msg->timestamp == 0)
-		nulls[7] = 'n';
+	inbox_message_args(sub, msg, args, nulls);
+	nulls[8] = nulls[9] = nulls[10] = ' ';
 	args[8] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
 	args[9] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 	args[10] = Int32GetDatum(attempts);
@@ -468,7 +479,7 @@ dead_letter(InboxSubscription *sub, InboxMessage *msg, ErrorData *edata,
 										  "INSERT INTO outbox.inbox_dead_letter"
 										  " (subscription, topic, \"partition\", \"offset\", key, value,"
 										  " headers, \"timestamp\", error, sqlstate, attempts)"
-										  " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)",
+										  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 										  11, argtypes),
 						 args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into outbox.inbox_dead_letter");

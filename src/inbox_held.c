@@ -141,40 +141,15 @@ void
 inbox_held_set_aside(InboxHeldSet *set, InboxSubscription *sub, InboxMessage *msg,
 					 ErrorData *edata, int attempts)
 {
-	Oid			argtypes[13] = {TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID,
-		BYTEAOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-	TIMESTAMPTZOID};
+	Oid			argtypes[13] = {INBOX_MESSAGE_ARGTYPES, TEXTOID, INT4OID, TEXTOID,
+	TEXTOID, TIMESTAMPTZOID};
 	Datum		args[13];
 	char		nulls[13];
 	char	   *key;
-	bytea	   *b;
 
 	Assert(msg->key != NULL);
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = CStringGetTextDatum(sub->topic);
-	args[2] = Int32GetDatum(msg->partition);
-	args[3] = Int64GetDatum(msg->offset);
-	b = palloc(VARHDRSZ + msg->key_len);
-	SET_VARSIZE(b, VARHDRSZ + msg->key_len);
-	memcpy(VARDATA(b), msg->key, msg->key_len);
-	args[4] = PointerGetDatum(b);
-	if (msg->value != NULL)
-	{
-		b = palloc(VARHDRSZ + msg->value_len);
-		SET_VARSIZE(b, VARHDRSZ + msg->value_len);
-		memcpy(VARDATA(b), msg->value, msg->value_len);
-		args[5] = PointerGetDatum(b);
-	}
-	else
-		nulls[5] = 'n';
-	if (msg->headers_json != NULL)
-		args[6] = CStringGetTextDatum(msg->headers_json);
-	else
-		nulls[6] = 'n';
-	args[7] = TimestampTzGetDatum(msg->timestamp);
-	if (msg->timestamp == 0)
-		nulls[7] = 'n';
+	inbox_message_args(sub, msg, args, nulls);
+	memset(nulls + INBOX_MESSAGE_COLUMNS, ' ', 13 - INBOX_MESSAGE_COLUMNS);
 	args[8] = CStringGetTextDatum(msg->dedupe_key);
 	args[9] = Int32GetDatum(attempts);
 	if (edata != NULL)
@@ -192,7 +167,7 @@ inbox_held_set_aside(InboxHeldSet *set, InboxSubscription *sub, InboxMessage *ms
 										  " (subscription, topic, \"partition\", \"offset\", key, value,"
 										  "  headers, \"timestamp\", dedupe_key, attempts, last_error,"
 										  "  sqlstate, retry_at)"
-										  " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)"
+										  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 										  " ON CONFLICT DO NOTHING",
 										  13, argtypes),
 						 args, nulls, false, 0) != SPI_OK_INSERT)

@@ -101,14 +101,15 @@ inbox_storage_subscriptions(void)
 }
 
 /*
- * inbox_storage_positions: the stored offsets of subscription, a List of
- * InboxPosition * in the current memory context, by partition.  Needs a
- * transaction with a snapshot and SPI not connected.
+ * rows_of_subscription: run sql (kept in *plan; $1 is the subscription's
+ * name) and return the List of what row_to() makes of each row, made in
+ * the caller's memory context.  Needs a transaction with a snapshot and
+ * SPI not connected.
  */
-List *
-inbox_storage_positions(const char *subscription)
+static List *
+rows_of_subscription(SPIPlanPtr *plan, const char *sql, const char *subscription,
+					 void *(*row_to) (HeapTuple tup, TupleDesc desc))
 {
-	static SPIPlanPtr plan = NULL;
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
@@ -117,28 +118,67 @@ inbox_storage_positions(const char *subscription)
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(subscription);
-	if (SPI_execute_plan(outbox_keep_plan(&plan,
-										  "SELECT \"partition\", next_offset, attempts"
-										  " FROM outbox.inbox_offset WHERE subscription = $1"
-										  " ORDER BY \"partition\"", 1, argtypes),
+	if (SPI_execute_plan(outbox_keep_plan(plan, sql, 1, argtypes),
 						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read outbox.inbox_offset");
+		elog(ERROR, "could not run \"%s\"", sql);
 	for (i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
 		MemoryContext old = MemoryContextSwitchTo(caller);
-		InboxPosition *pos = palloc(sizeof(InboxPosition));
 
-		pos->partition = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		pos->next_offset = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		pos->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		result = lappend(result, pos);
+		result = lappend(result, row_to(SPI_tuptable->vals[i], SPI_tuptable->tupdesc));
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
 	return result;
+}
+
+/*
+ * position_of_row: an InboxPosition * from a row (partition, next_offset,
+ * attempts) of outbox.inbox_offset.
+ */
+static void *
+position_of_row(HeapTuple tup, TupleDesc desc)
+{
+	InboxPosition *pos = palloc(sizeof(InboxPosition));
+	bool		isnull;
+
+	pos->partition = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	pos->next_offset = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	pos->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	return pos;
+}
+
+/*
+ * rewind_request_of_row: an InboxRewindRequest * from a row (partition,
+ * timestamp, requested_at as text) of outbox.inbox_rewind_request.
+ */
+static void *
+rewind_request_of_row(HeapTuple tup, TupleDesc desc)
+{
+	InboxRewindRequest *req = palloc(sizeof(InboxRewindRequest));
+	bool		isnull;
+
+	req->partition = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	req->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+	req->requested_at = SPI_getvalue(tup, desc, 3);
+	return req;
+}
+
+/*
+ * inbox_storage_positions: the stored offsets of subscription, a List of
+ * InboxPosition * in the current memory context, by partition.  Needs a
+ * transaction with a snapshot and SPI not connected.
+ */
+List *
+inbox_storage_positions(const char *subscription)
+{
+	static SPIPlanPtr plan = NULL;
+
+	return rows_of_subscription(&plan,
+								"SELECT \"partition\", next_offset, attempts"
+								" FROM outbox.inbox_offset WHERE subscription = $1"
+								" ORDER BY \"partition\"",
+								subscription, position_of_row);
 }
 
 /*
@@ -200,36 +240,12 @@ List *
 inbox_storage_rewind_requests(const char *subscription)
 {
 	static SPIPlanPtr plan = NULL;
-	MemoryContext caller = CurrentMemoryContext;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	List	   *result = NIL;
-	uint64		i;
 
-	SPI_connect();
-	args[0] = CStringGetTextDatum(subscription);
-	if (SPI_execute_plan(outbox_keep_plan(&plan,
-										  "SELECT \"partition\", \"timestamp\", requested_at::text"
-										  " FROM outbox.inbox_rewind_request WHERE subscription = $1"
-										  " ORDER BY \"partition\"", 1, argtypes),
-						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read outbox.inbox_rewind_request");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		MemoryContext old = MemoryContextSwitchTo(caller);
-		InboxRewindRequest *req = palloc(sizeof(InboxRewindRequest));
-
-		req->partition = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		req->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
-		req->requested_at = SPI_getvalue(tup, desc, 3);
-		result = lappend(result, req);
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
-	return result;
+	return rows_of_subscription(&plan,
+								"SELECT \"partition\", \"timestamp\", requested_at::text"
+								" FROM outbox.inbox_rewind_request WHERE subscription = $1"
+								" ORDER BY \"partition\"",
+								subscription, rewind_request_of_row);
 }
 
 /*
