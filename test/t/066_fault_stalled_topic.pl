@@ -62,7 +62,15 @@ my $held = $fs->wait_for(
 	},
 	10);
 ok($held, "outbox.held_topics shows $sick held with its events");
-my $st = outbox_status($node, 'postgres');
+# the three partitions are held as their events meet them, not
+# necessarily in one pass: wait for the third
+my $st;
+$fs->wait_for(
+	sub {
+		$st = outbox_status($node, 'postgres');
+		($st->{held_topics} // 0) == 3 && ($st->{held_events} // 0) > 0;
+	},
+	10);
 note 'during the stall: ' . join(', ',
 	map { "$_=" . ($st->{$_} // 'null') }
 	  qw(state pending_events held_topics held_events last_error problem));
