@@ -25,6 +25,7 @@ OBJS = \
 	src/inbox_dlq.o \
 	src/inbox_held.o \
 	src/inbox_held_retry.o \
+	src/inbox_message.o \
 	src/inbox_shmem.o \
 	src/inbox_sql.o \
 	src/inbox_storage.o \

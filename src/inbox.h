@@ -12,6 +12,8 @@
  * slot); inbox_apply.c and inbox_held_retry.c call inbox_held.c (messages
  * set aside per key) and inbox_dlq.c (the Kafka dead-letter topic);
  * inbox_sql.c (SQL-callable functions) calls inbox_shmem.c and inbox_dlq.c.
+ * inbox_message.c (a message as the columns of outbox.inbox_message) is
+ * called by inbox_apply.c and inbox_held.c and calls nothing of the inbox.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -197,14 +199,16 @@ extern void inbox_dlq_check_subscribe(const char *topic, Oid outbox_owner);
 extern void inbox_dlq_enqueue(InboxSubscription *sub, InboxMessage *msg,
 							  ErrorData *edata, int attempts);
 
-/* inbox_apply.c */
-extern List *inbox_apply_batch(InboxSubscription *sub, List *positions,
-							   InboxMessage *messages, int nmessages);
-extern void inbox_apply_forget_plans(void);
+/* inbox_message.c */
 extern void inbox_message_values(InboxSubscription *sub, InboxMessage *msg,
 								 Datum *values, bool *isnull);
 extern void inbox_message_args(InboxSubscription *sub, InboxMessage *msg,
 							   Datum *values, char *nulls);
+
+/* inbox_apply.c */
+extern List *inbox_apply_batch(InboxSubscription *sub, List *positions,
+							   InboxMessage *messages, int nmessages);
+extern void inbox_apply_forget_plans(void);
 extern ErrorData *inbox_apply_message(InboxSubscription *sub, InboxMessage *msg);
 extern bool inbox_apply_error_is_transient(int sqlerrcode);
 

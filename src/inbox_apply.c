@@ -105,7 +105,6 @@ static void handler_call(HandlerCall *hc, InboxSubscription *sub, Oid msgtype);
 static bool error_is_transient(int sqlerrcode);
 static PartitionWork *partition_work(PartitionWork *work, int *nwork,
 									 List *positions, int32 partition);
-static Datum bytes_datum(const char *data, int len);
 static Datum message_datum(TupleDesc desc, InboxSubscription *sub,
 						   InboxMessage *msg);
 static HTAB *key_set(InboxMessage *messages, int nmessages);
@@ -257,67 +256,6 @@ partition_work(PartitionWork *work, int *nwork, List *positions, int32 partition
 	w->result.next_offset = w->expected;
 	w->result.attempts = w->stored_attempts;
 	return w;
-}
-
-/*
- * bytes_datum: a bytea of data[0..len).
- */
-static Datum
-bytes_datum(const char *data, int len)
-{
-	bytea	   *b = palloc(VARHDRSZ + len);
-
-	SET_VARSIZE(b, VARHDRSZ + len);
-	memcpy(VARDATA(b), data, len);
-	return PointerGetDatum(b);
-}
-
-/*
- * inbox_message_values: msg, as the columns of outbox.inbox_message
- * (subscription, topic, partition, offset, key, value, headers as jsonb,
- * timestamp), into values[0..7] and isnull[0..7]; also the first
- * columns of the tables that keep messages (dead letters, held keys).
- */
-void
-inbox_message_values(InboxSubscription *sub, InboxMessage *msg, Datum *values,
-					 bool *isnull)
-{
-	memset(isnull, false, sizeof(bool) * INBOX_MESSAGE_COLUMNS);
-	values[0] = CStringGetTextDatum(sub->name);
-	values[1] = CStringGetTextDatum(sub->topic);
-	values[2] = Int32GetDatum(msg->partition);
-	values[3] = Int64GetDatum(msg->offset);
-	if (msg->key != NULL)
-		values[4] = bytes_datum(msg->key, msg->key_len);
-	else
-		isnull[4] = true;
-	if (msg->value != NULL)
-		values[5] = bytes_datum(msg->value, msg->value_len);
-	else
-		isnull[5] = true;
-	if (msg->headers_json != NULL)
-		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(msg->headers_json));
-	else
-		isnull[6] = true;
-	values[7] = TimestampTzGetDatum(msg->timestamp);
-	isnull[7] = (msg->timestamp == 0);
-}
-
-/*
- * inbox_message_args: the same as SPI arguments: values[0..7] and
- * nulls[0..7] (' ' or 'n'); their types are those of
- * INBOX_MESSAGE_ARGTYPES.
- */
-void
-inbox_message_args(InboxSubscription *sub, InboxMessage *msg, Datum *values,
-				   char *nulls)
-{
-	bool		isnull[INBOX_MESSAGE_COLUMNS];
-	int			i;
-
-	inbox_message_values(sub, msg, values, isnull);
-	for (i = 0; i < INBOX_MESSAGE_COLUMNS; i++)
-		nulls[i] = isnull[i] ? 'n' : ' ';
 }
 
 /*
