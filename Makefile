@@ -13,6 +13,7 @@ OBJS = \
 	src/batch_sql.o \
 	src/capture.o \
 	src/chunk_produce.o \
+	src/consumer_config.o \
 	src/database_list.o \
 	src/enqueue.o \
 	src/error_class.o \
@@ -21,6 +22,10 @@ OBJS = \
 	src/held_lane.o \
 	src/inbox_apply.o \
 	src/inbox_consumer.o \
+	src/inbox_dlq.o \
+	src/inbox_held.o \
+	src/inbox_held_retry.o \
+	src/inbox_message.o \
 	src/inbox_shmem.o \
 	src/inbox_sql.o \
 	src/inbox_storage.o \
@@ -96,4 +101,4 @@ isolation-specs:
 
 # PGXS does not track header dependencies: rebuild everything when a shared
 # header changes (a changed shared-memory layout must never be half-built).
-$(filter src/%.o,$(OBJS)): outbox_kafka.control src/librdkafka_version.h src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h src/inbox.h src/inbox_consumer.h
+$(filter src/%.o,$(OBJS)): outbox_kafka.control src/librdkafka_version.h src/outbox_kafka.h src/relay.h src/relay_worker.h src/error_class.h src/producer_config.h src/pg_compat.h src/inbox.h src/inbox_consumer.h src/consumer_config.h

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/inbox.sh: throughput of the inbox (docs/inbox.md) against its floor,
 # measured in one run on this machine, on a single-node Apache Kafka
-# (test/kafka) on loopback: BENCH_INBOX_N (default 100000) messages of
+# (test/kafka) on loopback: BENCH_INBOX_N (default 200000) messages of
 # 1 KB JSON over 8 partitions, produced before either consumer starts, then
 #
 #   floor  bench/inbox_floor.c: a bare librdkafka consumer that COPYs the
@@ -9,36 +9,34 @@
 #          per batch of BENCH_INBOX_BATCH (1000), in one transaction;
 #   inbox  outbox.subscribe with a PL/pgSQL handler doing one INSERT per
 #          message (outbox_kafka.inbox_batch_size = BENCH_INBOX_BATCH),
+#          on_poison => BENCH_INBOX_ON_POISON (default dead_letter; with
+#          hold_key each batch also reads the held keys);
+#   batch  then, in the same database, a second subscription to the same
+#          topic with a batch handler (outbox.inbox_message[]) doing one
+#          INSERT ... SELECT FROM unnest($1) per batch,
 #
-# both with synchronous_commit = on, each into a database of its own on
-# the same server.  Prints a Markdown table (docs/benchmarks.md keeps the
-# latest).  Needs root (installs what is missing, runs the server as
+# all with synchronous_commit = on, the floor and the inbox each into a
+# database of its own on the same server.  The inbox's rates are taken
+# from the commit timestamps of its effects (track_commit_timestamp = on,
+# for the floor too).  Prints a Markdown table (docs/benchmarks.md keeps
+# the latest).  Needs root (installs what is missing, runs the server as
 # $OUTBOX_TEST_USER); PG_CONFIG picks the PostgreSQL.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 run_user=${OUTBOX_TEST_USER:-postgres}
-n=${BENCH_INBOX_N:-100000}
+n=${BENCH_INBOX_N:-200000}
 batch=${BENCH_INBOX_BATCH:-1000}
+on_poison=${BENCH_INBOX_ON_POISON:-dead_letter}
 topic=bench.inbox
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 pgbin=$("$PG_CONFIG" --bindir)
-# shellcheck source=test/install_deps.sh
-source "$here/test/install_deps.sh"
-install_deps
-make -C "$here" -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
-build_and_install "$here"
-work=$(mktemp -d /tmp/outbox_kafka_inbox_bench.XXXXXX)
-chown "$run_user" "$work"
-mock_pid=
-trap 'remove_throwaway "$work"' EXIT
-flags=()
-[ -z "${RDKAFKA_PREFIX:-}" ] ||
-    flags=(-isystem "$RDKAFKA_PREFIX/include" -L"$RDKAFKA_PREFIX/lib" -Wl,-rpath,"$RDKAFKA_PREFIX/lib")
-gcc -O2 -Wall -Wextra -Werror "${flags[@]}" -I"$("$PG_CONFIG" --includedir)" \
-    -o "$work/inbox_floor" "$here/bench/inbox_floor.c" -lrdkafka -lpq
+# shellcheck source=bench/inbox_common.sh
+source "$here/bench/inbox_common.sh"
+inbox_bench_setup inbox_bench
 
 start_real_broker "$work" "$topic:8" >&2
 start_throwaway_server "$work" "inbox" "$bootstrap" "synchronous_commit = on
+track_commit_timestamp = on
 outbox_kafka.inbox_batch_size = $batch
 max_worker_processes = 16"
 psql_() { as_user "$run_user" "$pgbin/psql" -h "$work" -p "$port" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
@@ -57,11 +55,12 @@ floor=$(as_user "$run_user" "$work/inbox_floor" "$bootstrap" "$topic" 8 "$n" "$b
     "host=$work port=$port dbname=floor")
 floor_rate=$(sed -n 's/.*msg_per_s=\([0-9]*\).*/\1/p' <<<"$floor")
 
-# the inbox
+# the inbox: a per-message handler, then a batch handler
 psql_ -d postgres -c 'CREATE DATABASE inbox'
 psql_ -d inbox <<'SQL'
 CREATE EXTENSION outbox_kafka;
 CREATE TABLE effect (order_id bigint, key text, payload jsonb);
+CREATE TABLE effect_batch (order_id bigint, key text, payload jsonb);
 CREATE FUNCTION apply(m outbox.inbox_message) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -69,21 +68,46 @@ BEGIN
                                convert_from(m.value, 'UTF8')::jsonb);
 END
 $$;
+CREATE FUNCTION apply_batch(ms outbox.inbox_message[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO effect_batch
+    SELECT m."offset", convert_from(m.key, 'UTF8'), convert_from(m.value, 'UTF8')::jsonb
+      FROM unnest(ms) m;
+END
+$$;
 SQL
-psql_ -d inbox -c "SELECT outbox.subscribe('bench', '$topic', 'apply(outbox.inbox_message)')"
-# from the first applied message to the last (the worker notices a new
-# subscription within a second: not counted)
-while [ "$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) > 0 FROM outbox.inbox_status')" != t ]; do sleep 0.05; done
-t0=$(date +%s.%N)
-first=$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) FROM outbox.inbox_status')
-while [ "$(psql_ -d inbox -c 'SELECT coalesce(sum(applied), 0) FROM outbox.inbox_status')" -lt "$n" ]; do sleep 0.05; done
-t1=$(date +%s.%N)
-inbox_rate=$(echo "($n - $first) / ($t1 - $t0)" | bc)
-[ "$(psql_ -d inbox -c 'SELECT count(*) FROM effect')" = "$n" ] || { echo "effects != $n" >&2; exit 1; }
+# rate SUBSCRIPTION HANDLER TABLE: subscribe, wait (polling the offsets
+# table twice a second: a psql every few milliseconds would take CPU from
+# the worker) until TABLE has every message, print the rate from the
+# commit of the first batch to the commit of the last (commit timestamps:
+# the worker notices a new subscription within a second, not counted)
+rate() {
+    local sub=$1 handler=$2 table=$3 applied
+    applied="SELECT coalesce(sum(applied), 0) FROM outbox.inbox_offset WHERE subscription = '$sub'"
+    psql_ -d inbox -c "SELECT outbox.subscribe('$sub', '$topic', '$handler', on_poison => '$on_poison')" >/dev/null
+    while [ "$(psql_ -d inbox -c "$applied")" -lt "$n" ]; do sleep 0.5; done
+    psql_ -d inbox -c "SELECT outbox.unsubscribe('$sub')" >/dev/null
+    psql_ -d inbox -c "
+WITH t AS (SELECT pg_xact_commit_timestamp(xmin) AS ts FROM $table),
+     b AS (SELECT min(ts) AS t0, max(ts) AS t1, count(*) AS n FROM t)
+SELECT CASE WHEN b.n <> $n THEN 'effects: ' || b.n
+            ELSE round((SELECT count(*) FROM t WHERE ts > b.t0) /
+                       extract(epoch FROM b.t1 - b.t0))::text END
+  FROM b"
+}
+inbox_rate=$(rate bench 'apply(outbox.inbox_message)' effect)
+batch_rate=$(rate bench_batch 'apply_batch(outbox.inbox_message[])' effect_batch)
+for r in "$inbox_rate" "$batch_rate"; do
+    [[ $r =~ ^[0-9]+$ ]] || { echo "$r != $n" >&2; exit 1; }
+done
 
-echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $n messages of 1 KB JSON, 8 partitions, batches of $batch, synchronous_commit = on; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }bash bench/inbox.sh\`"
+echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $n messages of 1 KB JSON, 8 partitions, batches of $batch, synchronous_commit = on, on_poison = $on_poison; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }BENCH_INBOX_ON_POISON=$on_poison bash bench/inbox.sh\`"
 echo
 echo "| what | msg/s | of the floor |"
 echo "|---|---|---|"
 echo "| floor: bare consumer, COPY + one offset row per partition per batch | $floor_rate | 1.00 |"
 echo "| inbox, per-message PL/pgSQL handler (one INSERT) | $inbox_rate | $(echo "scale=2; $inbox_rate / $floor_rate" | bc) |"
+echo "| inbox, batch PL/pgSQL handler (one INSERT ... SELECT FROM unnest) | $batch_rate | $(echo "scale=2; $batch_rate / $floor_rate" | bc) |"
+echo
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

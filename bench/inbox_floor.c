@@ -6,7 +6,10 @@
  *	  inbox does) and, per batch, COPYs the messages into a table and
  *	  stores one offset row per partition in the same transaction, through
  *	  libpq.  No handler, no savepoint, no de-duplication record: what an
- *	  exactly-once consumer cannot do with less work.
+ *	  exactly-once consumer cannot do with less work.  Its fetch settings
+ *	  are the inbox's (src/inbox_consumer.c: fetch.wait.max.ms 100, Nagle
+ *	  off): with Nagle's algorithm on, a fetch request can wait for the
+ *	  acknowledgement of the one before, tens of milliseconds.
  *
  * Usage: inbox_floor BOOTSTRAP TOPIC PARTITIONS COUNT BATCH CONNINFO
  * Prints: count=N seconds=S msg_per_s=R (from the first message).
@@ -112,7 +115,8 @@ main(int argc, char **argv)
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)) ||
 		rd_kafka_conf_set(conf, "group.id", "inbox_floor", errstr, sizeof(errstr)) ||
 		rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
-		rd_kafka_conf_set(conf, "fetch.wait.max.ms", "100", errstr, sizeof(errstr)))
+		rd_kafka_conf_set(conf, "fetch.wait.max.ms", "100", errstr, sizeof(errstr)) ||
+		rd_kafka_conf_set(conf, "socket.nagle.disable", "true", errstr, sizeof(errstr)))
 	{
 		fprintf(stderr, "%s\n", errstr);
 		return 1;

@@ -169,7 +169,9 @@ SELECT s.name AS subscription,
        CASE
          WHEN w.state <> 'consuming' THEN w.state
          WHEN coalesce(o.attempts, 0) >= s.max_attempts AND s.on_poison = 'hold' THEN 'held'
-         WHEN coalesce(o.attempts, 0) > 0 THEN 'retrying'
+         -- a failure that counts no attempt (docs/inbox.md, Failures) is
+         -- known by its error written with the offset the batch stopped at
+         WHEN coalesce(o.attempts, 0) > 0 OR o.last_error_at >= o.updated_at THEN 'retrying'
          WHEN h.high_watermark IS NULL THEN 'unknown'
          WHEN h.high_watermark > coalesce(o.next_offset, 0) THEN 'behind'
          ELSE 'caught_up'

@@ -6,9 +6,14 @@
  *
  * Files call downwards only: inbox_worker.c (the driver) calls
  * inbox_consumer.c (the only code using librdkafka's consumer API),
- * inbox_apply.c (the transaction of one batch), inbox_storage.c (the
- * subscriptions, offsets and de-duplication tables) and inbox_shmem.c (the
- * worker's slot); inbox_sql.c (SQL-callable functions) calls inbox_shmem.c.
+ * inbox_held_retry.c (the retries of held keys), inbox_apply.c (the
+ * transaction of one batch), inbox_storage.c (the subscriptions, offsets,
+ * rewinds and de-duplication tables) and inbox_shmem.c (the worker's
+ * slot); inbox_apply.c and inbox_held_retry.c call inbox_held.c (messages
+ * set aside per key) and inbox_dlq.c (the Kafka dead-letter topic);
+ * inbox_sql.c (SQL-callable functions) calls inbox_shmem.c and inbox_dlq.c.
+ * inbox_message.c (a message as the columns of outbox.inbox_message) is
+ * called by inbox_apply.c and inbox_held.c and calls nothing of the inbox.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -33,6 +38,9 @@
 /* Partitions whose high watermark shared memory keeps, per database. */
 #define INBOX_MAX_WATERMARKS	256
 #define INBOX_ERROR_LEN			256
+/* Back-off of a failed message: from MIN, doubling per attempt, to MAX. */
+#define INBOX_BACKOFF_MIN_MS	100
+#define INBOX_BACKOFF_MAX_MS	30000
 
 /* What the inbox worker of a database is doing, as inbox_status shows it. */
 typedef enum InboxState
@@ -81,6 +89,14 @@ typedef struct InboxMessage
 	TimestampTz timestamp;		/* 0 if Kafka gave none */
 } InboxMessage;
 
+/*
+ * The columns of outbox.inbox_message, as inbox_message_values() and
+ * inbox_message_args() (inbox_apply.c) give them, and their types.
+ */
+#define INBOX_MESSAGE_COLUMNS	8
+#define INBOX_MESSAGE_ARGTYPES	TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID, \
+	BYTEAOID, JSONBOID, TIMESTAMPTZOID
+
 /* One subscription, as the worker read it. */
 typedef struct InboxSubscription
 {
@@ -90,6 +106,8 @@ typedef struct InboxSubscription
 	Oid			owner;
 	int			max_attempts;
 	bool		hold;			/* on_poison = 'hold' */
+	bool		hold_key;		/* on_poison = 'hold_key' */
+	char	   *dead_letter_topic;	/* NULL if none */
 	char	   *signature;		/* all of the above, to notice changes */
 } InboxSubscription;
 
@@ -112,9 +130,36 @@ typedef struct InboxPartitionResult
 	int			attempts;		/* failed attempts of that message */
 } InboxPartitionResult;
 
+/* A rewind by timestamp not resolved yet (outbox.inbox_rewind_request). */
+typedef struct InboxRewindRequest
+{
+	int32		partition;		/* -1: every partition */
+	TimestampTz at;
+	char	   *requested_at;	/* as text, to delete exactly this request */
+} InboxRewindRequest;
+
+/* The held keys of one batch (inbox_held.c). */
+typedef struct InboxHeldSet InboxHeldSet;
+
 /* module.c: settings */
 extern int	outbox_inbox_batch_size;
 extern int	outbox_inbox_dedupe_window_s;
+extern char *outbox_consumer_properties;
+
+/*
+ * inbox_backoff_delay: the wait in ms before the next try after attempts
+ * failures (attempts >= 1): INBOX_BACKOFF_MIN_MS doubled per attempt,
+ * capped at INBOX_BACKOFF_MAX_MS.
+ */
+static inline int
+inbox_backoff_delay(int attempts)
+{
+	int			delay = INBOX_BACKOFF_MIN_MS;
+
+	while (--attempts > 0 && delay < INBOX_BACKOFF_MAX_MS)
+		delay *= 2;
+	return delay < INBOX_BACKOFF_MAX_MS ? delay : INBOX_BACKOFF_MAX_MS;
+}
 
 /* inbox_shmem.c */
 extern void inbox_shmem_install_hooks(void);
@@ -133,10 +178,38 @@ extern PGDLLEXPORT void outbox_inbox_worker_main(Datum main_arg);
 extern List *inbox_storage_subscriptions(void);
 extern List *inbox_storage_positions(const char *subscription);
 extern void inbox_storage_rotate_dedupe(int window_s);
+extern List *inbox_storage_rewind_requests(const char *subscription);
+extern void inbox_storage_rewind_partition(const char *subscription, int32 partition,
+										   int64 expected, int64 offset);
+extern void inbox_storage_rewind_done(const char *subscription,
+									  InboxRewindRequest *request);
+
+/* inbox_held.c */
+extern InboxHeldSet *inbox_held_load(InboxSubscription *sub);
+extern bool inbox_held_waits(InboxHeldSet *set, InboxMessage *msg);
+extern bool inbox_held_any(InboxHeldSet *set);
+extern void inbox_held_set_aside(InboxHeldSet *set, InboxSubscription *sub,
+								 InboxMessage *msg, ErrorData *edata, int attempts);
+
+/* inbox_held_retry.c */
+extern long inbox_held_retry(InboxSubscription *sub);
+
+/* inbox_dlq.c */
+extern void inbox_dlq_check_subscribe(const char *topic, Oid outbox_owner);
+extern void inbox_dlq_enqueue(InboxSubscription *sub, InboxMessage *msg,
+							  ErrorData *edata, int attempts);
+
+/* inbox_message.c */
+extern void inbox_message_values(InboxSubscription *sub, InboxMessage *msg,
+								 Datum *values, bool *isnull);
+extern void inbox_message_args(InboxSubscription *sub, InboxMessage *msg,
+							   Datum *values, char *nulls);
 
 /* inbox_apply.c */
 extern List *inbox_apply_batch(InboxSubscription *sub, List *positions,
 							   InboxMessage *messages, int nmessages);
 extern void inbox_apply_forget_plans(void);
+extern ErrorData *inbox_apply_message(InboxSubscription *sub, InboxMessage *msg);
+extern bool inbox_apply_error_is_transient(int sqlerrcode);
 
 #endif							/* OUTBOX_INBOX_H */

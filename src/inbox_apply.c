@@ -10,13 +10,16 @@
  *
  * Per partition, messages are applied in offset order.  A message already
  * recorded (same de-duplication key within the window, or earlier in the
- * batch) is skipped without calling the handler.  The records are read
- * with one query and written with one statement per batch.  When a handler fails, only its subtransaction is
+ * batch) is skipped without calling the handler.  The records are read by
+ * probing the tables' primary keys, and written with one statement per
+ * batch.  When a handler fails, only its subtransaction is
  * rolled back: the messages of that partition before it commit, the
  * partition stops there for this batch (its attempts and error are stored
  * with its offset) and the other partitions go on.  After max_attempts
  * failures the message goes to outbox.inbox_dead_letter and its partition
- * moves past it, unless the subscription holds (on_poison = 'hold').  An
+ * moves past it, unless the subscription holds (on_poison = 'hold'); with
+ * on_poison = 'hold_key' it is set aside with its key (inbox_held.c), and
+ * so are the later messages of that key, while the partition moves on.  An
  * error that is not the message's fault (serialization failure, deadlock,
  * lock not available, shutdown, out of resources, a revoked privilege)
  * counts no attempt.
@@ -34,36 +37,51 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "inbox.h"
+#include "pg_compat.h"
 #include "relay.h"
 
-/* The handler plan of one subscription's handler. */
-typedef struct HandlerPlan
+/* How this batch calls the subscription's handler. */
+typedef struct HandlerCall
 {
-	Oid			handler;
-	Oid			msgtype;
-	SPIPlanPtr	plan;
-} HandlerPlan;
+	FmgrInfo	flinfo;
+	Oid			owner;			/* run as this role */
+	bool		batch;			/* takes outbox.inbox_message[] */
+	AclResult	acl;			/* may owner execute it? */
+	Oid			msgtype;		/* outbox.inbox_message */
+	int16		msglen;			/* its typlen, byval and align */
+	bool		msgbyval;
+	char		msgalign;
+} HandlerCall;
 
 /* One partition of the batch, while it is applied. */
 typedef struct PartitionWork
@@ -78,20 +96,20 @@ typedef struct PartitionWork
 	bool		changed;		/* anything to store */
 } PartitionWork;
 
-static List *handler_plans = NIL;	/* of HandlerPlan *, in TopMemoryContext */
-static SPIPlanPtr seen_plan = NULL;
 static SPIPlanPtr record_plan[2] = {NULL, NULL};
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr offset_plan = NULL;
 
 static Oid	message_type(void);
-static SPIPlanPtr handler_plan(Oid handler, Oid msgtype);
+static void handler_call(HandlerCall *hc, InboxSubscription *sub, Oid msgtype);
 static bool error_is_transient(int sqlerrcode);
 static PartitionWork *partition_work(PartitionWork *work, int *nwork,
 									 List *positions, int32 partition);
-static Datum bytes_datum(const char *data, int len);
 static Datum message_datum(TupleDesc desc, InboxSubscription *sub,
 						   InboxMessage *msg);
+static HTAB *key_set(InboxMessage *messages, int nmessages);
+static void probe_records(const char *name, const char *subscription,
+						  InboxMessage *messages, int nmessages, HTAB *set);
 static HTAB *recorded_keys(InboxSubscription *sub, InboxMessage *messages,
 						   int nmessages);
 static void record_applied(InboxSubscription *sub, Datum *keys, int nkeys,
@@ -99,7 +117,11 @@ static void record_applied(InboxSubscription *sub, Datum *keys, int nkeys,
 static void dead_letter(InboxSubscription *sub, InboxMessage *msg,
 						ErrorData *edata, int attempts);
 static void store_offset(InboxSubscription *sub, PartitionWork *w);
-static ErrorData *apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg);
+static ErrorData *apply_one(HandlerCall *hc, Datum *msgs, int nmsgs);
+static bool apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
+					  PartitionWork *work, int *nwork, List *positions,
+					  InboxMessage *messages, int nmessages, HTAB *recorded,
+					  Datum *applied_keys, int *napplied);
 
 /*
  * message_type: the OID of outbox.inbox_message.  ERROR if it is missing
@@ -122,45 +144,37 @@ message_type(void)
 }
 
 /*
- * handler_plan: the kept plan that calls handler with one message, made
- * the first time.  SPI must be connected.
+ * handler_call: how to call sub's handler in this batch: through fmgr,
+ * looked up in the current memory context; whether it takes one message
+ * or an array of them (outbox.subscribe checked it takes one of the two),
+ * and whether the owner may execute it (checked again for every call, in
+ * the call's subtransaction, like SQL would).  ERROR if the handler is
+ * gone or takes anything else.
  */
-static SPIPlanPtr
-handler_plan(Oid handler, Oid msgtype)
+static void
+handler_call(HandlerCall *hc, InboxSubscription *sub, Oid msgtype)
 {
-	ListCell   *lc;
-	HandlerPlan *hp;
-	char	   *nsp;
-	char	   *sql;
-	SPIPlanPtr	plan;
-	MemoryContext old;
+	Oid		   *argtypes;
+	int			nargs;
 
-	foreach(lc, handler_plans)
-	{
-		hp = (HandlerPlan *) lfirst(lc);
-		if (hp->handler == handler && hp->msgtype == msgtype)
-			return hp->plan;
-	}
-	nsp = get_namespace_name(get_func_namespace(handler));
-	if (nsp == NULL)
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(sub->handler)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("inbox handler function %u does not exist", handler)));
-	sql = psprintf("SELECT %s.%s($1)", quote_identifier(nsp),
-				   quote_identifier(get_func_name(handler)));
-	plan = SPI_prepare(sql, 1, &msgtype);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare(\"%s\") failed: %s", sql,
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	hp = palloc(sizeof(HandlerPlan));
-	hp->handler = handler;
-	hp->msgtype = msgtype;
-	hp->plan = plan;
-	handler_plans = lappend(handler_plans, hp);
-	MemoryContextSwitchTo(old);
-	return plan;
+				 errmsg("inbox handler function %u of subscription \"%s\" does not exist",
+						sub->handler, sub->name)));
+	(void) get_func_signature(sub->handler, &argtypes, &nargs);
+	if (nargs != 1 ||
+		(argtypes[0] != msgtype && argtypes[0] != get_array_type(msgtype)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function %s cannot be an inbox handler",
+						format_procedure(sub->handler))));
+	hc->batch = (argtypes[0] != msgtype);
+	fmgr_info(sub->handler, &hc->flinfo);
+	hc->owner = sub->owner;
+	hc->acl = pg_proc_aclcheck(sub->handler, sub->owner, ACL_EXECUTE);
+	hc->msgtype = msgtype;
+	get_typlenbyvalalign(msgtype, &hc->msglen, &hc->msgbyval, &hc->msgalign);
 }
 
 /*
@@ -172,31 +186,19 @@ void
 inbox_apply_forget_plans(void)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	ListCell   *lc;
 	int			i;
 
-	foreach(lc, handler_plans)
-	{
-		HandlerPlan *hp = (HandlerPlan *) lfirst(lc);
-
-		SPI_freeplan(hp->plan);
-		pfree(hp);
-	}
-	list_free(handler_plans);
-	handler_plans = NIL;
 	for (i = 0; i < 2; i++)
 	{
 		if (record_plan[i] != NULL)
 			SPI_freeplan(record_plan[i]);
 		record_plan[i] = NULL;
 	}
-	if (seen_plan != NULL)
-		SPI_freeplan(seen_plan);
 	if (dead_plan != NULL)
 		SPI_freeplan(dead_plan);
 	if (offset_plan != NULL)
 		SPI_freeplan(offset_plan);
-	seen_plan = dead_plan = offset_plan = NULL;
+	dead_plan = offset_plan = NULL;
 	MemoryContextSwitchTo(old);
 }
 
@@ -257,116 +259,121 @@ partition_work(PartitionWork *work, int *nwork, List *positions, int32 partition
 }
 
 /*
- * bytes_datum: a bytea of data[0..len).
- */
-static Datum
-bytes_datum(const char *data, int len)
-{
-	bytea	   *b = palloc(VARHDRSZ + len);
-
-	SET_VARSIZE(b, VARHDRSZ + len);
-	memcpy(VARDATA(b), data, len);
-	return PointerGetDatum(b);
-}
-
-/*
  * message_datum: msg as a value of outbox.inbox_message (desc).
  */
 static Datum
 message_datum(TupleDesc desc, InboxSubscription *sub, InboxMessage *msg)
 {
-	Datum		values[8];
-	bool		nulls[8];
+	Datum		values[INBOX_MESSAGE_COLUMNS];
+	bool		nulls[INBOX_MESSAGE_COLUMNS];
 
-	memset(nulls, false, sizeof(nulls));
-	values[0] = CStringGetTextDatum(sub->name);
-	values[1] = CStringGetTextDatum(sub->topic);
-	values[2] = Int32GetDatum(msg->partition);
-	values[3] = Int64GetDatum(msg->offset);
-	if (msg->key != NULL)
-		values[4] = bytes_datum(msg->key, msg->key_len);
-	else
-		nulls[4] = true;
-	if (msg->value != NULL)
-		values[5] = bytes_datum(msg->value, msg->value_len);
-	else
-		nulls[5] = true;
-	if (msg->headers_json != NULL)
-		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(msg->headers_json));
-	else
-		nulls[6] = true;
-	values[7] = TimestampTzGetDatum(msg->timestamp);
-	nulls[7] = (msg->timestamp == 0);
+	inbox_message_values(sub, msg, values, nulls);
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/*
+ * key_set: an empty hash set, in the current memory context, for the
+ * de-duplication keys of messages[].
+ */
+static HTAB *
+key_set(InboxMessage *messages, int nmessages)
+{
+	HASHCTL		ctl;
+	Size		len;
+	int			i;
+
+	ctl.keysize = 1;
+	for (i = 0; i < nmessages; i++)
+	{
+		/* not Max(): it would call strlen() twice */
+		len = strlen(messages[i].dedupe_key) + 1;
+		if (len > ctl.keysize)
+			ctl.keysize = len;
+	}
+	ctl.entrysize = ctl.keysize;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("outbox_kafka inbox batch keys", Max(nmessages, 16), &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/*
+ * probe_records: add to set the keys of messages[] recorded in the
+ * de-duplication table outbox.<name> for subscription, probing its
+ * primary key (subscription, dedupe_key) once per key with the active
+ * snapshot: the cost of a lookup stays the same whatever the table holds
+ * and whatever its statistics say (a plan made while the table was empty
+ * would scan it whole for every key).
+ */
+static void
+probe_records(const char *name, const char *subscription,
+			  InboxMessage *messages, int nmessages, HTAB *set)
+{
+	Oid			relid = get_relname_relid(name, get_namespace_oid("outbox", false));
+	Relation	heap;
+	Relation	index;
+	Oid			indexid;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	int			i;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("outbox_kafka de-duplication table outbox.%s is missing", name),
+				 errhint("Run ALTER EXTENSION outbox_kafka UPDATE, or re-create the extension.")));
+	heap = table_open(relid, AccessShareLock);
+	indexid = RelationGetPrimaryKeyIndex(heap);
+	if (!OidIsValid(indexid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("outbox_kafka de-duplication table outbox.%s has no primary key", name)));
+	index = index_open(indexid, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(subscription));
+	keys[0].sk_collation = index->rd_indcollation[0];
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, (Datum) 0);
+	keys[1].sk_collation = index->rd_indcollation[1];
+	scan = outbox_index_beginscan(heap, index, GetActiveSnapshot(), 2, 0);
+	for (i = 0; i < nmessages; i++)
+	{
+		keys[1].sk_argument = CStringGetTextDatum(messages[i].dedupe_key);
+		index_rescan(scan, keys, 2, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+			(void) hash_search(set, messages[i].dedupe_key, HASH_ENTER, NULL);
+		pfree(DatumGetPointer(keys[1].sk_argument));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
 }
 
 /*
  * recorded_keys: a hash set of the de-duplication keys of messages[] that
  * are already recorded (in either table), in the current memory context;
- * keys of messages applied later in the batch are added to it.  One query
- * for the whole batch.  SPI connected.
+ * keys of messages applied later in the batch are added to it.  Needs an
+ * active snapshot.
  */
 static HTAB *
 recorded_keys(InboxSubscription *sub, InboxMessage *messages, int nmessages)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		args[2];
-	Datum	   *keys = palloc(sizeof(Datum) * Max(nmessages, 1));
-	HASHCTL		ctl;
-	HTAB	   *set;
-	Size		keysize = 1;
-	int			nestlevel;
-	uint64		i;
+	HTAB	   *set = key_set(messages, nmessages);
 
-	for (i = 0; i < nmessages; i++)
-	{
-		keys[i] = CStringGetTextDatum(messages[i].dedupe_key);
-		keysize = Max(keysize, strlen(messages[i].dedupe_key) + 1);
-	}
-	ctl.keysize = keysize;
-	ctl.entrysize = keysize;
-	ctl.hcxt = CurrentMemoryContext;
-	set = hash_create("outbox_kafka inbox batch keys", Max(nmessages, 16), &ctl,
-					  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = PointerGetDatum(construct_array(keys, nmessages, TEXTOID, -1, false,
-											  TYPALIGN_INT));
-
-	/*
-	 * By the primary key, whatever the statistics of a table that was just
-	 * emptied say: a sequential scan would compare every record with every
-	 * key of the batch.  Only for this statement, not for the handlers.
-	 */
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_execute_plan(outbox_keep_plan(&seen_plan,
-										  "SELECT dedupe_key FROM outbox.inbox_dedupe_0"
-										  " WHERE subscription = $1 AND dedupe_key = ANY ($2)"
-										  " UNION ALL"
-										  " SELECT dedupe_key FROM outbox.inbox_dedupe_1"
-										  " WHERE subscription = $1 AND dedupe_key = ANY ($2)",
-										  2, argtypes),
-						 args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the inbox de-duplication records");
-	AtEOXact_GUC(true, nestlevel);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-
-		/* only keys of this batch match, so they fit the key size */
-		(void) hash_search(set, key, HASH_ENTER, NULL);
-	}
+	probe_records("inbox_dedupe_0", sub->name, messages, nmessages, set);
+	probe_records("inbox_dedupe_1", sub->name, messages, nmessages, set);
 	return set;
 }
 
 /*
  * record_applied: record the de-duplication keys of the messages applied
  * in this batch (keys[0..nkeys-1], text) in the current table, in one
- * statement.  SPI connected.
+ * statement.  None of them is recorded yet (recorded_keys() looked, in
+ * both tables, and keys repeated in the batch are applied once), so a
+ * plain INSERT: ON CONFLICT would search the index twice per key.  Should
+ * another transaction have recorded one meanwhile, the unique violation
+ * rolls the whole batch back, as a changed offset does.  SPI connected.
  */
 static void
 record_applied(InboxSubscription *sub, Datum *keys, int nkeys, int table)
@@ -381,9 +388,9 @@ record_applied(InboxSubscription *sub, Datum *keys, int nkeys, int table)
 											  TYPALIGN_INT));
 	if (SPI_execute_plan(outbox_keep_plan(&record_plan[table], table == 0 ?
 										  "INSERT INTO outbox.inbox_dedupe_0 (subscription, dedupe_key)"
-										  " SELECT $1, unnest($2) ON CONFLICT DO NOTHING" :
+										  " SELECT $1, unnest($2)" :
 										  "INSERT INTO outbox.inbox_dedupe_1 (subscription, dedupe_key)"
-										  " SELECT $1, unnest($2) ON CONFLICT DO NOTHING",
+										  " SELECT $1, unnest($2)",
 										  2, argtypes),
 						 args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record inbox de-duplication keys");
@@ -397,31 +404,12 @@ static void
 dead_letter(InboxSubscription *sub, InboxMessage *msg, ErrorData *edata,
 			int attempts)
 {
-	Oid			argtypes[11] = {TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID,
-	BYTEAOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID};
+	Oid			argtypes[11] = {INBOX_MESSAGE_ARGTYPES, TEXTOID, TEXTOID, INT4OID};
 	Datum		args[11];
 	char		nulls[11];
 
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = CStringGetTextDatum(sub->topic);
-	args[2] = Int32GetDatum(msg->partition);
-	args[3] = Int64GetDatum(msg->offset);
-	if (msg->key != NULL)
-		args[4] = bytes_datum(msg->key, msg->key_len);
-	else
-		nulls[4] = 'n';
-	if (msg->value != NULL)
-		args[5] = bytes_datum(msg->value, msg->value_len);
-	else
-		nulls[5] = 'n';
-	if (msg->headers_json != NULL)
-		args[6] = CStringGetTextDatum(msg->headers_json);
-	else
-		nulls[6] = 'n';
-	args[7] = TimestampTzGetDatum(msg->timestamp);
-	if (msg->timestamp == 0)
-		nulls[7] = 'n';
+	inbox_message_args(sub, msg, args, nulls);
+	nulls[8] = nulls[9] = nulls[10] = ' ';
 	args[8] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
 	args[9] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 	args[10] = Int32GetDatum(attempts);
@@ -429,10 +417,12 @@ dead_letter(InboxSubscription *sub, InboxMessage *msg, ErrorData *edata,
 										  "INSERT INTO outbox.inbox_dead_letter"
 										  " (subscription, topic, \"partition\", \"offset\", key, value,"
 										  " headers, \"timestamp\", error, sqlstate, attempts)"
-										  " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)",
+										  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 										  11, argtypes),
 						 args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into outbox.inbox_dead_letter");
+	if (sub->dead_letter_topic != NULL)
+		inbox_dlq_enqueue(sub, msg, edata, attempts);
 }
 
 /*
@@ -456,7 +446,13 @@ store_offset(InboxSubscription *sub, PartitionWork *w)
 	args[3] = Int64GetDatum(w->applied);
 	args[4] = Int64GetDatum(w->duplicates);
 	args[5] = Int32GetDatum(w->result.attempts);
-	if (w->error != NULL)
+	/*
+	 * The error is stored only where it stopped the partition: one whose
+	 * message went on to the dead-letter table or was set aside is kept
+	 * there, and inbox_status says 'retrying' only while the stored
+	 * offset's message waits for another try.
+	 */
+	if (w->error != NULL && w->result.stopped)
 		args[6] = CStringGetTextDatum(w->error);
 	else
 		nulls[6] = 'n';
@@ -489,13 +485,15 @@ store_offset(InboxSubscription *sub, PartitionWork *w)
 }
 
 /*
- * apply_one: in a subtransaction, run the handler (as the subscription's
- * owner) on msg.  Returns NULL if that committed, else the error (copied
- * into the caller's memory context) after rolling the subtransaction back.
- * SPI connected.
+ * apply_one: in a subtransaction, call the handler (as the subscription's
+ * owner) on msgs[0..nmsgs-1]: once per message for a per-message handler,
+ * once with all of them for a batch handler.  Returns NULL if that
+ * committed, else the error (copied into the caller's memory context)
+ * after rolling the subtransaction back, so none of the calls' effects
+ * remain.  SPI connected.
  */
 static ErrorData *
-apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg)
+apply_one(HandlerCall *hc, Datum *msgs, int nmsgs)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -505,18 +503,38 @@ apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg)
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
+		LOCAL_FCINFO(fcinfo, 1);
+		PgStat_FunctionCallUsage fcusage;
 		Oid			save_userid;
 		int			save_sec;
-		Datum		args[1];
-		int			rc;
+		int			ncalls = hc->batch ? 1 : nmsgs;
+		int			i;
 
-		args[0] = msg;
+		if (hc->acl != ACLCHECK_OK)
+			aclcheck_error(hc->acl, OBJECT_FUNCTION, get_func_name(hc->flinfo.fn_oid));
 		GetUserIdAndSecContext(&save_userid, &save_sec);
-		SetUserIdAndSecContext(sub->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		rc = SPI_execute_plan(plan, args, NULL, false, 0);
+		SetUserIdAndSecContext(hc->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		for (i = 0; i < ncalls; i++)
+		{
+			/* what SQL does around a statement: see what came before */
+			CommandCounterIncrement();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			InitFunctionCallInfoData(*fcinfo, &hc->flinfo, 1, InvalidOid, NULL, NULL);
+			if (hc->batch)
+				fcinfo->args[0].value =
+					PointerGetDatum(construct_array(msgs, nmsgs, hc->msgtype,
+													hc->msglen, hc->msgbyval,
+													hc->msgalign));
+			else
+				fcinfo->args[0].value = msgs[i];
+			fcinfo->args[0].isnull = false;
+			/* counted in pg_stat_user_functions, as a call from SQL is */
+			pgstat_init_function_usage(fcinfo, &fcusage);
+			(void) FunctionCallInvoke(fcinfo);
+			pgstat_end_function_usage(&fcusage, true);
+			PopActiveSnapshot();
+		}
 		SetUserIdAndSecContext(save_userid, save_sec);
-		if (rc < 0)
-			elog(ERROR, "inbox handler call failed: %s", SPI_result_code_string(rc));
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -526,13 +544,109 @@ apply_one(InboxSubscription *sub, SPIPlanPtr plan, Datum msg)
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		/* this also restores the user id and security context */
+		/* this also restores the user id, security context and snapshot */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 	}
 	PG_END_TRY();
 	return edata;
+}
+
+/*
+ * apply_all: with a batch handler, apply messages[] (skipping those before
+ * their partition's next offset and the duplicates) with one call, in one
+ * subtransaction, and account for it in work[], recorded and
+ * applied_keys[] as the loop of inbox_apply_batch would.  Returns false,
+ * having changed nothing, if the messages must be applied one at a time
+ * instead: a partition of the batch had a failed message stored, or the
+ * call failed for a reason that is not transient.  A transient failure
+ * stops every partition of the batch at its first message to apply.  SPI
+ * connected.
+ */
+static bool
+apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
+		  PartitionWork *work, int *nwork, List *positions,
+		  InboxMessage *messages, int nmessages, HTAB *recorded,
+		  Datum *applied_keys, int *napplied)
+{
+	Datum	   *msgs = palloc(sizeof(Datum) * Max(nmessages, 1));
+	bool	   *apply = palloc0(sizeof(bool) * Max(nmessages, 1));
+	int64	   *next = palloc(sizeof(int64) * Max(nmessages, 1));
+	HTAB	   *pending;
+	ErrorData  *edata;
+	int			nmsgs = 0;
+	int			i;
+
+	/* the partitions' work entries, in the order the loop would make them */
+	for (i = 0; i < nmessages; i++)
+		if (partition_work(work, nwork, positions, messages[i].partition)->stored_attempts > 0)
+			return false;
+	for (i = 0; i < *nwork; i++)
+		next[i] = work[i].result.next_offset;
+
+	/* which messages the call gets: not applied before, nor earlier in it */
+	pending = key_set(messages, nmessages);
+	for (i = 0; i < nmessages; i++)
+	{
+		InboxMessage *msg = &messages[i];
+		int			p = partition_work(work, nwork, positions, msg->partition) - work;
+		bool		found;
+
+		if (msg->offset < next[p])
+			continue;
+		next[p] = msg->offset + 1;
+		if (hash_search(recorded, msg->dedupe_key, HASH_FIND, NULL) != NULL)
+			continue;
+		(void) hash_search(pending, msg->dedupe_key, HASH_ENTER, &found);
+		if (found)
+			continue;
+		apply[i] = true;
+		msgs[nmsgs++] = message_datum(desc, sub, msg);
+	}
+
+	CHECK_FOR_INTERRUPTS();
+	edata = (nmsgs > 0) ? apply_one(hc, msgs, nmsgs) : NULL;
+	if (edata != NULL && !error_is_transient(edata->sqlerrcode))
+	{
+		FreeErrorData(edata);
+		return false;
+	}
+
+	for (i = 0; i < nmessages; i++)
+	{
+		InboxMessage *msg = &messages[i];
+		PartitionWork *w = partition_work(work, nwork, positions, msg->partition);
+
+		if (w->result.stopped || msg->offset < w->result.next_offset)
+			continue;
+		w->changed = true;
+		if (edata != NULL)
+		{
+			/* as the loop does for a transient error, at the first message */
+			w->error = psprintf("offset " INT64_FORMAT ": %s (SQLSTATE %s)", msg->offset,
+								edata->message ? edata->message : "unknown error",
+								unpack_sql_state(edata->sqlerrcode));
+			w->result.transient = true;
+			w->result.stopped = true;
+			w->result.next_offset = msg->offset;
+			w->result.attempts = (msg->offset == w->expected ? w->stored_attempts : 0);
+			continue;
+		}
+		if (apply[i])
+		{
+			(void) hash_search(recorded, msg->dedupe_key, HASH_ENTER, NULL);
+			applied_keys[(*napplied)++] = CStringGetTextDatum(msg->dedupe_key);
+			w->applied++;
+		}
+		else
+			w->duplicates++;
+		w->result.next_offset = msg->offset + 1;
+		w->result.attempts = 0;
+	}
+	if (edata != NULL)
+		FreeErrorData(edata);
+	return true;
 }
 
 /*
@@ -553,10 +667,12 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	int			nwork = 0;
 	List	   *results = NIL;
 	TupleDesc	desc;
-	SPIPlanPtr	plan;
+	HandlerCall hc;
+	Oid			msgtype;
 	int			table;
 	bool		isnull;
 	HTAB	   *recorded;
+	InboxHeldSet *held = NULL;
 	Datum	   *applied_keys = palloc(sizeof(Datum) * Max(nmessages, 1));
 	int			napplied = 0;
 	int			i;
@@ -567,19 +683,33 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	pgstat_report_activity(STATE_RUNNING, "applying an inbox batch");
 	SPI_connect();
 
-	desc = lookup_rowtype_tupdesc_copy(message_type(), -1);
-	plan = handler_plan(sub->handler, message_type());
+	msgtype = message_type();
+	desc = lookup_rowtype_tupdesc_copy(msgtype, -1);
+	handler_call(&hc, sub, msgtype);
 	if (SPI_execute("SELECT current_table FROM outbox.inbox_dedupe_rotation", true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read outbox.inbox_dedupe_rotation");
 	table = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	recorded = recorded_keys(sub, messages, nmessages);
+	if (sub->hold_key)
+		held = inbox_held_load(sub);
+
+	/*
+	 * a batch handler: all at once if it can, else one at a time below (so
+	 * too while keys of the subscription are held: their later messages
+	 * are set aside, not passed to the handler)
+	 */
+	if (hc.batch && (held == NULL || !inbox_held_any(held)) &&
+		apply_all(sub, &hc, desc, work, &nwork, positions, messages,
+				  nmessages, recorded, applied_keys, &napplied))
+		nmessages = 0;
 
 	for (i = 0; i < nmessages; i++)
 	{
 		InboxMessage *msg = &messages[i];
 		PartitionWork *w = partition_work(work, &nwork, positions, msg->partition);
 		ErrorData  *edata;
+		Datum		one;
 		int			attempts;
 
 		if (w->result.stopped || msg->offset < w->result.next_offset)
@@ -593,7 +723,16 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 			w->result.attempts = 0;
 			continue;
 		}
-		edata = apply_one(sub, plan, message_datum(desc, sub, msg));
+		if (held != NULL && inbox_held_waits(held, msg))
+		{
+			/* behind a held message of its key: set aside too */
+			inbox_held_set_aside(held, sub, msg, NULL, 0);
+			w->result.next_offset = msg->offset + 1;
+			w->result.attempts = 0;
+			continue;
+		}
+		one = message_datum(desc, sub, msg);
+		edata = apply_one(&hc, &one, 1);
 		if (edata == NULL)
 		{
 			/* a copy later in this batch is a duplicate too */
@@ -616,7 +755,14 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 			w->result.next_offset = msg->offset;
 			w->result.attempts = attempts;
 		}
-		else if (attempts + 1 >= sub->max_attempts && !sub->hold)
+		else if (attempts + 1 >= sub->max_attempts && held != NULL &&
+				 msg->key != NULL)
+		{
+			inbox_held_set_aside(held, sub, msg, edata, attempts + 1);
+			w->result.next_offset = msg->offset + 1;
+			w->result.attempts = 0;
+		}
+		else if (attempts + 1 >= sub->max_attempts && !sub->hold && !sub->hold_key)
 		{
 			dead_letter(sub, msg, edata, attempts + 1);
 			ereport(LOG,
@@ -655,4 +801,34 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 		results = lappend(results, r);
 	}
 	return results;
+}
+
+/*
+ * inbox_apply_message: run sub's handler on msg (as sub's owner) in a
+ * subtransaction; NULL if that committed, else the error, in the caller's
+ * memory context.  For messages applied outside a batch (held keys).
+ * Needs a transaction with a snapshot and SPI connected.
+ */
+ErrorData *
+inbox_apply_message(InboxSubscription *sub, InboxMessage *msg)
+{
+	Oid			msgtype = message_type();
+	TupleDesc	desc = lookup_rowtype_tupdesc_copy(msgtype, -1);
+	HandlerCall hc;
+	Datum		one;
+
+	/* a batch handler gets an array of this one message */
+	handler_call(&hc, sub, msgtype);
+	one = message_datum(desc, sub, msg);
+	return apply_one(&hc, &one, 1);
+}
+
+/*
+ * inbox_apply_error_is_transient: is an error of this SQLSTATE not the
+ * message's fault (no attempt is counted)?
+ */
+bool
+inbox_apply_error_is_transient(int sqlerrcode)
+{
+	return error_is_transient(sqlerrcode);
 }

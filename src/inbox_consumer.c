@@ -43,6 +43,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
+#include "consumer_config.h"
 #include "inbox.h"
 #include "inbox_consumer.h"
 #include "librdkafka_version.h"
@@ -78,6 +79,8 @@ static bool set_conf(rd_kafka_conf_t *conf, const char *name, const char *value,
 					 char *errbuf, size_t errbuf_size);
 static bool set_connection_properties(rd_kafka_conf_t *conf, char *errbuf,
 									  size_t errbuf_size);
+static bool set_consumer_properties(rd_kafka_conf_t *conf, char *errbuf,
+									size_t errbuf_size);
 static void copy_message(rd_kafka_message_t *msg, const char *topic,
 						 InboxMessage *out);
 static rd_kafka_topic_partition_list_t *one_partition(const char *topic,
@@ -209,6 +212,35 @@ set_connection_properties(rd_kafka_conf_t *conf, char *errbuf, size_t errbuf_siz
 }
 
 /*
+ * set_consumer_properties: the properties of
+ * outbox_kafka.consumer_properties, after the inbox's defaults; those the
+ * inbox sets itself are refused again here (the check hook refused them
+ * already), so that nothing can override them.
+ */
+static bool
+set_consumer_properties(rd_kafka_conf_t *conf, char *errbuf, size_t errbuf_size)
+{
+	OutboxPropertyProblem problem;
+	List	   *props = NIL;
+	ListCell   *lc;
+
+	if (!outbox_parse_property_list(outbox_consumer_properties, &props, &problem) ||
+		!outbox_check_consumer_properties(props, &problem))
+	{
+		strlcpy(errbuf, problem.message, errbuf_size);
+		return false;
+	}
+	foreach(lc, props)
+	{
+		OutboxProperty *prop = (OutboxProperty *) lfirst(lc);
+
+		if (!set_conf(conf, prop->name, prop->value, errbuf, errbuf_size))
+			return false;
+	}
+	return true;
+}
+
+/*
  * inbox_consumer_create: a consumer of topic for the group group_id, whose
  * queue writes to wake_fd when messages or events arrive.  Nothing is
  * assigned yet.  Returns NULL with a message in errbuf on failure.
@@ -245,6 +277,7 @@ inbox_consumer_create(const char *group_id, const char *topic, int wake_fd,
 		if (!set_conf(conf, defaults[i][0], defaults[i][1], errbuf, errbuf_size))
 			goto fail;
 	if (!set_connection_properties(conf, errbuf, errbuf_size) ||
+		!set_consumer_properties(conf, errbuf, errbuf_size) ||
 		!set_conf(conf, "log.queue", "true", errbuf, errbuf_size))
 		goto fail;
 	rd_kafka_conf_set_opaque(conf, consumer);
@@ -559,4 +592,67 @@ inbox_consumer_commit(InboxConsumer *consumer, int n, const int32 *partitions,
 		rd_kafka_topic_partition_list_add(list, consumer->topic, partitions[i])->offset = offsets[i];
 	(void) rd_kafka_commit(consumer->rk, list, 1);
 	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/*
+ * inbox_consumer_offsets_for_times: for each of partitions[0..n-1], the
+ * offset of its first message whose timestamp is at or after at_ms
+ * (milliseconds since the Unix epoch), or its high watermark where there
+ * is none, into offsets[].  Waits up to timeout_ms for each request.
+ * Returns false with a message in errbuf if the cluster could not say.
+ */
+bool
+inbox_consumer_offsets_for_times(InboxConsumer *consumer, int n,
+								 const int32 *partitions, int64 at_ms,
+								 int timeout_ms, int64 *offsets,
+								 char *errbuf, size_t errbuf_size)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(n, 1));
+	rd_kafka_resp_err_t err;
+	bool		ok = true;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(list, consumer->topic, partitions[i])->offset = at_ms;
+	err = rd_kafka_offsets_for_times(consumer->rk, list, timeout_ms);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		snprintf(errbuf, errbuf_size, "offsets for a time of topic \"%s\": %s",
+				 consumer->topic, rd_kafka_err2str(err));
+		ok = false;
+	}
+	for (i = 0; ok && i < n; i++)
+	{
+		rd_kafka_topic_partition_t *tp = &list->elems[i];
+
+		if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			snprintf(errbuf, errbuf_size, "offset for a time of partition %d of topic \"%s\": %s",
+					 tp->partition, consumer->topic, rd_kafka_err2str(tp->err));
+			ok = false;
+		}
+		else if (tp->offset >= 0)
+			offsets[i] = tp->offset;
+		else
+		{
+			/* no message that late: the end of the partition */
+			int64_t		low;
+			int64_t		high;
+
+			err = rd_kafka_query_watermark_offsets(consumer->rk, consumer->topic,
+												   tp->partition, &low, &high,
+												   timeout_ms);
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				snprintf(errbuf, errbuf_size, "high watermark of partition %d of topic \"%s\": %s",
+						 tp->partition, consumer->topic, rd_kafka_err2str(err));
+				ok = false;
+			}
+			else
+				offsets[i] = high;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	emit_logs(consumer);
+	return ok;
 }

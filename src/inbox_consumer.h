@@ -33,6 +33,10 @@ extern int	inbox_consumer_poll(InboxConsumer *consumer, InboxMessage *out, int m
 extern bool inbox_consumer_take_error(InboxConsumer *consumer, char *errbuf,
 									  size_t errbuf_size);
 extern int64 inbox_consumer_high_watermark(InboxConsumer *consumer, int32 partition);
+extern bool inbox_consumer_offsets_for_times(InboxConsumer *consumer, int n,
+											 const int32 *partitions, int64 at_ms,
+											 int timeout_ms, int64 *offsets,
+											 char *errbuf, size_t errbuf_size);
 extern void inbox_consumer_commit(InboxConsumer *consumer, int n,
 								  const int32 *partitions, const int64 *offsets);
 

@@ -2,8 +2,10 @@
  *
  * inbox_sql.c
  *	  SQL-callable functions of the inbox: outbox.subscribe,
- *	  outbox.unsubscribe, outbox.inbox_rewind, and the worker's state and
- *	  high watermarks behind outbox.inbox_status.
+ *	  outbox.unsubscribe, outbox.inbox_rewind (to an offset) and
+ *	  outbox.inbox_rewind_to_time (a request the worker resolves), and the
+ *	  worker's state and high
+ *	  watermarks behind outbox.inbox_status.
  *
  * Subscribing is a C function so that it can record who subscribed: the
  * handler will run as that role (the caller's current user), while the
@@ -43,6 +45,8 @@
 PG_FUNCTION_INFO_V1(outbox_inbox_subscribe);
 PG_FUNCTION_INFO_V1(outbox_inbox_unsubscribe);
 PG_FUNCTION_INFO_V1(outbox_inbox_rewind);
+PG_FUNCTION_INFO_V1(outbox_inbox_rewind_time);
+PG_FUNCTION_INFO_V1(outbox_inbox_rewind_partition_time);
 PG_FUNCTION_INFO_V1(outbox_inbox_worker_status);
 PG_FUNCTION_INFO_V1(outbox_inbox_watermarks);
 
@@ -53,6 +57,7 @@ static Oid	subscription_owner(const char *name);
 static void check_may_change(const char *name);
 static uint64 run_as_owner(const char *sql, int nargs, Oid *argtypes,
 						   Datum *args, const char *nulls);
+static void request_rewind(const char *name, int32 partition, TimestampTz at);
 
 /*
  * tables_owner: the role that owns outbox.inbox_subscription (the
@@ -121,7 +126,9 @@ check_name(const char *name)
 
 /*
  * check_handler: handler must be a function taking one
- * outbox.inbox_message, which the caller may execute.
+ * outbox.inbox_message (a per-message handler) or one
+ * outbox.inbox_message[] (a batch handler) and returning no set, which the
+ * caller may execute.
  */
 static void
 check_handler(Oid handler)
@@ -148,15 +155,17 @@ check_handler(Oid handler)
 						format_procedure(handler)),
 				 errhint("Write the handler as a function taking one outbox.inbox_message.")));
 	}
-	if (proc->pronargs != 1 || proc->proargtypes.values[0] != msgtype || proc->proretset)
+	if (proc->pronargs != 1 || proc->proretset ||
+		(proc->proargtypes.values[0] != msgtype &&
+		 proc->proargtypes.values[0] != get_array_type(msgtype)))
 	{
 		ReleaseSysCache(tuple);
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function %s cannot be an inbox handler",
 						format_procedure(handler)),
-				 errdetail("An inbox handler takes exactly one argument, of type outbox.inbox_message, and returns no set."),
-				 errhint("Declare it as CREATE FUNCTION name(m outbox.inbox_message) RETURNS void.")));
+				 errdetail("An inbox handler takes exactly one argument, of type outbox.inbox_message or outbox.inbox_message[], and returns no set."),
+				 errhint("Declare it as CREATE FUNCTION name(m outbox.inbox_message) RETURNS void, or name(ms outbox.inbox_message[]) RETURNS void for a batch handler.")));
 	}
 	ReleaseSysCache(tuple);
 	acl = pg_proc_aclcheck(handler, GetUserId(), ACL_EXECUTE);
@@ -219,8 +228,10 @@ check_may_change(const char *name)
 }
 
 /*
- * outbox.subscribe(subscription, topic, handler, max_attempts, on_poison):
- * consume topic and apply each message with handler, run as the caller.
+ * outbox.subscribe(subscription, topic, handler, max_attempts, on_poison,
+ * dead_letter_topic): consume topic and apply each message with handler,
+ * run as the caller.  With dead_letter_topic, dead letters are also
+ * enqueued to that topic as the caller, who must be allowed to.
  */
 Datum
 outbox_inbox_subscribe(PG_FUNCTION_ARGS)
@@ -228,10 +239,12 @@ outbox_inbox_subscribe(PG_FUNCTION_ARGS)
 	char	   *name;
 	char	   *topic;
 	char	   *on_poison;
+	char	   *dead_letter_topic = NULL;
 	Oid			handler;
 	int32		max_attempts;
-	Oid			argtypes[6] = {TEXTOID, TEXTOID, OIDOID, OIDOID, INT4OID, TEXTOID};
-	Datum		args[6];
+	Oid			argtypes[7] = {TEXTOID, TEXTOID, OIDOID, OIDOID, INT4OID, TEXTOID, TEXTOID};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', 'n'};
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) ||
 		PG_ARGISNULL(3) || PG_ARGISNULL(4))
@@ -243,6 +256,8 @@ outbox_inbox_subscribe(PG_FUNCTION_ARGS)
 	handler = PG_GETARG_OID(2);
 	max_attempts = PG_GETARG_INT32(3);
 	on_poison = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	if (PG_NARGS() > 5 && !PG_ARGISNULL(5))
+		dead_letter_topic = text_to_cstring(PG_GETARG_TEXT_PP(5));
 
 	check_name(name);
 	outbox_validate_topic(topic);
@@ -250,12 +265,18 @@ outbox_inbox_subscribe(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_attempts must be at least 1")));
-	if (strcmp(on_poison, "dead_letter") != 0 && strcmp(on_poison, "hold") != 0)
+	if (strcmp(on_poison, "dead_letter") != 0 && strcmp(on_poison, "hold") != 0 &&
+		strcmp(on_poison, "hold_key") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid on_poison \"%s\"", on_poison),
-				 errhint("Use 'dead_letter' (move the message aside after max_attempts) or 'hold' (retry it until it succeeds).")));
+				 errhint("Use 'dead_letter' (move the message aside after max_attempts), 'hold' (retry it until it succeeds, holding its partition) or 'hold_key' (set it aside with the later messages of its key, retrying it until it succeeds).")));
 	check_handler(handler);
+	if (dead_letter_topic != NULL)
+	{
+		outbox_validate_topic(dead_letter_topic);
+		inbox_dlq_check_subscribe(dead_letter_topic, tables_owner());
+	}
 
 	args[0] = CStringGetTextDatum(name);
 	args[1] = CStringGetTextDatum(topic);
@@ -263,11 +284,17 @@ outbox_inbox_subscribe(PG_FUNCTION_ARGS)
 	args[3] = ObjectIdGetDatum(GetUserId());
 	args[4] = Int32GetDatum(max_attempts);
 	args[5] = CStringGetTextDatum(on_poison);
+	if (dead_letter_topic != NULL)
+	{
+		args[6] = CStringGetTextDatum(dead_letter_topic);
+		nulls[6] = ' ';
+	}
 	if (run_as_owner("INSERT INTO outbox.inbox_subscription"
-					 " (name, topic, handler, owner, max_attempts, on_poison)"
-					 " VALUES ($1, $2, $3::regprocedure, $4::regrole, $5, $6)"
+					 " (name, topic, handler, owner, max_attempts, on_poison,"
+					 "  dead_letter_topic)"
+					 " VALUES ($1, $2, $3::regprocedure, $4::regrole, $5, $6, $7)"
 					 " ON CONFLICT (name) DO NOTHING",
-					 6, argtypes, args, NULL) != 1)
+					 7, argtypes, args, nulls) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("inbox subscription \"%s\" already exists", name),
@@ -324,6 +351,69 @@ outbox_inbox_rewind(PG_FUNCTION_ARGS)
 				 " ON CONFLICT (subscription, \"partition\") DO UPDATE"
 				 " SET next_offset = EXCLUDED.next_offset, attempts = 0, updated_at = now()",
 				 3, argtypes, args, NULL);
+	PG_RETURN_VOID();
+}
+
+/*
+ * request_rewind: ask the worker to move partition (-1: every partition)
+ * of subscription name to its first message at or after at; replaces an
+ * earlier request for the same partition.  The caller may change it.
+ */
+static void
+request_rewind(const char *name, int32 partition, TimestampTz at)
+{
+	Oid			argtypes[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
+	Datum		args[3];
+
+	check_may_change(name);
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int32GetDatum(partition);
+	args[2] = TimestampTzGetDatum(at);
+	run_as_owner("INSERT INTO outbox.inbox_rewind_request (subscription, \"partition\", \"timestamp\")"
+				 " VALUES ($1, $2, $3)"
+				 " ON CONFLICT (subscription, \"partition\") DO UPDATE"
+				 " SET \"timestamp\" = EXCLUDED.\"timestamp\", requested_at = clock_timestamp()",
+				 3, argtypes, args, NULL);
+}
+
+/*
+ * outbox.inbox_rewind_to_time(subscription, timestamp): consume every partition
+ * again from its first message at or after timestamp, within a second or
+ * so (the worker asks the cluster).  De-duplication records decide what
+ * is applied again.
+ */
+Datum
+outbox_inbox_rewind_time(PG_FUNCTION_ARGS)
+{
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
+
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the timestamp of a rewind must be finite")));
+	request_rewind(text_to_cstring(PG_GETARG_TEXT_PP(0)), -1, at);
+	PG_RETURN_VOID();
+}
+
+/*
+ * outbox.inbox_rewind_to_time(subscription, partition, timestamp): the same for
+ * one partition.
+ */
+Datum
+outbox_inbox_rewind_partition_time(PG_FUNCTION_ARGS)
+{
+	int32		partition = PG_GETARG_INT32(1);
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
+
+	if (partition < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("partition must not be negative")));
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the timestamp of a rewind must be finite")));
+	request_rewind(text_to_cstring(PG_GETARG_TEXT_PP(0)), partition, at);
 	PG_RETURN_VOID();
 }
 

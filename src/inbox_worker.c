@@ -18,7 +18,8 @@
  * librdkafka.
  *
  * A partition whose message failed is paused and resumed, at that
- * message, after a back-off that doubles with its attempts.  An ERROR out
+ * message, after a back-off that doubles with its failed tries in a row
+ * (transient failures too, though they count no attempt).  An ERROR out
  * of a pass (the stored offsets changed under the batch, the extension
  * went away, a lost connection of a handler's...) rolls the transaction
  * back; the worker then drops its consumers and, after a back-off, starts
@@ -64,9 +65,6 @@
 #define INBOX_REFRESH_MS		1000
 /* How long a metadata request for a topic's partitions may take. */
 #define INBOX_METADATA_MS		2000
-/* Back-off: from MIN, doubling, to MAX. */
-#define INBOX_BACKOFF_MIN_MS	100
-#define INBOX_BACKOFF_MAX_MS	30000
 
 /* One subscription being consumed. */
 typedef struct InboxSub
@@ -77,6 +75,10 @@ typedef struct InboxSub
 	int32	   *partitions;
 	List	   *positions;		/* of InboxPosition *, one per partition */
 	TimestampTz *retry_at;		/* per partition: paused until; 0 if not */
+	int		   *failures;		/* per partition: failed tries in a row at
+								 * its offset, counted or not (a transient
+								 * failure counts no attempt, yet backs off) */
+	TimestampTz held_due;		/* when to look at the held keys again */
 } InboxSub;
 
 static struct
@@ -97,7 +99,6 @@ static struct
 	InboxState	state;
 } inbox;
 
-static int	backoff_delay(int attempts);
 static void release_slot(int code, Datum arg);
 static void guard_database(void);
 static void pin_settings(void);
@@ -111,6 +112,8 @@ static InboxPosition *position_of(InboxSub *is, int32 partition);
 static void resume_due(InboxSub *is, TimestampTz now, long *wait_ms);
 static bool consume(InboxSub *is);
 static void publish_watermarks(void);
+static void resolve_rewinds(InboxSub *is);
+static char *settings_signature(void);
 static long inbox_step(void);
 static void wait_for_work(long timeout_ms);
 static void drain_pipe(void);
@@ -128,20 +131,6 @@ ms_until(TimestampTz t)
 
 	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
 	return secs * 1000 + usecs / 1000;
-}
-
-/*
- * backoff_delay: the wait before the next try after attempts failures
- * (attempts >= 1): INBOX_BACKOFF_MIN_MS doubled per attempt, capped.
- */
-static int
-backoff_delay(int attempts)
-{
-	int			delay = INBOX_BACKOFF_MIN_MS;
-
-	while (--attempts > 0 && delay < INBOX_BACKOFF_MAX_MS)
-		delay *= 2;
-	return Min(delay, INBOX_BACKOFF_MAX_MS);
 }
 
 /*
@@ -377,6 +366,9 @@ refresh(void)
 		is->sub->owner = sub->owner;
 		is->sub->max_attempts = sub->max_attempts;
 		is->sub->hold = sub->hold;
+		is->sub->hold_key = sub->hold_key;
+		is->sub->dead_letter_topic = sub->dead_letter_topic ?
+			pstrdup(sub->dead_letter_topic) : NULL;
 		is->sub->signature = pstrdup(sub->signature);
 		kept = lappend(kept, is);
 		MemoryContextSwitchTo(old);
@@ -473,6 +465,7 @@ assign(InboxSub *is)
 	is->partitions = palloc(sizeof(int32) * n);
 	memcpy(is->partitions, partitions, sizeof(int32) * n);
 	is->retry_at = palloc0(sizeof(TimestampTz) * n);
+	is->failures = palloc0(sizeof(int) * n);
 	MemoryContextSwitchTo(loop_cxt);
 	offsets = palloc(sizeof(int64) * n);
 	for (i = 0; i < n; i++)
@@ -482,7 +475,7 @@ assign(InboxSub *is)
 		offsets[i] = pos->next_offset;
 		if (pos->attempts > 0)
 			is->retry_at[i] = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														  backoff_delay(pos->attempts));
+														  inbox_backoff_delay(pos->attempts));
 	}
 	inbox_consumer_assign(is->consumer, n, partitions, offsets);
 	for (i = 0; i < n; i++)
@@ -582,13 +575,20 @@ consume(InboxSub *is)
 			commit_partitions[ncommit] = r->partition;
 			commit_offsets[ncommit++] = r->next_offset;
 		}
-		if (!r->stopped)
-			continue;
 		for (i = 0; i < is->npartitions; i++)
-			if (is->partitions[i] == r->partition)
-				is->retry_at[i] = TimestampTzPlusMilliseconds(now,
-															  backoff_delay(Max(r->attempts, 1)));
-		inbox_consumer_pause(is->consumer, r->partition);
+		{
+			if (is->partitions[i] != r->partition)
+				continue;
+			if (!r->stopped)
+			{
+				is->failures[i] = 0;
+				break;
+			}
+			is->failures[i]++;
+			is->retry_at[i] = TimestampTzPlusMilliseconds(now,
+														  inbox_backoff_delay(Max(r->attempts, is->failures[i])));
+			inbox_consumer_pause(is->consumer, r->partition);
+		}
 	}
 	inbox_consumer_commit(is->consumer, ncommit, commit_partitions, commit_offsets);
 	return true;
@@ -625,6 +625,122 @@ publish_watermarks(void)
 }
 
 /*
+ * resolve_rewinds: turn the rewinds by timestamp of is (outbox.inbox_rewind
+ * with a timestamp) into stored offsets: ask the cluster for the offset of
+ * each partition's first message at or after the time, store it
+ * compare-and-set on the offset consumed from, forget the request, and
+ * drop the consumer so that the next pass assigns it at the new offsets.
+ * If the cluster cannot say, the request stays and is tried at the next
+ * refresh.
+ */
+static void
+resolve_rewinds(InboxSub *is)
+{
+	MemoryContext loop_cxt = CurrentMemoryContext;
+	List	   *requests;
+	ListCell   *lc;
+	int64	  **offsets;
+	int			i;
+	char		errbuf[512];
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(loop_cxt);
+	requests = inbox_storage_rewind_requests(is->sub->name);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(loop_cxt);
+	if (requests == NIL)
+		return;
+
+	/* ask first, outside any transaction: it may take a while */
+	offsets = palloc0(sizeof(int64 *) * list_length(requests));
+	i = 0;
+	foreach(lc, requests)
+	{
+		InboxRewindRequest *req = (InboxRewindRequest *) lfirst(lc);
+		int64		at_ms = (req->at + ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
+										USECS_PER_DAY)) / 1000;
+
+		offsets[i] = palloc(sizeof(int64) * is->npartitions);
+		if (req->partition >= 0)
+		{
+			int			j;
+			bool		known = false;
+
+			for (j = 0; j < is->npartitions; j++)
+				known = known || is->partitions[j] == req->partition;
+			if (!known)
+			{
+				inbox_slot_set_error(inbox.slot,
+									 psprintf("subscription \"%s\": cannot rewind partition %d: the topic has no such partition",
+											  is->sub->name, req->partition));
+				pfree(offsets[i]);
+				offsets[i++] = NULL;
+				continue;
+			}
+		}
+		if (!inbox_consumer_offsets_for_times(is->consumer, is->npartitions,
+											  is->partitions, at_ms, INBOX_METADATA_MS,
+											  offsets[i], errbuf, sizeof(errbuf)))
+		{
+			inbox_slot_set_error(inbox.slot,
+								 psprintf("subscription \"%s\": cannot rewind by timestamp yet: %s",
+										  is->sub->name, errbuf));
+			return;
+		}
+		i++;
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "rewinding an inbox subscription");
+	i = 0;
+	foreach(lc, requests)
+	{
+		InboxRewindRequest *req = (InboxRewindRequest *) lfirst(lc);
+		int			j;
+
+		for (j = 0; offsets[i] != NULL && j < is->npartitions; j++)
+		{
+			if (req->partition >= 0 && req->partition != is->partitions[j])
+				continue;
+			inbox_storage_rewind_partition(is->sub->name, is->partitions[j],
+										   position_of(is, is->partitions[j])->next_offset,
+										   offsets[i][j]);
+			position_of(is, is->partitions[j])->next_offset = offsets[i][j];
+			ereport(LOG,
+					(errmsg("outbox_kafka inbox: subscription \"%s\" rewinds partition %d to offset " INT64_FORMAT ", its first message at or after %s",
+							is->sub->name, is->partitions[j], offsets[i][j],
+							timestamptz_to_str(req->at))));
+		}
+		inbox_storage_rewind_done(is->sub->name, req);
+		i++;
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(loop_cxt);
+
+	inbox_consumer_destroy(is->consumer);
+	is->consumer = NULL;
+}
+
+/*
+ * settings_signature: the settings the consumers are built from (the
+ * producer's connection settings and outbox_kafka.consumer_properties),
+ * to notice a change on reload.
+ */
+static char *
+settings_signature(void)
+{
+	return psprintf("%s|%s", outbox_producer_settings_signature(),
+					outbox_consumer_properties ? outbox_consumer_properties : "");
+}
+
+/*
  * inbox_step: one pass of the loop.  Returns how long to sleep before the
  * next (0: go on at once).
  */
@@ -635,6 +751,7 @@ inbox_step(void)
 	long		wait_ms = INBOX_REFRESH_MS;
 	bool		busy = false;
 	bool		misconfigured = false;
+	bool		refreshed = false;
 	ListCell   *lc;
 
 	if (RecoveryInProgress())
@@ -649,6 +766,7 @@ inbox_step(void)
 		refresh();
 		inbox.next_refresh = TimestampTzPlusMilliseconds(now, INBOX_REFRESH_MS);
 		publish_watermarks();
+		refreshed = true;
 	}
 	if (!inbox.ready)
 		return INBOX_REFRESH_MS;
@@ -657,10 +775,28 @@ inbox_step(void)
 	{
 		InboxSub   *is = (InboxSub *) lfirst(lc);
 
+		if (is->sub->hold_key && now >= is->held_due)
+		{
+			long		held_ms = inbox_held_retry(is->sub);
+
+			is->held_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), held_ms);
+		}
+		if (is->sub->hold_key)
+		{
+			long		held_wait = ms_until(is->held_due);
+
+			wait_ms = Min(wait_ms, Max(held_wait, 1));
+		}
 		if (is->consumer == NULL && !assign(is))
 			misconfigured = true;
 		if (is->consumer == NULL)
 			continue;
+		if (refreshed)
+		{
+			resolve_rewinds(is);
+			if (is->consumer == NULL)
+				continue;
+		}
 		resume_due(is, now, &wait_ms);
 		if (consume(is))
 			busy = true;
@@ -777,8 +913,7 @@ outbox_inbox_worker_main(Datum main_arg)
 									 ALLOCSET_DEFAULT_SIZES);
 	inbox.subs_cxt = AllocSetContextCreate(TopMemoryContext, "outbox_kafka inbox subscriptions",
 										   ALLOCSET_DEFAULT_SIZES);
-	inbox.settings = MemoryContextStrdup(TopMemoryContext,
-										 outbox_producer_settings_signature());
+	inbox.settings = MemoryContextStrdup(TopMemoryContext, settings_signature());
 
 	StartTransactionCommand();
 	inbox.dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(inbox.dboid));
@@ -810,7 +945,7 @@ outbox_inbox_worker_main(Datum main_arg)
 
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			settings = outbox_producer_settings_signature();
+			settings = settings_signature();
 			if (strcmp(settings, inbox.settings) != 0)
 			{
 				/* new servers or credentials: new consumers */

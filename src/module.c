@@ -29,6 +29,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "consumer_config.h"
 #include "inbox.h"
 #include "outbox_kafka.h"
 #include "pg_compat.h"
@@ -57,6 +58,7 @@ int			outbox_progress_save_interval_ms = 100;
 bool		outbox_wait_for_standbys = false;
 int			outbox_inbox_batch_size = 1000;
 int			outbox_inbox_dedupe_window_s = 7 * 24 * 3600;
+char	   *outbox_consumer_properties = NULL;
 
 /* True when _PG_init ran while shared_preload_libraries was processed. */
 bool		outbox_loaded_at_startup = false;
@@ -85,6 +87,8 @@ static const char *show_producer_properties(void);
 static bool check_producer_properties_file(char **newval, void **extra,
 										   GucSource source);
 static bool allow_unsafe_for_check(void);
+static bool check_consumer_properties(char **newval, void **extra,
+									  GucSource source);
 static bool pending_allow_unsafe(void);
 static void next_process_utility(PlannedStmt *pstmt, const char *queryString,
 								 bool readOnlyTree,
@@ -218,6 +222,46 @@ check_producer_properties_file(char **newval, void **extra, GucSource source)
 		report_property_problem(&problem);
 		return false;
 	}
+	return true;
+}
+
+/*
+ * check_consumer_properties: the value must have the syntax of
+ * producer_properties, name only properties librdkafka knows, and none
+ * that the inbox sets itself or that connects or authenticates
+ * (consumer_config.c).
+ */
+static bool
+check_consumer_properties(char **newval, void **extra, GucSource source)
+{
+	OutboxPropertyProblem problem;
+	List	   *props;
+	ListCell   *lc;
+	rd_kafka_conf_t *conf;
+	char		errstr[256];
+
+	if (!outbox_parse_property_list(*newval, &props, &problem) ||
+		!outbox_check_consumer_properties(props, &problem))
+	{
+		report_property_problem(&problem);
+		return false;
+	}
+	conf = rd_kafka_conf_new();
+	foreach(lc, props)
+	{
+		OutboxProperty *prop = (OutboxProperty *) lfirst(lc);
+
+		if (rd_kafka_conf_set(conf, prop->name, prop->value, errstr,
+							  sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		{
+			rd_kafka_conf_destroy(conf);
+			GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+			GUC_check_errmsg("invalid consumer property \"%s\"", prop->name);
+			GUC_check_errdetail("librdkafka: %s", errstr);
+			return false;
+		}
+	}
+	rd_kafka_conf_destroy(conf);
 	return true;
 }
 
@@ -495,6 +539,15 @@ define_settings(void)
 							7 * 24 * 3600, 60, INT_MAX / 2,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox_kafka.consumer_properties",
+							   "librdkafka consumer properties of the inbox, key=value separated by semicolons.",
+							   "Applied after the inbox's defaults; connection and credential properties come from producer_properties.",
+							   &outbox_consumer_properties,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   check_consumer_properties, NULL, NULL);
 
 	MarkGUCPrefixReserved("outbox_kafka");
 }

@@ -3,7 +3,9 @@
  * secret_redaction.c
  *	  Keeping the value of outbox_kafka.producer_properties (Kafka
  *	  credentials) out of every place a role other than a superuser, or
- *	  the server log, can read (guarantee G10).
+ *	  the server log, can read (guarantee G10).  The same is done for
+ *	  outbox_kafka.consumer_properties, which refuses credentials but may
+ *	  be given one by mistake: the refused statement is not logged either.
  *
  * SHOW and pg_settings are handled by the setting's show hook (module.c),
  * and the properties file's parser never puts a value into a message
@@ -96,34 +98,43 @@ redact_find_ci(const char *haystack, const char *needle)
 
 /*
  * redact_find_mention: where text names outbox_kafka.producer_properties
- * in any case, plain, quoted ("outbox_kafka"."producer_properties", or the
- * whole name in one pair of quotes) or as a string; not
- * producer_properties_file or allow_unsafe_producer_properties.  Returns
- * the position just after the name (after a closing quote), or NULL.
- * text may be NULL.
+ * (or outbox_kafka.consumer_properties) in any case, plain, quoted
+ * ("outbox_kafka"."producer_properties", or the whole name in one pair of
+ * quotes) or as a string; not producer_properties_file or
+ * allow_unsafe_producer_properties.  Returns the position just after the
+ * first such name (after a closing quote), or NULL.  text may be NULL.
  */
 static const char *
 redact_find_mention(const char *text)
 {
-	static const char word[] = "producer_properties";
-	const char *p;
+	static const char *const words[] = {"producer_properties", "consumer_properties"};
+	const char *start;
+	const char *first = NULL;
+	int			i;
 
-	if (text == NULL || (p = redact_find_ci(text, "outbox_kafka")) == NULL)
+	if (text == NULL || (start = redact_find_ci(text, "outbox_kafka")) == NULL)
 		return NULL;
-	while ((p = redact_find_ci(p, word)) != NULL)
+	for (i = 0; i < lengthof(words); i++)
 	{
-		const char *end = p + strlen(word);
+		const char *p = start;
 
-		if (!IS_IDENT_CHAR((unsigned char) p[-1]) &&
-			!IS_IDENT_CHAR((unsigned char) *end))
+		while ((p = redact_find_ci(p, words[i])) != NULL)
 		{
-			if (*end == '"' || *end == '\'')
-				end++;
-			return end;
+			const char *end = p + strlen(words[i]);
+
+			if (!IS_IDENT_CHAR((unsigned char) p[-1]) &&
+				!IS_IDENT_CHAR((unsigned char) *end))
+			{
+				if (*end == '"' || *end == '\'')
+					end++;
+				if (first == NULL || end < first)
+					first = end;
+				break;
+			}
+			p = end;
 		}
-		p = end;
 	}
-	return NULL;
+	return first;
 }
 
 /*
@@ -316,7 +327,8 @@ redact_post_parse_analyze(ParseState *pstate, Query *query,
 
 	setting = outbox_utility_setting_name(query->utilityStmt);
 	if (setting != NULL &&
-		pg_strcasecmp(setting, OUTBOX_SECRET_SETTING) == 0)
+		(pg_strcasecmp(setting, OUTBOX_SECRET_SETTING) == 0 ||
+		 pg_strcasecmp(setting, OUTBOX_CONSUMER_SECRET_SETTING) == 0))
 	{
 		const char *stmt;
 		const char *cut;
@@ -350,7 +362,8 @@ redact_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 	redact_top_level_activity(queryString);
 	if (setting != NULL && queryString != NULL &&
-		pg_strcasecmp(setting, OUTBOX_SECRET_SETTING) == 0)
+		(pg_strcasecmp(setting, OUTBOX_SECRET_SETTING) == 0 ||
+		 pg_strcasecmp(setting, OUTBOX_CONSUMER_SECRET_SETTING) == 0))
 	{
 		size_t		len = strlen(queryString);
 		const char *cut = redact_find_mention(queryString);

@@ -65,6 +65,29 @@ install_deps() {
         systemctl disable prometheus-postgres-exporter >/dev/null 2>&1 || true
 }
 
+# fetch_promtool: Prometheus' promtool, which test/t/051_prometheus.pl uses
+# to check and unit-test the example's alert rules, taken out of Debian's
+# prometheus package into /var/cache/outbox_kafka/promtool (installing the
+# package would also install and start a Prometheus server); nothing to do
+# when it is there or on the PATH.  Needs root for the first time.
+fetch_promtool() {
+    local cache=/var/cache/outbox_kafka/promtool tmp
+    command -v promtool >/dev/null 2>&1 && return 0
+    [ -x "$cache/promtool" ] && return 0
+    [ "$(id -u)" -eq 0 ] || return 0
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get download -qq prometheus >/dev/null; }) &&
+        dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"; then
+        mkdir -p "$cache"
+        cp "$tmp/x/usr/bin/promtool" "$cache/promtool"
+        echo "== promtool taken from Debian's prometheus package into $cache"
+    else
+        echo "== could not fetch Debian's prometheus package: 051 skips its promtool checks" >&2
+    fi
+    rm -rf "$tmp"
+}
+
 # build_and_install TOP: build and install the extension found in TOP, and
 # build the mock Kafka broker helper and the admin client, all against the
 # librdkafka under $RDKAFKA_PREFIX when set (else the system's).  The

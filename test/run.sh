@@ -13,6 +13,7 @@ test_user=${OUTBOX_TEST_USER:-postgres}
 source "$here/test/install_deps.sh"
 
 install_deps
+fetch_promtool
 
 # PG_CONFIG picks the PostgreSQL to build and test against (default: 15);
 # RDKAFKA_PREFIX the librdkafka (default: the system's; test/librdkafka.sh

@@ -16,6 +16,15 @@
  *	delete-topic NAME
  *	allow PRINCIPAL OPERATION TOPIC		(an ALLOW ACL on a literal topic)
  *	revoke PRINCIPAL OPERATION TOPIC	(delete that ACL)
+ *	produce TOPIC [RATE]	(stdin lines KEY<TAB>EVENT-ID<TAB>VALUE, each a
+ *							 message with the header outbox-event-id, by an
+ *							 idempotent producer that retries forever, at
+ *							 most RATE a second; prints "delivered N")
+ *	group-offsets GROUP TOPIC	(the offsets GROUP committed, one line
+ *							 "PARTITION OFFSET" per partition, -1 if none;
+ *							 then "state STATE" and "members N", the
+ *							 group's state and members, as the
+ *							 coordinator lists them)
  *
  * PRINCIPAL is e.g. User:alice, OPERATION one of Write, Read, Describe,
  * Create, All.  -X properties go to librdkafka (security.protocol, sasl.*,
@@ -29,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -249,6 +260,161 @@ acl(int argc, char **argv, int grant)
 	rd_kafka_AdminOptions_destroy(o);
 }
 
+static long delivered;
+static long failed;
+
+/*
+ * delivery_report: count what the cluster acknowledged or refused (called
+ * by rd_kafka_poll on the main thread).
+ */
+static void
+delivery_report(rd_kafka_t *producer, const rd_kafka_message_t *m, void *opaque)
+{
+	(void) producer;
+	(void) opaque;
+	if (m->err)
+	{
+		if (failed++ < 10)
+			fprintf(stderr, "kafka_admin: not delivered: %s\n", rd_kafka_err2str(m->err));
+	}
+	else
+		delivered++;
+}
+
+/*
+ * now_s: seconds on the monotonic clock.
+ */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * produce: argv = TOPIC [RATE]; stdin lines KEY<TAB>EVENT-ID<TAB>VALUE.
+ * The producer is idempotent and never times a message out, so that a
+ * broker killed and restarted neither loses, reorders nor duplicates
+ * anything: the only copies in the topic are the lines given twice.
+ * Exits 1 unless every message was delivered.
+ */
+static void
+produce(rd_kafka_conf_t *conf, int argc, char **argv)
+{
+	char		errstr[512];
+	char	   *line = NULL;
+	size_t		cap = 0;
+	ssize_t		len;
+	double		rate = argc > 1 ? atof(argv[1]) : 0;
+	double		t0 = now_s();
+	long		n = 0;
+	rd_kafka_t *producer;
+
+	if (argc < 1)
+		die("usage: produce TOPIC [RATE]", NULL);
+	if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
+		rd_kafka_conf_set(conf, "message.timeout.ms", "0", errstr, sizeof(errstr)) ||
+		rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr)))
+		die("producer configuration", errstr);
+	rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
+	producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (producer == NULL)
+		die("rd_kafka_new", errstr);
+	while ((len = getline(&line, &cap, stdin)) > 0)
+	{
+		char	   *event = strchr(line, '\t');
+		char	   *value = event ? strchr(event + 1, '\t') : NULL;
+		rd_kafka_resp_err_t err;
+
+		if (value == NULL)
+			die("a line must be KEY<TAB>EVENT-ID<TAB>VALUE", line);
+		*event++ = '\0';
+		*value++ = '\0';
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		while (rate > 0 && n >= rate * (now_s() - t0))
+			rd_kafka_poll(producer, 1);
+		do
+		{
+			err = rd_kafka_producev(producer,
+									RD_KAFKA_V_TOPIC(argv[0]),
+									RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+									RD_KAFKA_V_KEY(line, strlen(line)),
+									RD_KAFKA_V_VALUE(value, strlen(value)),
+									RD_KAFKA_V_HEADER("outbox-event-id", event, -1),
+									RD_KAFKA_V_END);
+			if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+				rd_kafka_poll(producer, 10);
+			else if (err)
+				die("produce", rd_kafka_err2str(err));
+		} while (err);
+		n++;
+		rd_kafka_poll(producer, 0);
+	}
+	while (rd_kafka_outq_len(producer) > 0)
+		rd_kafka_poll(producer, 100);
+	if (rd_kafka_fatal_error(producer, errstr, sizeof(errstr)))
+		die("fatal producer error", errstr);
+	rd_kafka_destroy(producer);
+	free(line);
+	printf("delivered %ld\n", delivered);
+	if (failed > 0 || delivered != n)
+		die("some messages were not delivered", NULL);
+}
+
+/*
+ * group_offsets: argv = GROUP TOPIC; print the offset GROUP committed for
+ * each partition of TOPIC, as a consumer of that group that never joins
+ * it (no rebalance is caused).
+ */
+static void
+group_offsets(rd_kafka_conf_t *conf, int argc, char **argv)
+{
+	char		errstr[512];
+	rd_kafka_t *consumer;
+	rd_kafka_topic_t *topic;
+	const rd_kafka_metadata_t *md;
+	rd_kafka_topic_partition_list_t *list;
+	const struct rd_kafka_group_list *groups;
+	rd_kafka_resp_err_t err;
+
+	if (argc < 2)
+		die("usage: group-offsets GROUP TOPIC", NULL);
+	if (rd_kafka_conf_set(conf, "group.id", argv[0], errstr, sizeof(errstr)))
+		die("group.id", errstr);
+	consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (consumer == NULL)
+		die("rd_kafka_new", errstr);
+	topic = rd_kafka_topic_new(consumer, argv[1], NULL);
+	err = rd_kafka_metadata(consumer, 0, topic, &md, TIMEOUT_MS);
+	if (err)
+		die("metadata", rd_kafka_err2str(err));
+	if (md->topic_cnt != 1 || md->topics[0].err)
+		die("unknown topic", argv[1]);
+	list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+	for (int i = 0; i < md->topics[0].partition_cnt; i++)
+		rd_kafka_topic_partition_list_add(list, argv[1], md->topics[0].partitions[i].id);
+	rd_kafka_metadata_destroy(md);
+	err = rd_kafka_committed(consumer, list, TIMEOUT_MS);
+	if (err)
+		die("committed", rd_kafka_err2str(err));
+	for (int i = 0; i < list->cnt; i++)
+		printf("%d %lld\n", (int) list->elems[i].partition,
+			   list->elems[i].offset < 0 ? -1LL : (long long) list->elems[i].offset);
+	rd_kafka_topic_partition_list_destroy(list);
+	err = rd_kafka_list_groups(consumer, argv[0], &groups, TIMEOUT_MS);
+	if (err)
+		die("list groups", rd_kafka_err2str(err));
+	for (int i = 0; i < groups->group_cnt; i++)
+		printf("state %s\nmembers %d\n", groups->groups[i].state,
+			   groups->groups[i].member_cnt);
+	rd_kafka_group_list_destroy(groups);
+	rd_kafka_topic_destroy(topic);
+	rd_kafka_destroy(consumer);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -285,7 +451,17 @@ main(int argc, char **argv)
 	}
 	if (i >= argc)
 		die("usage: kafka_admin -b BOOTSTRAP [-X key=value]... "
-			"create-topic|delete-topic|allow|revoke ARGS...", NULL);
+			"create-topic|delete-topic|allow|revoke|produce|group-offsets ARGS...", NULL);
+	if (strcmp(argv[i], "produce") == 0)
+	{
+		produce(conf, argc - i - 1, argv + i + 1);
+		return 0;
+	}
+	if (strcmp(argv[i], "group-offsets") == 0)
+	{
+		group_offsets(conf, argc - i - 1, argv + i + 1);
+		return 0;
+	}
 
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)

@@ -4,9 +4,12 @@
 # with outbox_kafka publishing database "orders" to a real Apache Kafka
 # broker (RealKafka.pm; OUTBOX_NESTJS_BROKER=mock uses the mock broker);
 # the example's own `npm test` (Jest) then drives HTTP orders through the
-# outbox to its billing consumer: committed orders charged exactly once even
-# after a replay, rolled-back ones never, poison messages in the
-# dead-letter topic byte for byte, per-order order kept; the order API as
+# outbox to its two billing consumers side by side, the hand-written kafkajs
+# one and the inbox variant (a PL/pgSQL handler run by outbox_kafka's inbox
+# worker, db/inbox.sql): committed orders charged exactly once by each even
+# after a replay and a redelivered event, rolled-back ones never, poison
+# messages in the dead-letter topic byte for byte and in
+# outbox.inbox_dead_letter, per-order order kept; the order API as
 # the non-owner role of db/grants.sql, with Kafka unreachable, under
 # concurrent orders and after its connections were terminated.
 #
@@ -99,6 +102,14 @@ like($out, qr/answers 120 concurrent orders with opposite line orders without a 
 	'the concurrent-orders test is among them');
 like($out, qr/processes other partitions while one waits between retries/,
 	'the partition concurrency test is among them');
+like($out, qr/inbox variant: charges each committed order once/,
+	'the inbox variant charged the orders');
+like($out, qr/inbox variant: moves poison messages to outbox\.inbox_dead_letter/,
+	'the inbox variant\'s dead-letter test is among them');
+like($out, qr/inbox variant: charges nobody twice when rewound/,
+	'the inbox variant\'s replay test is among them');
+like($out, qr/both variants charge a redelivered event once/,
+	'the redelivered-event test is among them');
 
 # what the relay says afterwards
 my $st = outbox_status($node, 'orders');

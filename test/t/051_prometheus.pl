@@ -4,7 +4,11 @@
 # prometheus-postgres-exporter): the exporter, connected as a pg_monitor
 # member to two databases with the extension, serves the relay's metrics on
 # a loopback port, and they move as events flow, wait for a broker, and are
-# dead-lettered.
+# dead-lettered; the inbox's metrics (outbox.inbox_status) move as a
+# subscription applies messages and dead-letters a poison one, and show the
+# inbox stopped.  With promtool (from Debian's prometheus package: on the
+# PATH, or fetched by test/install_deps.sh into /var/cache/outbox_kafka), the
+# alert rules and their unit tests (alerts.test.yaml) are checked too.
 
 use strict;
 use warnings;
@@ -27,7 +31,8 @@ my $queries = abs_path("$FindBin::Bin/../../examples/prometheus/queries.yaml");
 
 my $topic = 't.prom';
 my $held_topic = 't.prom.held';
-my $mock = start_mock(topics => ["$topic:2", "$held_topic:1"]);
+my $inbox_topic = 't.prom.in';
+my $mock = start_mock(topics => ["$topic:2", "$held_topic:1", "$inbox_topic:2"]);
 my $node = new_node(
 	'prom',
 	bootstrap => $mock->bootstrap,
@@ -142,6 +147,8 @@ cmp_ok(metric('outbox_kafka_storage_bytes', 'orders'), '>', 0,
 is(scalar(grep { /^outbox_kafka_held_topic_/ } keys %$m), 0,
 	'no outbox_kafka_held_topic_* series while nothing is held');
 is(metric('outbox_kafka_problem', 'orders'), 0, 'problem is 0');
+is(scalar(grep { /^outbox_kafka_inbox/ } keys %$m), 0,
+	'no outbox_kafka_inbox* series without inbox subscriptions');
 
 # --- events flow ----------------------------------------------------------
 my $published0 = metric('outbox_kafka_events_published_total', 'orders');
@@ -253,6 +260,86 @@ $node->safe_psql('inventory', 'SELECT outbox.requeue_dead_letters()');
 is(metric_until('outbox_kafka_dead_letters', 'inventory', sub { $_[0] == 0 }), 0,
 	'dead_letters back to 0 after requeue_dead_letters()');
 
+# --- the inbox: inventory applies what orders publishes ---------------------
+# the sum of metric $name of $db over the series that have %labels
+sub metric_sum
+{
+	my ($name, $db, %labels) = @_;
+	my ($sum, $n) = (0, 0);
+	my $all = scrape();
+	KEY: foreach my $key (keys %$all)
+	{
+		next unless $key =~ /^\Q$name\E\{(.*)\}$/;
+		my %l = map { split /=/, $_, 2 } split /,/, $1;
+		next unless ($l{database} // '') eq $db;
+		foreach my $k (keys %labels)
+		{
+			next KEY unless ($l{$k} // '') eq $labels{$k};
+		}
+		$sum += $all->{$key};
+		$n++;
+	}
+	return $n ? $sum : undef;
+}
+
+$node->safe_psql('inventory', qq{
+	CREATE TABLE inbox_seen (k text PRIMARY KEY);
+	CREATE FUNCTION prom_handler(m outbox.inbox_message) RETURNS void
+	LANGUAGE plpgsql AS \$\$
+	BEGIN
+		IF convert_from(m.value, 'UTF8')::jsonb ? 'poison' THEN
+			RAISE EXCEPTION 'poison message';
+		END IF;
+		INSERT INTO inbox_seen VALUES (convert_from(m.key, 'UTF8'));
+	END
+	\$\$;
+	SELECT outbox.subscribe('prom', '$inbox_topic', 'prom_handler(outbox.inbox_message)',
+	                        max_attempts => 2);
+});
+$node->safe_psql('orders', qq{
+	SELECT outbox.enqueue('$inbox_topic', '{"n": 1}'::jsonb, key => 'in' || g)
+	  FROM generate_series(1, 10) g;
+	SELECT outbox.enqueue('$inbox_topic', '{"poison": true}'::jsonb, key => 'bad');
+});
+is(poll_until(sub { (metric_sum('outbox_kafka_inbox_applied_total', 'inventory', subscription => 'prom') // 0) >= 10 })
+	  && metric_sum('outbox_kafka_inbox_applied_total', 'inventory', subscription => 'prom'),
+	10, 'outbox_kafka_inbox_applied_total counts the 10 messages applied');
+is(poll_until(sub { (metric_sum('outbox_kafka_inbox_dead_letters', 'inventory', subscription => 'prom') // 0) >= 1 })
+	  && metric_sum('outbox_kafka_inbox_dead_letters', 'inventory', subscription => 'prom'),
+	1, 'outbox_kafka_inbox_dead_letters counts the poison message');
+is($node->safe_psql('inventory', 'SELECT count(*) FROM inbox_seen'), 10,
+	'the handler applied the 10 messages');
+is(metric_sum('outbox_kafka_inbox_lag', 'inventory', subscription => 'prom'), 0,
+	'outbox_kafka_inbox_lag is 0 on every partition');
+is(metric_sum('outbox_kafka_inbox_stored_offset', 'inventory', subscription => 'prom'), 11,
+	'outbox_kafka_inbox_stored_offset: past the 11 messages, on the 2 partitions together');
+is(metric_sum('outbox_kafka_inbox_high_watermark', 'inventory', subscription => 'prom'), 11,
+	'outbox_kafka_inbox_high_watermark: the 11 messages');
+is(metric_sum('outbox_kafka_inbox_duplicates_total', 'inventory', subscription => 'prom'), 0,
+	'outbox_kafka_inbox_duplicates_total is 0');
+is(metric_sum('outbox_kafka_inbox_attempts', 'inventory', subscription => 'prom'), 0,
+	'outbox_kafka_inbox_attempts is 0 once the poison message is parked');
+cmp_ok(metric_sum('outbox_kafka_inbox_last_error_timestamp_seconds', 'inventory', subscription => 'prom'),
+	'>', 0, 'outbox_kafka_inbox_last_error_timestamp_seconds is set');
+ok(poll_until(sub { (metric_sum('outbox_kafka_inbox_state_status', 'inventory', state => 'caught_up') // 0) == 2 }),
+	'outbox_kafka_inbox_state_status{state="caught_up"} is 1 for both partitions');
+is(metric_sum('outbox_kafka_inbox_state_status', 'inventory'), 2,
+	'and every other state is 0');
+is(metric_sum('outbox_kafka_inbox_lag', 'orders'), undef, 'orders has no inbox series');
+
+# a replay: rewound to offset 0, the inbox skips the 10 messages on their
+# de-duplication records (the poison message, which has none, is tried and
+# dead-lettered again)
+$node->safe_psql('inventory', qq{
+	SELECT outbox.inbox_rewind('prom', "partition", 0) FROM outbox.inbox_offset
+	 WHERE subscription = 'prom';
+});
+is(poll_until(sub { (metric_sum('outbox_kafka_inbox_duplicates_total', 'inventory', subscription => 'prom') // 0) >= 10 })
+	  && metric_sum('outbox_kafka_inbox_duplicates_total', 'inventory', subscription => 'prom'),
+	10, 'after a rewind, outbox_kafka_inbox_duplicates_total counts the 10 messages skipped');
+is(metric_sum('outbox_kafka_inbox_applied_total', 'inventory', subscription => 'prom'), 10,
+	'and outbox_kafka_inbox_applied_total is unchanged');
+
 # --- relay stopped: a database no longer listed ----------------------------
 $node->safe_psql('postgres', "ALTER SYSTEM SET outbox_kafka.databases = 'orders'");
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
@@ -261,11 +348,15 @@ ok(metric_until('outbox_kafka_relay_running', 'inventory', sub { $_[0] == 0 }) =
 is(metric('outbox_kafka_problem', 'inventory'), 1, 'and problem is 1');
 is(metric('outbox_kafka_relay_status', 'inventory', state => 'not_running'), 1,
 	'relay_status{state="not_running"} is 1');
+ok(poll_until(sub { (metric_sum('outbox_kafka_inbox_state_status', 'inventory', state => 'stopped') // 0) == 2 }),
+	'outbox_kafka_inbox_state_status{state="stopped"} is 1 for both partitions of the stopped inbox');
 
 # --- the alert rules (when Prometheus' promtool is installed) ----------------
 SKIP:
 {
-	my $promtool = (grep { -x "$_/promtool" } split /:/, $ENV{PATH})[0];
+	# on the PATH, or where test/install_deps.sh (fetch_promtool) puts it
+	my $promtool = (grep { -x "$_/promtool" } split(/:/, $ENV{PATH}),
+		'/var/cache/outbox_kafka/promtool')[0];
 	skip 'promtool not installed (Debian package prometheus)', 2 unless $promtool;
 	my $dir = abs_path("$FindBin::Bin/../../examples/prometheus");
 	my ($out, $ok) = ('');

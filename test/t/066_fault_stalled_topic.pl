@@ -77,7 +77,14 @@ ok( $fs->wait_for(
 is( $node->safe_psql('postgres',
 		"SELECT max(held_since) - min(held_since) < interval '1 s' FROM outbox.held_topics WHERE topic = '$sick'"),
 	't', 'held at once, not one stall_timeout after another');
-my $st = outbox_status($node, 'postgres');
+# outbox.status counts them too
+my $st;
+$fs->wait_for(
+	sub {
+		$st = outbox_status($node, 'postgres');
+		($st->{held_topics} // 0) == 3 && ($st->{held_events} // 0) > 0;
+	},
+	10);
 note 'during the stall: ' . join(', ',
 	map { "$_=" . ($st->{$_} // 'null') }
 	  qw(state pending_events held_topics held_events last_error problem));

@@ -227,7 +227,8 @@ foreach my $path (@files)
 		{
 			my $t = slurp_file($dest);
 			$t =~ s/^```.*?^```//msg;
-			{ map { slug($_) => 1 } ($t =~ /^#+\s+(.+?)\s*$/mg) };
+			# +{: a hash reference, not a block returning the list
+			+{ map { slug($_) => 1 } ($t =~ /^#+\s+(.+?)\s*$/mg) };
 		};
 		ok($anchors{$dest}->{$anchor}, "$file: link $link points to an existing heading");
 	}

@@ -1,7 +1,7 @@
 # Copyright (c) 2026, outbox_kafka developers
 #
 # ALTER EXTENSION outbox_kafka UPDATE from 0.1 to the current version
-# (through 0.2, 0.3, 0.4, 0.5 and 0.6), as docs/operations.md describes it:
+# (through 0.2, 0.3, 0.4, 0.5, 0.6 and 0.7), as docs/operations.md describes it:
 #
 # - events enqueued under 0.1 are still there after the update and are
 #   published by the relay (which backs off, saying why, while the schema is
@@ -18,9 +18,11 @@
 #   -1) of 0.5;
 # - 0.6 adds the inbox (subscriptions, offsets, de-duplication records,
 #   its dead letters and status);
+# - 0.7 adds per-key hold, a Kafka dead-letter topic and rewind by
+#   timestamp to the inbox;
 # - a database updated step by step (0.1 to 0.2 to 0.3 to 0.4 to 0.5 to
-#   0.6) and one updated at once have exactly the objects, definitions,
-#   triggers, privileges and comments of a fresh 0.6 install.
+#   0.6 to 0.7) and one updated at once have exactly the objects,
+#   definitions, triggers, privileges and comments of a fresh 0.7 install.
 use strict;
 use warnings;
 
@@ -87,7 +89,7 @@ is($in_update, '1:k1:j 2:k2:t 3:k1:j',
 	'after ALTER EXTENSION UPDATE the 0.1 events are still there');
 is($node->safe_psql('upg',
 		"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
-	'0.6', 'now at version 0.6');
+	'0.7', 'now at version 0.7');
 
 ok(wait_until_published($node, 'upg', 3),
 	'the relay publishes them without a restart');
@@ -129,7 +131,7 @@ $node->safe_psql('upg_api', q{
 	SELECT outbox.dead_letter(1, 'MSG_SIZE_TOO_LARGE');
 });
 # one version at a time, as a database that was updated at each release
-foreach my $v ('0.2', '0.3', '0.4', '0.5', '0.6')
+foreach my $v ('0.2', '0.3', '0.4', '0.5', '0.6', '0.7')
 {
 	if ($v eq '0.5')
 	{
@@ -140,11 +142,30 @@ foreach my $v ('0.2', '0.3', '0.4', '0.5', '0.6')
 			  FROM outbox.event WHERE topic = 't.held';
 		});
 	}
+	if ($v eq '0.7')
+	{
+		# a service role allowed to subscribe under 0.6
+		$node->safe_psql('upg_api', q{
+			CREATE ROLE upg_subscriber;
+			GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text)
+			  TO upg_subscriber;
+		});
+	}
 	$node->safe_psql('upg_api', "ALTER EXTENSION outbox_kafka UPDATE TO '$v'");
 	is($node->safe_psql('upg_api',
 			"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
 		$v, "updated to $v");
 }
+is($node->safe_psql('upg_api', q{
+	SELECT has_function_privilege('upg_subscriber',
+	         'outbox.subscribe(text, text, regprocedure, integer, text, text)', 'EXECUTE'),
+	       has_function_privilege('public',
+	         'outbox.subscribe(text, text, regprocedure, integer, text, text)', 'EXECUTE')}),
+	't|f', '0.7: a role granted outbox.subscribe keeps it on its new signature, PUBLIC does not get it');
+$node->safe_psql('upg_api', q{
+	REVOKE EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text)
+	  FROM upg_subscriber;
+});
 is($node->safe_psql('upg_api',
 		q{SELECT topic, partition IS NULL, held_events, reason FROM outbox.held_topics}),
 	't.held|t|1|not authorised',
@@ -187,12 +208,12 @@ is($node->safe_psql('upg_api',
 	q{t.dead|k|{"h": "v", "outbox-requeued-from": "1"}|t},
 	'the re-queued event carries outbox-requeued-from, and an identity it lacked');
 
-# --- an updated database equals a fresh 0.6 install ------------------------
+# --- an updated database equals a fresh 0.7 install ------------------------
 
 $node->safe_psql('fresh', 'CREATE EXTENSION outbox_kafka');
 is($node->safe_psql('fresh',
 		"SELECT extversion FROM pg_extension WHERE extname = 'outbox_kafka'"),
-	'0.6', 'a fresh install is 0.6');
+	'0.7', 'a fresh install is 0.7');
 # secure by default: EXECUTE on enqueue publishes nowhere without a grant
 $node->safe_psql('fresh', q{
 	CREATE ROLE fresh_app;
@@ -270,7 +291,7 @@ ok(scalar(@updated_objs) >= 35, scalar(@updated_objs) . ' objects compared');
 is($updated, $fresh,
 	'an updated 0.1 has exactly the objects, definitions, triggers, privileges and comments of a fresh install');
 is($stepwise, $fresh,
-	'so has one updated 0.1 to 0.2 to 0.3 to 0.4 to 0.5 to 0.6, one version at a time');
+	'so has one updated 0.1 to 0.2 to 0.3 to 0.4 to 0.5 to 0.6 to 0.7, one version at a time');
 foreach my $obj ('table outbox.held_topic', 'table outbox.held_event',
 	'view outbox.held_topics', 'function outbox.hold_events(bigint[],text,integer,text,text)',
 	'table outbox.topic_grant', 'view outbox.topic_grants',
@@ -278,8 +299,10 @@ foreach my $obj ('table outbox.held_topic', 'table outbox.held_event',
 	'function outbox.last_event_id()',
 	'table outbox.inbox_subscription', 'table outbox.inbox_offset',
 	'table outbox.inbox_dead_letter', 'view outbox.inbox_status',
+	'table outbox.inbox_held', 'table outbox.inbox_rewind_request', 'view outbox.inbox_held_keys',
+	'function outbox.inbox_rewind_to_time(text,timestamp with time zone)',
 	'view outbox.subscriptions',
-	'function outbox.subscribe(text,text,regprocedure,integer,text)')
+	'function outbox.subscribe(text,text,regprocedure,integer,text,text)')
 {
 	like($updated, qr/^\Q$obj\E$/m, "updated database has $obj");
 }

@@ -78,7 +78,7 @@ is(sqlstate_of(q{SELECT outbox.subscribe('x', 'sub.orders', 'good(outbox.inbox_m
 is(sqlstate_of(q{SELECT * FROM outbox.inbox_status}, 'app'),
 	'42501', 'nor read the inbox status');
 $node->safe_psql('postgres', q{
-GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text),
+GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text),
                           outbox.unsubscribe(text) TO app;
 REVOKE EXECUTE ON FUNCTION good(outbox.inbox_message) FROM PUBLIC;
 });

@@ -49,7 +49,7 @@ BEGIN
 END
 $$;
 ALTER FUNCTION billing.apply_order(outbox.inbox_message) OWNER TO billing;
-GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text) TO billing;
+GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text) TO billing;
 SELECT outbox.grant_topic('postgres', 'in.*');
 });
 $node->safe_psql('postgres', q{SET ROLE billing;

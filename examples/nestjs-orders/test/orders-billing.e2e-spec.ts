@@ -1,6 +1,9 @@
 /*
  * End to end: HTTP -> order service -> PostgreSQL + outbox_kafka -> Kafka ->
- * billing consumer -> charges.
+ * billing -> charges, for both variants of billing side by side: the
+ * hand-written kafkajs consumer (src/billing/, billing.charges) and the
+ * inbox variant (db/inbox.sql: a PL/pgSQL handler that outbox_kafka's
+ * inbox worker calls, billing_inbox.charges).
  *
  * Needs a PostgreSQL 15 where outbox_kafka is preloaded and publishes the
  * test database (DATABASE_URL, or the PG* variables), and the same Kafka
@@ -22,6 +25,13 @@ import { ORDER_CREATED_TOPIC } from '../src/config/app.config';
 import { OrdersApiModule } from '../src/orders-api.module';
 import { CreatedOrder } from '../src/orders/orders.service';
 import { adminPool, resetSchema, urlAs } from './support/db';
+import {
+  inboxTotals,
+  INBOX_SUBSCRIPTION,
+  rewind,
+  subscribeInboxAt,
+  waitUntilInboxApplied,
+} from './support/inbox';
 import {
   Offsets,
   groupOffsets,
@@ -98,6 +108,45 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       );
     };
 
+    /** Wait until the relay published everything and the inbox applied it. */
+    const waitUntilInboxBilled = async () => {
+      await waitFor('the relay to publish every committed event', async () => {
+        const r = await pool.query<{ done: boolean }>(
+          'SELECT pending_events = 0 AS done FROM outbox.status',
+        );
+        return r.rows[0]?.done === true;
+      });
+      await waitUntilInboxApplied(pool, kafka, ORDER_CREATED_TOPIC);
+    };
+
+    /** billing_inbox.charges: order id -> its charges */
+    const inboxCharges = async () => {
+      const r = await pool.query<{
+        order_id: string;
+        customer_id: string;
+        amount_cents: string;
+        n: number;
+      }>(
+        `SELECT order_id, min(customer_id) AS customer_id,
+                min(amount_cents) AS amount_cents, count(*)::int AS n
+           FROM billing_inbox.charges GROUP BY order_id`,
+      );
+      return new Map(r.rows.map((c) => [c.order_id, c]));
+    };
+
+    /** Every committed order charged exactly once by the inbox variant, nothing else. */
+    const expectInboxChargedOnce = async () => {
+      const charges = await inboxCharges();
+      expect(charges.size).toBe(committed.size);
+      for (const [orderId, order] of committed) {
+        const c = charges.get(orderId);
+        expect(c).toBeDefined();
+        expect(c!.n).toBe(1);
+        expect(Number(c!.amount_cents)).toBe(order.totalCents);
+        expect(Number(c!.customer_id)).toBe(order.customerId);
+      }
+    };
+
     const postOrder = (body: object) =>
       request(http.getHttpServer()).post('/orders').send(body);
 
@@ -150,6 +199,8 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       await waitForGroupCoordinator(kafka, groupId, ORDER_CREATED_TOPIC);
       await setGroupOffsets(kafka, groupId, ORDER_CREATED_TOPIC, topicStart);
       step('consumer group placed at the end of the topic');
+      await subscribeInboxAt(pool, topicStart);
+      step('inbox variant subscribed at the end of the topic');
 
       process.env.DATABASE_URL = urlAs('orders_app');
       const moduleRef = await Test.createTestingModule({
@@ -247,6 +298,34 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
         expect(Number(c.customer_id)).toBe(order!.customerId);
       }
       expect(billingService().counts.charged).toBe(committed.size);
+    });
+
+    it('inbox variant: charges each committed order once, in the transaction of its offset', async () => {
+      await waitUntilInboxBilled();
+      await expectInboxChargedOnce();
+      const totals = await inboxTotals(pool);
+      expect(totals).toEqual({
+        applied: committed.size,
+        duplicates: 0,
+        deadLetters: 0,
+      });
+      // the handler ran as the role that subscribed (db/inbox-subscribe.sql)
+      const sub = await pool.query<{ owner: string; handler: string }>(
+        'SELECT owner::text AS owner, handler::text AS handler FROM outbox.subscriptions WHERE subscription = $1',
+        [INBOX_SUBSCRIPTION],
+      );
+      expect(sub.rows).toEqual([
+        {
+          owner: 'billing_inbox',
+          handler: 'billing_inbox.bill_order(outbox.inbox_message)',
+        },
+      ]);
+      // the offsets are in PostgreSQL, one row per partition, at the topic's end
+      const stored = await pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM outbox.inbox_offset WHERE subscription = $1',
+        [INBOX_SUBSCRIPTION],
+      );
+      expect(stored.rows[0].n).toBe(topicStart.size);
     });
 
     it('dead-letters poison messages and moves on; skips tombstones and unknown types', async () => {
@@ -381,6 +460,90 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       ]);
     });
 
+    it('inbox variant: moves poison messages to outbox.inbox_dead_letter after 3 attempts and moves on', async () => {
+      await waitUntilInboxBilled();
+      // the two business rule failures are not charged, the requeued copy
+      // of an order is not charged again, tombstones and unknown types
+      // charge nothing
+      await expectInboxChargedOnce();
+
+      const business = await pool.query<{ id: string; reference: string }>(
+        "SELECT id::text AS id, reference FROM shop.orders WHERE reference IN ('suspended-customer', 'no-account')",
+      );
+      const orderOf = new Map(business.rows.map((r) => [r.reference, r.id]));
+      const { rows } = await pool.query<{
+        key: string;
+        value: Buffer | null;
+        headers: Record<string, string | null>;
+        error: string;
+        sqlstate: string;
+        attempts: number;
+        partition: number;
+        offset: string;
+      }>(
+        `SELECT convert_from(key, 'UTF8') AS key, value, headers, error, sqlstate,
+                attempts, "partition", "offset"
+           FROM outbox.inbox_dead_letter WHERE subscription = $1 ORDER BY id`,
+        [INBOX_SUBSCRIPTION],
+      );
+      const byKey = new Map(rows.map((r) => [r.key, r]));
+      const expectDeadLetter = (
+        r: { sqlstate: string; error: string } | undefined,
+        sqlstate: string,
+        error: RegExp,
+      ) => {
+        expect(r?.sqlstate).toBe(sqlstate);
+        expect(r?.error).toMatch(error);
+      };
+      expect([...byKey.keys()].sort()).toEqual(
+        [
+          'poison-1',
+          'poison-2',
+          '[42, "eu"]',
+          orderOf.get('suspended-customer'),
+          orderOf.get('no-account'),
+        ].sort(),
+      );
+      for (const r of rows) expect(r.attempts).toBe(3);
+      expectDeadLetter(
+        byKey.get('poison-1'),
+        '22P02',
+        /invalid input syntax for type json/,
+      );
+      expect(byKey.get('poison-1')!.value?.toString()).toBe('this is not JSON');
+      expectDeadLetter(
+        byKey.get('poison-2'),
+        '22023',
+        /invalid order\.created event/,
+      );
+      // key, value and headers as they were in Kafka
+      const composite = byKey.get('[42, "eu"]')!;
+      expect(composite.headers['x-tags']).toBe('[1, 2]');
+      expect(composite.headers['x-ctx']).toBe('{"a": 1}');
+      expect(composite.headers['outbox-event-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expectDeadLetter(
+        byKey.get(orderOf.get('suspended-customer')!),
+        'P0001',
+        /suspended/,
+      );
+      expectDeadLetter(
+        byKey.get(orderOf.get('no-account')!),
+        'P0001',
+        /no billing account/,
+      );
+
+      // nothing skipped: every message since the start was applied or dead-lettered
+      const end = await topicEnd(kafka, ORDER_CREATED_TOPIC);
+      const published = [...end].reduce(
+        (sum, [p, high]) => sum + Number(high - (topicStart.get(p) ?? 0n)),
+        0,
+      );
+      const totals = await inboxTotals(pool);
+      expect(totals.duplicates).toBe(0);
+      expect(totals.deadLetters).toBe(5);
+      expect(totals.applied + totals.deadLetters).toBe(published);
+    });
+
     it('charges nobody twice when the partition is replayed after a restart', async () => {
       const processedBefore = Number(
         (
@@ -458,6 +621,29 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
       }
     });
 
+    it('inbox variant: charges nobody twice when rewound to where the test started', async () => {
+      // the orders taken while the hand-written consumer was down, too
+      await waitUntilInboxBilled();
+      await expectInboxChargedOnce();
+      const before = await inboxTotals(pool);
+
+      await rewind(pool, topicStart);
+      step('inbox rewound');
+      await waitUntilInboxBilled();
+      step('inbox replay applied');
+
+      await expectInboxChargedOnce();
+      const after = await inboxTotals(pool);
+      // every message applied before is now skipped on its de-duplication
+      // record, without calling the handler
+      expect(after.applied).toBe(before.applied);
+      expect(after.duplicates - before.duplicates).toBe(before.applied);
+      // Dead-lettered messages have no de-duplication record: a rewind
+      // tries them again (after a fix it would apply them); here they fail
+      // again and are dead-lettered again.
+      expect(after.deadLetters).toBeGreaterThanOrEqual(before.deadLetters);
+    });
+
     it('processes other partitions while one waits between retries', async () => {
       // two orders on different partitions: the first for a suspended
       // customer (retried with pauses, then dead-lettered), the second fine
@@ -518,6 +704,77 @@ const DLQ = `${ORDER_CREATED_TOPIC}.dlq`;
         [stuck],
       );
       expect(outcome.rows).toEqual([{ outcome: 'dead_lettered' }]);
+
+      // the inbox variant: the same two messages, each partition on its own
+      await waitUntilInboxBilled();
+      const charged = await pool.query<{ order_id: string }>(
+        'SELECT order_id FROM billing_inbox.charges WHERE order_id = ANY($1)',
+        [[stuck, other]],
+      );
+      expect(charged.rows).toEqual([{ order_id: other }]);
+      const parked = await pool.query<{ attempts: number }>(
+        `SELECT attempts FROM outbox.inbox_dead_letter
+          WHERE subscription = $1 AND key = convert_to($2, 'UTF8')`,
+        [INBOX_SUBSCRIPTION, stuck],
+      );
+      expect(parked.rows).toEqual([{ attempts: 3 }]);
+      committed.set(other, {
+        customerId: 1,
+        totalCents: 250,
+        reference: `partition-${other}`,
+      });
+    });
+
+    it('both variants charge a redelivered event once (the same outbox-event-id produced twice)', async () => {
+      await waitUntilBilled();
+      await waitUntilInboxBilled();
+      // a committed order's message, produced again as an at-least-once
+      // producer does after a lost acknowledgement: same partition, key,
+      // value and headers (outbox-event-id among them)
+      const [orderId] = committed.keys();
+      const original = (
+        await readTopics(kafka, new Map([[ORDER_CREATED_TOPIC, topicStart]]))
+      ).find((m) => m.topic === ORDER_CREATED_TOPIC && m.key === orderId)!;
+      expect(original.headers['outbox-event-id']).toMatch(/^[0-9a-f-]{36}$/);
+      const handWrittenBefore = { ...billingService().counts };
+      const inboxBefore = await inboxTotals(pool);
+
+      const producer = kafka.producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
+      await producer.connect();
+      try {
+        await producer.send({
+          topic: ORDER_CREATED_TOPIC,
+          messages: [
+            {
+              partition: original.partition,
+              key: original.key,
+              value: original.value,
+              headers: original.headers,
+            },
+          ],
+        });
+      } finally {
+        await producer.disconnect();
+      }
+      step('event produced again');
+
+      await waitUntilBilled();
+      const counts = billingService().counts;
+      expect(counts.duplicate).toBe(handWrittenBefore.duplicate + 1);
+      expect(counts.charged).toBe(handWrittenBefore.charged);
+      const handWritten = await pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM billing.charges WHERE order_id = $1',
+        [orderId],
+      );
+      expect(handWritten.rows[0].n).toBe(1);
+
+      await waitUntilInboxBilled();
+      const inboxAfter = await inboxTotals(pool);
+      expect(inboxAfter.duplicates).toBe(inboxBefore.duplicates + 1);
+      expect(inboxAfter.applied).toBe(inboxBefore.applied);
+      await expectInboxChargedOnce();
     });
 
     async function enqueue(

@@ -31,14 +31,32 @@ export function urlAs(role: string): string {
   return `postgresql://${role}@${host}:${base.port ?? 5432}/${base.database}`;
 }
 
-const sqlFile = (name: string) =>
+/** The text of a file of db/. */
+export const sqlFile = (name: string) =>
   readFileSync(join(__dirname, '..', '..', 'db', name), 'utf8');
 
-/** Drop and re-create shop and billing, apply db/grants.sql, add test data. */
+/**
+ * Drop and re-create shop, billing and billing_inbox (the inbox variant,
+ * db/inbox.sql, not yet subscribed: test/support/inbox.ts), apply
+ * db/grants.sql, add test data.
+ */
 export async function resetSchema(pool: Pool): Promise<void> {
-  await pool.query('DROP SCHEMA IF EXISTS shop, billing CASCADE');
+  // the subscription first: its handler is about to be dropped
+  await pool.query(`
+    DO $$
+    BEGIN
+      IF to_regclass('outbox.subscriptions') IS NOT NULL THEN
+        PERFORM outbox.unsubscribe(subscription)
+           FROM outbox.subscriptions WHERE subscription = 'billing';
+      END IF;
+    END
+    $$`);
+  await pool.query(
+    'DROP SCHEMA IF EXISTS shop, billing, billing_inbox CASCADE',
+  );
   await pool.query(sqlFile('schema.sql'));
   await pool.query(sqlFile('grants.sql'));
+  await pool.query(sqlFile('inbox.sql'));
   await pool.query(`
     INSERT INTO shop.products (sku, price_cents, stock) VALUES
       ('apple', 250, 1000), ('pear', 199, 1000), ('rare-book', 12000, 1);

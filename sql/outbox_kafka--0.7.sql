@@ -1,9 +1,9 @@
-/* sql/outbox_kafka--0.6.sql: install script of outbox_kafka 0.6 */
+/* sql/outbox_kafka--0.7.sql: install script of outbox_kafka 0.7 */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION outbox_kafka" to load this file. \quit
 
--- This script creates version 0.5 directly.  A database at 0.1 .. 0.4
+-- This script creates version 0.7 directly.  A database at 0.1 .. 0.6
 -- is brought to the same state by ALTER EXTENSION outbox_kafka UPDATE
 -- (the outbox_kafka--0.x--0.y.sql scripts; test/t/092_upgrade.pl checks
 -- that both give the same objects, definitions, privileges and comments).
@@ -953,8 +953,10 @@ CREATE TABLE outbox.inbox_subscription (
     owner        regrole NOT NULL,
     max_attempts integer NOT NULL DEFAULT 5 CHECK (max_attempts >= 1),
     on_poison    text NOT NULL DEFAULT 'dead_letter'
-                 CHECK (on_poison IN ('dead_letter', 'hold')),
-    created_at   timestamptz NOT NULL DEFAULT now()
+                 CHECK (on_poison IN ('dead_letter', 'hold', 'hold_key')),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    -- 0.7: dead letters are also enqueued to this topic (outbox.enqueue)
+    dead_letter_topic text
 );
 COMMENT ON TABLE outbox.inbox_subscription IS
     'Inbox subscriptions: a topic, the handler that applies its messages and as whom';
@@ -1025,11 +1027,12 @@ SELECT pg_catalog.pg_extension_config_dump('outbox.inbox_dead_letter_id_seq', ''
 
 CREATE FUNCTION outbox.subscribe(subscription text, topic text, handler regprocedure,
                                  max_attempts integer DEFAULT 5,
-                                 on_poison text DEFAULT 'dead_letter')
+                                 on_poison text DEFAULT 'dead_letter',
+                                 dead_letter_topic text DEFAULT NULL)
 RETURNS void
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'outbox_inbox_subscribe';
-COMMENT ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text) IS
+COMMENT ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text) IS
     'Apply the messages of a topic with a handler, run as the caller';
 
 CREATE FUNCTION outbox.unsubscribe(subscription text)
@@ -1046,9 +1049,89 @@ AS 'MODULE_PATHNAME', 'outbox_inbox_rewind';
 COMMENT ON FUNCTION outbox.inbox_rewind(text, integer, bigint) IS
     'Move a subscription''s partition to an offset; de-duplication records decide what applies again';
 
+------------------------------------------------------------------------
+-- The inbox (0.7): per-key hold, a Kafka dead-letter topic, rewind by
+-- timestamp (docs/inbox.md).
+------------------------------------------------------------------------
+
+-- Messages set aside by on_poison = 'hold_key': the first one of a key
+-- failed max_attempts times; the later ones of the same key (and
+-- partition) wait behind it, in offset order.  The worker retries the
+-- first message of each key with back-off; what it applies is deleted in
+-- the same transaction as its effects.
+CREATE TABLE outbox.inbox_held (
+    subscription  text NOT NULL
+                  REFERENCES outbox.inbox_subscription (name) ON DELETE CASCADE,
+    topic         text NOT NULL,
+    "partition"   integer NOT NULL,
+    "offset"      bigint NOT NULL,
+    key           bytea NOT NULL,
+    value         bytea,
+    headers       jsonb,
+    "timestamp"   timestamptz,
+    dedupe_key    text NOT NULL,
+    attempts      integer NOT NULL DEFAULT 0,
+    last_error    text,
+    sqlstate      text,
+    retry_at      timestamptz NOT NULL DEFAULT now(),
+    held_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (subscription, "partition", "offset")
+);
+CREATE INDEX inbox_held_key_idx
+    ON outbox.inbox_held (subscription, "partition", key, "offset");
+COMMENT ON TABLE outbox.inbox_held IS
+    'Inbox messages set aside, per key, behind a poison message (on_poison = ''hold_key'')';
+
+-- Rewinds by timestamp, until the worker resolves them to offsets.
+CREATE TABLE outbox.inbox_rewind_request (
+    subscription  text NOT NULL
+                  REFERENCES outbox.inbox_subscription (name) ON DELETE CASCADE,
+    "partition"   integer NOT NULL CHECK ("partition" >= -1),
+    "timestamp"   timestamptz NOT NULL,
+    requested_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (subscription, "partition")
+);
+COMMENT ON TABLE outbox.inbox_rewind_request IS
+    'Rewinds by timestamp the inbox worker has not resolved to offsets yet (partition -1: all)';
+
+SELECT pg_catalog.pg_extension_config_dump('outbox.inbox_held', '');
+
+CREATE FUNCTION outbox.inbox_rewind_to_time(subscription text, "timestamp" timestamptz)
+RETURNS void
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'outbox_inbox_rewind_time';
+COMMENT ON FUNCTION outbox.inbox_rewind_to_time(text, timestamptz) IS
+    'Move every partition of a subscription to its first message at or after a time';
+
+CREATE FUNCTION outbox.inbox_rewind_to_time(subscription text, "partition" integer,
+                                            "timestamp" timestamptz)
+RETURNS void
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'outbox_inbox_rewind_partition_time';
+COMMENT ON FUNCTION outbox.inbox_rewind_to_time(text, integer, timestamptz) IS
+    'Move a partition of a subscription to its first message at or after a time';
+
+CREATE VIEW outbox.inbox_held_keys AS
+SELECT h.subscription, h."partition", h.key,
+       count(*) AS messages,
+       min(h."offset") AS first_offset,
+       (array_agg(h.attempts ORDER BY h."offset"))[1] AS attempts,
+       (array_agg(h.last_error ORDER BY h."offset"))[1] AS last_error,
+       (array_agg(h.retry_at ORDER BY h."offset"))[1] AS retry_at,
+       min(h.held_at) AS held_since
+  FROM outbox.inbox_held h
+ GROUP BY h.subscription, h."partition", h.key;
+COMMENT ON VIEW outbox.inbox_held_keys IS
+    'Keys held by on_poison = ''hold_key'': their messages waiting, the first one''s attempts and error';
+
+REVOKE ALL ON outbox.inbox_held, outbox.inbox_rewind_request, outbox.inbox_held_keys FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox.inbox_rewind_to_time(text, timestamptz),
+    outbox.inbox_rewind_to_time(text, integer, timestamptz) FROM PUBLIC;
+GRANT SELECT ON outbox.inbox_held_keys TO pg_monitor;
+
 CREATE VIEW outbox.subscriptions AS
 SELECT s.name AS subscription, s.topic, s.handler, s.owner, s.max_attempts,
-       s.on_poison, s.created_at
+       s.on_poison, s.created_at, s.dead_letter_topic
   FROM outbox.inbox_subscription s;
 COMMENT ON VIEW outbox.subscriptions IS 'Inbox subscriptions of this database';
 
@@ -1086,19 +1169,27 @@ SELECT s.name AS subscription,
        o.last_error_at,
        CASE
          WHEN w.state <> 'consuming' THEN w.state
-         WHEN coalesce(o.attempts, 0) >= s.max_attempts AND s.on_poison = 'hold' THEN 'held'
-         WHEN coalesce(o.attempts, 0) > 0 THEN 'retrying'
+         WHEN coalesce(o.attempts, 0) >= s.max_attempts AND s.on_poison IN ('hold', 'hold_key') THEN 'held'
+         -- a failure that counts no attempt (docs/inbox.md, Failures) is
+         -- known by its error written with the offset the batch stopped at
+         WHEN coalesce(o.attempts, 0) > 0 OR o.last_error_at >= o.updated_at THEN 'retrying'
+         WHEN hk.held_keys > 0 THEN 'keys_held'
          WHEN h.high_watermark IS NULL THEN 'unknown'
          WHEN h.high_watermark > coalesce(o.next_offset, 0) THEN 'behind'
          ELSE 'caught_up'
        END AS state,
-       o.updated_at
+       o.updated_at,
+       hk.held_keys,
+       hk.held_messages
   FROM outbox.inbox_subscription s
   CROSS JOIN w
   LEFT JOIN p ON p.subscription = s.name
   LEFT JOIN outbox.inbox_offset o
     ON o.subscription = s.name AND o."partition" = p."partition"
-  LEFT JOIN h ON h.subscription = s.name AND h."partition" = p."partition";
+  LEFT JOIN h ON h.subscription = s.name AND h."partition" = p."partition"
+  LEFT JOIN LATERAL (SELECT count(DISTINCT k.key) AS held_keys, count(*) AS held_messages
+                       FROM outbox.inbox_held k
+                      WHERE k.subscription = s.name AND k."partition" = p."partition") hk ON true;
 COMMENT ON VIEW outbox.inbox_status IS
     'The inbox per subscription and partition: stored offset, high watermark, lag, counts, errors';
 
@@ -1110,7 +1201,7 @@ REVOKE ALL ON outbox.inbox_subscription, outbox.inbox_offset, outbox.inbox_dedup
     outbox.inbox_dedupe_1, outbox.inbox_dedupe_rotation, outbox.inbox_dead_letter,
     outbox.subscriptions, outbox.inbox_status FROM PUBLIC;
 REVOKE ALL ON SEQUENCE outbox.inbox_dead_letter_id_seq FROM PUBLIC;
-REVOKE ALL ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text),
+REVOKE ALL ON FUNCTION outbox.subscribe(text, text, regprocedure, integer, text, text),
     outbox.unsubscribe(text), outbox.inbox_rewind(text, integer, bigint),
     outbox.inbox_worker_status(), outbox.inbox_watermarks() FROM PUBLIC;
 GRANT SELECT ON outbox.inbox_status, outbox.subscriptions TO pg_monitor;
