@@ -150,6 +150,7 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 	bool		idle = chunk->in_flight == 0;
 	int			i;
 	bool		any = false;
+	TimestampTz now = 0;		/* when the first event was handed over */
 	int			err = 0;
 	SentPartition *sent = NULL; /* partitions produced to, when any_alone */
 	int			nsent = 0;
@@ -217,7 +218,13 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 		{
 			/* not if it waits for its partition's first acknowledgement */
 			if (event->delivery == OUTBOX_DELIVERY_IN_FLIGHT)
+			{
+				if (!any)
+					now = GetCurrentTimestamp();
+				event->sent_at = now;
+				event->answered_at = 0;
 				any = true;
+			}
 			continue;
 		}
 		if (outbox_error_is_queue_full(err) || outbox_error_is_fatal(err))
@@ -231,11 +238,14 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 	}
 	if (any)
 	{
-		chunk->produced_at = GetCurrentTimestamp();
+		chunk->produced_at = now;
 		if (idle || chunk->first_produced_at == 0)
-			chunk->first_produced_at = chunk->produced_at;
-		chunk->acked = 0;
-		chunk->evidence_at = 0;
+		{
+			/* a new round: what was acknowledged before is no evidence */
+			chunk->first_produced_at = now;
+			chunk->acked_seen = chunk->acked;
+			chunk->evidence_at = 0;
+		}
 	}
 	return err;
 }

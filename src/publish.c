@@ -96,7 +96,10 @@ static bool chunk_durable(OutboxChunk *chunk);
 static void settle_failures(void);
 static void hold_in_chunks(HeldTopic *ht);
 static bool later_of_key_acked(OutboxChunk *chunk, int i);
-static long check_stall(OutboxChunk *chunk);
+static void note_answers(TimestampTz now);
+static long check_stalls(void);
+static TimestampTz cluster_silent(TimestampTz now, int unanswered,
+								  TimestampTz oldest);
 static long probe_leaders(OutboxChunk *chunk, TimestampTz now);
 static int	hold_leaderless(const char *topic, const char *reason);
 static void note_chunk_done(OutboxChunk *chunk);
@@ -640,82 +643,147 @@ settle_failures(void)
 }
 
 /*
- * check_stall: events of the chunk have been in flight for longer than
- * outbox_kafka.stall_timeout.  Once the cluster has been seen answering
- * while they wait (other events of the chunk acknowledged, or a metadata
- * request succeeding) and they are still unacknowledged stall_timeout
- * later, their partitions are held aside so that everything else flows.
- * While nothing shows the cluster answering, it is down or slow (or just
- * back from an outage, with acknowledgements on their way): say so, and
- * wait; holding partitions then would only send events on a detour.  While
- * it answers, the events just wait for their partitions to be held: that
- * is neither an outage nor a slow cluster, and nothing is said.  Returns
- * how long to wait before looking again.
+ * note_answers: acknowledgements of the current chunk or the one read
+ * after it came in since the last look: the cluster answers for what was
+ * handed over up to the latest of their hand-overs (relay.answered_for).
+ * Also notes each chunk's first answer (evidence_at).
+ */
+static void
+note_answers(TimestampTz now)
+{
+	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
+	int			c;
+
+	for (c = 0; c < 2; c++)
+	{
+		if (chunks[c]->acked == chunks[c]->acked_seen)
+			continue;
+		chunks[c]->acked_seen = chunks[c]->acked;
+		if (chunks[c]->evidence_at == 0)
+			chunks[c]->evidence_at = now;
+		if (relay.answered_for < chunks[c]->acked_sent_at)
+			relay.answered_for = chunks[c]->acked_sent_at;
+	}
+}
+
+/*
+ * check_stalls: watch the events of the current chunk and the one read
+ * after it in flight, each on its own timer.  An event unacknowledged for
+ * outbox_kafka.stall_timeout after it was handed over, and for
+ * stall_timeout after the relay saw the cluster answer for something
+ * handed over no earlier (another event of its produce or a later one
+ * acknowledged, or a probe sent later succeeding), has its partition held
+ * aside so that everything else flows.  Acknowledgements of events sent
+ * before it are no evidence: a cluster slower than stall_timeout answers
+ * those while later ones are on their way; and events handed over after
+ * it do not restart its timer.  While nothing shows the cluster answering,
+ * it is down or slow (or just back from an outage, with acknowledgements
+ * on their way): say so, and wait (cluster_silent); holding partitions
+ * then would only send events on a detour.  While it answers, the events
+ * just wait for their partitions to be held: that is neither an outage nor
+ * a slow cluster, and nothing is said.  Returns how long to wait before
+ * looking again.
  */
 static long
-check_stall(OutboxChunk *chunk)
+check_stalls(void)
 {
+	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
 	TimestampTz now = GetCurrentTimestamp();
-	long		stall_ms = chunk_ms_until_stalled(chunk);
-	char		errbuf[256];
-	int			err;
+	TimestampTz next = DT_NOEND;	/* when to look again */
+	int			unanswered = 0;
+	TimestampTz oldest = 0;		/* the oldest of those unanswered */
+	int			c;
 	int			i;
 
-	if (chunk->acked > 0 && chunk->evidence_at == 0)
-		chunk->evidence_at = now;
-	if (stall_ms > 0)
+	note_answers(now);
+	for (c = 0; c < 2; c++)
 	{
-		long		probe_ms = probe_leaders(chunk, now);
+		OutboxChunk *chunk = chunks[c];
+		long		probe_ms;
 
-		return Min(stall_ms, probe_ms);
+		if (!own_in_flight(chunk))
+			continue;
+		probe_ms = probe_leaders(chunk, now);
+		if (probe_ms != LONG_MAX)
+			next = Min(next, TimestampTzPlusMilliseconds(now, probe_ms));
+		for (i = chunk->recorded; i < chunk->nevents; i++)
+		{
+			OutboxEvent *event = &chunk->events[i];
+			TimestampTz due;
+
+			if (event->delivery != OUTBOX_DELIVERY_IN_FLIGHT || event->held)
+				continue;
+			if (event->answered_at == 0 && relay.answered_for >= event->sent_at)
+				event->answered_at = now;
+			due = TimestampTzPlusMilliseconds(event->sent_at, outbox_stall_timeout_ms);
+			if (now < due)
+			{
+				next = Min(next, due);
+				continue;
+			}
+			if (event->answered_at == 0)
+			{
+				if (unanswered++ == 0 || event->sent_at < oldest)
+					oldest = event->sent_at;
+				continue;
+			}
+			due = TimestampTzPlusMilliseconds(event->answered_at, outbox_stall_timeout_ms);
+			if (now < due)
+			{
+				next = Min(next, due);
+				continue;
+			}
+			/* once per topic, or per partition that stalls with a leader */
+			if (!held_partition(event->topic, event->partition))
+				(void) hold_leaderless(event->topic, NULL);
+			hold_in_chunks(held_hold_stalled(event->topic, event->partition));
+			next = now;
+		}
 	}
+	if (unanswered > 0)
+	{
+		TimestampTz again = cluster_silent(now, unanswered, oldest);
 
-	if (chunk->evidence_at == 0 &&
-		TimestampDifferenceExceeds(relay.stall_probed_at, now, outbox_stall_timeout_ms))
+		next = Min(next, again);
+	}
+	if (next == DT_NOEND)
+		return outbox_stall_timeout_ms;
+	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next), 0);
+}
+
+/*
+ * cluster_silent: unanswered events have been in flight for stall_timeout
+ * (the oldest handed over at oldest) and the cluster has not been seen
+ * answering since.  Ask it (at most every stall_timeout): if it answers,
+ * their timers run from now; if not, it is down or slow, which
+ * outbox.status says.  Returns when to look again.
+ */
+static TimestampTz
+cluster_silent(TimestampTz now, int unanswered, TimestampTz oldest)
+{
+	char		errbuf[256];
+	int			err;
+
+	if (TimestampDifferenceExceeds(relay.stall_probed_at, now, outbox_stall_timeout_ms))
 	{
 		relay.stall_probed_at = now;
 		if (outbox_producer_cluster_answers(relay.producer, STALL_PROBE_MS))
-			chunk->evidence_at = GetCurrentTimestamp();
+		{
+			relay.answered_for = now;
+			return now;
+		}
 	}
-	if (chunk->evidence_at != 0 &&
-		!TimestampDifferenceExceeds(chunk->evidence_at, now, outbox_stall_timeout_ms))
-	{
-		/*
-		 * The cluster answers: the events wait for their partitions, which
-		 * are held once stall_timeout has passed since.  Not an outage, and
-		 * not worth a word yet.
-		 */
-		return Max(TimestampDifferenceMilliseconds(now,
-												   TimestampTzPlusMilliseconds(chunk->evidence_at,
-																			   outbox_stall_timeout_ms)), 1);
-	}
-	if (chunk->evidence_at == 0)
-	{
-		err = outbox_producer_last_error(relay.producer, errbuf, sizeof(errbuf));
-		relay_enter_state(err != 0 &&
-						  outbox_classify_error(err) == OUTBOX_ERROR_CLUSTER ?
-						  OUTBOX_STATE_MISCONFIGURED : OUTBOX_STATE_BROKER_UNREACHABLE,
-						  WARNING,
-						  psprintf("%d event(s) unacknowledged for %ld ms; the Kafka cluster does not answer, or answers slowly%s%s",
-								   chunk->in_flight,
-								   (long) TimestampDifferenceMilliseconds(chunk->produced_at, now),
-								   err != 0 ? ": " : "", err != 0 ? errbuf : ""));
-		relay.slow = true;
-		return Min(outbox_stall_timeout_ms, 1000);
-	}
-
-	for (i = chunk->recorded; i < chunk->nevents; i++)
-	{
-		OutboxEvent *event = &chunk->events[i];
-
-		if (event->delivery != OUTBOX_DELIVERY_IN_FLIGHT || event->held)
-			continue;
-		/* once per topic, or per partition that stalls with a leader */
-		if (!held_partition(event->topic, event->partition))
-			(void) hold_leaderless(event->topic, NULL);
-		hold_in_chunks(held_hold_stalled(event->topic, event->partition));
-	}
-	return 0;
+	err = outbox_producer_last_error(relay.producer, errbuf, sizeof(errbuf));
+	relay_enter_state(err != 0 &&
+					  outbox_classify_error(err) == OUTBOX_ERROR_CLUSTER ?
+					  OUTBOX_STATE_MISCONFIGURED : OUTBOX_STATE_BROKER_UNREACHABLE,
+					  WARNING,
+					  psprintf("%d event(s) unacknowledged for %ld ms; the Kafka cluster does not answer, or answers slowly%s%s",
+							   unanswered,
+							   (long) TimestampDifferenceMilliseconds(oldest, now),
+							   err != 0 ? ": " : "", err != 0 ? errbuf : ""));
+	relay.slow = true;
+	return TimestampTzPlusMilliseconds(now, Min(outbox_stall_timeout_ms, 1000));
 }
 
 /*
@@ -895,20 +963,16 @@ produce_next(void)
 
 /*
  * in_flight_wait: events of the chunks are in flight: produce the next
- * chunk if it is time (produce_next) and watch for stalls (check_stall,
- * on the current chunk, or the next one if nothing of the current one is
- * in flight).  Returns how long to wait.
+ * chunk if it is time (produce_next) and watch for stalls
+ * (check_stalls).  Returns how long to wait.
  */
 static long
 in_flight_wait(void)
 {
 	long		wait = produce_next();
+	long		stall_wait = check_stalls();
 
-	if (own_in_flight(relay.chunk))
-		return Min(wait, check_stall(relay.chunk));
-	if (own_in_flight(relay.ahead))
-		return Min(wait, check_stall(relay.ahead));
-	return wait;
+	return Min(wait, stall_wait);
 }
 
 /*

@@ -60,6 +60,11 @@ typedef struct OutboxEvent
 								 * went) to outbox.held_event */
 	int			error;			/* librdkafka error code of the last failure */
 	int			attempts;		/* times produced */
+	TimestampTz sent_at;		/* when it was last handed to the producer */
+	TimestampTz answered_at;	/* when the relay first saw the cluster
+								 * answer for something handed over at
+								 * sent_at or later (publish.c's stall
+								 * check); 0 if not yet */
 	bool		alone;			/* to be produced alone, nothing else of
 								 * its partition with it (its batch was
 								 * refused for one of its records) */
@@ -88,7 +93,10 @@ struct OutboxChunk
 	TimestampTz first_produced_at;	/* when events were handed over while
 									 * nothing of it was in flight (a chunk
 									 * read ahead gets more later) */
-	int			acked;			/* events acknowledged since produced */
+	int			acked;			/* events acknowledged, ever */
+	int			acked_seen;		/* acked when publish.c last looked */
+	TimestampTz acked_sent_at;	/* the latest sent_at of an acknowledged
+								 * event */
 	bool		queue_full;		/* the last produce stopped at a full
 								 * local queue */
 	bool		deferred;		/* the last produce left events waiting for

@@ -216,6 +216,8 @@ outbox_chunk_reset(OutboxChunk *chunk)
 	chunk->first_produced_at = 0;
 	chunk->batch_completed = false;
 	chunk->acked = 0;
+	chunk->acked_seen = 0;
+	chunk->acked_sent_at = 0;
 	chunk->queue_full = false;
 	chunk->deferred = false;
 	chunk->evidence_at = 0;

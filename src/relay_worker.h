@@ -60,6 +60,10 @@ typedef struct RelayWorker
 	TimestampTz retry_at;		/* no publishing of chunk before this */
 	TimestampTz next_maintenance;
 	TimestampTz stall_probed_at;	/* last cluster probe for a stall */
+	TimestampTz answered_for;	/* the cluster has answered what was sent
+								 * up to then: an event handed over then
+								 * was acknowledged, or a probe sent then
+								 * succeeded */
 	uint64		commits_looked_at;	/* slot->commits when new events were
 									 * last looked for */
 	uint64		commits_waited_at;	/* slot->commits when the worker last
