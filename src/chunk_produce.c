@@ -124,7 +124,9 @@ relay_produce_after(OutboxChunk *chunk, OutboxPartitionHeldFn held,
  * to its queue.  An event to be produced alone (its batch was refused for
  * one record) goes only when nothing of its partition went before it in
  * this pass, one such event per pass, and the events after it of its
- * partition wait until it is reported (chunk->deferred); the caller
+ * partition wait until it is reported (chunk->deferred), as do those after
+ * one that waits for a later pass (a key's later event must never overtake
+ * it: once acknowledged, it would be delivered before it); the caller
  * produces a chunk's failed events again only once nothing of it is in
  * flight.  Stopping
  * at the first one the producer's local queue has no room for (the rest
@@ -154,12 +156,17 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 	int			err = 0;
 	SentPartition *sent = NULL; /* partitions produced to, when any_alone */
 	int			nsent = 0;
+	SentPartition *waiting = NULL;	/* partitions whose events wait */
+	int			nwaiting = 0;
 	SentPartition alone = {NULL, -1};	/* the one produced alone */
 
 	chunk->queue_full = false;
 	chunk->deferred = false;
 	if (any_alone(chunk))
+	{
 		sent = palloc(sizeof(SentPartition) * chunk->nevents);
+		waiting = palloc(sizeof(SentPartition) * chunk->nevents);
+	}
 	for (i = chunk->recorded; i < chunk->nevents; i++)
 	{
 		OutboxEvent *event = &chunk->events[i];
@@ -192,13 +199,23 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 		if (sent != NULL)
 		{
 			bool		before = false;
+			bool		behind = false;
 			int			j;
 
 			for (j = 0; j < nsent && !before; j++)
 				before = same_partition(&sent[j], event);
-			if ((alone.topic != NULL && same_partition(&alone, event)) ||
+			for (j = 0; j < nwaiting && !behind; j++)
+				behind = same_partition(&waiting[j], event);
+			if (behind ||
+				(alone.topic != NULL && same_partition(&alone, event)) ||
 				(event->alone && (alone.topic != NULL || before)))
 			{
+				/* it waits, and everything after it of its partition */
+				if (!behind)
+				{
+					waiting[nwaiting].topic = event->topic;
+					waiting[nwaiting++].partition = event->partition;
+				}
 				chunk->deferred = true;
 				continue;
 			}
@@ -235,6 +252,11 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 			break;
 		}
 		err = 0;				/* refused at once: settled like a report */
+	}
+	if (sent != NULL)
+	{
+		pfree(sent);
+		pfree(waiting);
 	}
 	if (any)
 	{
