@@ -22,6 +22,7 @@ OBJS = \
 	src/held_lane.o \
 	src/inbox_apply.o \
 	src/inbox_consumer.o \
+	src/inbox_dedupe.o \
 	src/inbox_dlq.o \
 	src/inbox_held.o \
 	src/inbox_held_retry.o \

@@ -379,7 +379,7 @@ refresh(void)
 		inbox.subs = list_copy(kept);
 		MemoryContextSwitchTo(old);
 	}
-	inbox_storage_rotate_dedupe(outbox_inbox_dedupe_window_s);
+	inbox_dedupe_rotate(outbox_inbox_dedupe_window_s);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(loop_cxt);
