@@ -10,6 +10,7 @@
 MODULE_big = outbox_kafka
 OBJS = \
 	$(WIN32RES) \
+	src/backoff.o \
 	src/batch_sql.o \
 	src/capture.o \
 	src/chunk_produce.o \

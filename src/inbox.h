@@ -155,17 +155,11 @@ extern char *outbox_consumer_properties;
 /*
  * inbox_backoff_delay: the wait in ms before the next try after attempts
  * failures (attempts >= 1): INBOX_BACKOFF_MIN_MS doubled per attempt,
- * capped at INBOX_BACKOFF_MAX_MS.
+ * capped at INBOX_BACKOFF_MAX_MS (backoff.c decides; the caller includes
+ * outbox_kafka.h).
  */
-static inline int
-inbox_backoff_delay(int attempts)
-{
-	int			delay = INBOX_BACKOFF_MIN_MS;
-
-	while (--attempts > 0 && delay < INBOX_BACKOFF_MAX_MS)
-		delay *= 2;
-	return delay < INBOX_BACKOFF_MAX_MS ? delay : INBOX_BACKOFF_MAX_MS;
-}
+#define inbox_backoff_delay(attempts) \
+	outbox_backoff_after((attempts), INBOX_BACKOFF_MIN_MS, INBOX_BACKOFF_MAX_MS)
 
 /* inbox_shmem.c */
 extern void inbox_shmem_install_hooks(void);

@@ -864,9 +864,8 @@ recover_from_error(void)
 	drop_consumers();
 	inbox.ready = false;
 	inbox.next_refresh = 0;
-	inbox.backoff_ms = inbox.backoff_ms == 0 ? INBOX_BACKOFF_MIN_MS * 10 :
-		Min(inbox.backoff_ms * 2, INBOX_BACKOFF_MAX_MS);
-	inbox.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), inbox.backoff_ms);
+	inbox.retry_at = outbox_backoff_schedule(&inbox.backoff_ms, INBOX_BACKOFF_MIN_MS * 10,
+											 INBOX_BACKOFF_MAX_MS);
 	enter_state(INBOX_STATE_BACKING_OFF, WARNING,
 				psprintf("error, retrying in %d ms: %s", inbox.backoff_ms,
 						 edata->message ? edata->message : "unknown error"));

@@ -187,6 +187,12 @@ extern bool outbox_loaded_at_startup;
 /* step_error.c */
 extern ErrorData *outbox_abort_failed_step(void);
 
+/* backoff.c */
+extern int	outbox_backoff_next(int previous_ms, int first_ms, int max_ms);
+extern int	outbox_backoff_after(int failures, int first_ms, int max_ms);
+extern TimestampTz outbox_backoff_schedule(int *backoff_ms, int first_ms, int max_ms);
+
+
 /* database_list.c */
 extern List *outbox_database_list(void);
 extern bool outbox_database_listed(const char *dbname);

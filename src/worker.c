@@ -352,10 +352,8 @@ relay_recreate_producer(const char *reason)
 		 * the producer id for good, say) must not rebuild the producer in
 		 * a loop: each rebuild waits longer, until one delivers.
 		 */
-		relay.rebuild_backoff_ms = relay.rebuild_backoff_ms == 0 ? BACKOFF_MIN_MS :
-			Min(relay.rebuild_backoff_ms * 2, BACKOFF_MAX_MS);
-		relay.rebuild_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   relay.rebuild_backoff_ms);
+		relay.rebuild_at = outbox_backoff_schedule(&relay.rebuild_backoff_ms,
+												   BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 		ereport(WARNING,
 				(errmsg("outbox_kafka worker for database \"%s\" recreates its Kafka producer in %d ms after a fatal error",
 						relay.dbname, relay.rebuild_backoff_ms),
@@ -680,8 +678,7 @@ recover_from_error(void)
 	held_forget();
 	outbox_batch_forget();
 	relay.commits_seen = true;
-	relay.backoff_ms = relay.backoff_ms == 0 ? 1000 : Min(relay.backoff_ms * 2, BACKOFF_MAX_MS);
-	relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), relay.backoff_ms);
+	relay.retry_at = outbox_backoff_schedule(&relay.backoff_ms, 1000, BACKOFF_MAX_MS);
 	relay_enter_state(OUTBOX_STATE_BACKING_OFF, WARNING,
 					  psprintf("error, retrying in %d ms: %s", relay.backoff_ms,
 							   edata->message ? edata->message : "unknown error"));
