@@ -44,6 +44,7 @@ OBJS = \
 	src/relay_storage.o \
 	src/secret_redaction.o \
 	src/shmem.o \
+	src/slot_error.o \
 	src/status.o \
 	src/step_error.o \
 	src/topic_grant.o \
