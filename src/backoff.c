@@ -4,6 +4,7 @@
  *	  How long a background worker of outbox_kafka (the relay, the inbox)
  *	  waits after the n-th failure in a row: the first wait, doubled per
  *	  failure, capped.  Each caller keeps its own first wait and cap.
+ *	  And how long is left of a wait.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -45,6 +46,18 @@ outbox_backoff_after(int failures, int first_ms, int max_ms)
 	while (--failures > 0 && wait_ms < max_ms)
 		wait_ms = outbox_backoff_next(wait_ms, first_ms, max_ms);
 	return wait_ms < max_ms ? wait_ms : max_ms;
+}
+
+/*
+ * outbox_ms_until: milliseconds from now until t (rounded up, so that a
+ * wait for it does not wake just before), at least 0.
+ */
+long
+outbox_ms_until(TimestampTz t)
+{
+	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), t);
+
+	return Max(ms, 0);
 }
 
 /*

@@ -72,18 +72,6 @@ static void run_maintenance(void);
 static void wait_for_work(long timeout_ms);
 static void shutdown_relay(void);
 static void recover_from_error(void);
-static long ms_until(TimestampTz t);
-
-/*
- * ms_until: milliseconds from now until t, at least 0.
- */
-static long
-ms_until(TimestampTz t)
-{
-	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), t);
-
-	return Max(ms, 0);
-}
 
 /*
  * claim_slot: take the shared-memory slot for dboid.  If another live
@@ -520,12 +508,12 @@ relay_step(void)
 		return Min(outbox_poll_interval_ms, 1000);
 
 	if (relay.producer == NULL && relay.rebuild_at > GetCurrentTimestamp())
-		return ms_until(relay.rebuild_at);	/* after a fatal error */
+		return outbox_ms_until(relay.rebuild_at);	/* after a fatal error */
 	if (!ensure_producer())
 		return Min(outbox_poll_interval_ms * 10L, 5000L);
 	serve_producer();
 	if (relay.producer == NULL)
-		return ms_until(relay.rebuild_at);	/* recreated after a fatal error */
+		return outbox_ms_until(relay.rebuild_at);	/* recreated after a fatal error */
 	/* a producer that delivers ends the back-offs */
 	if (relay.rebuild_backoff_ms != 0 && outbox_producer_delivered(relay.producer))
 		relay_note_progress();
@@ -537,10 +525,10 @@ relay_step(void)
 
 	wait_ms = relay_publish();
 	if (rebuild_if_requested())
-		return ms_until(relay.rebuild_at);
+		return outbox_ms_until(relay.rebuild_at);
 	lane_ms = held_run_lane();
 	if (rebuild_if_requested())
-		return ms_until(relay.rebuild_at);
+		return outbox_ms_until(relay.rebuild_at);
 	return Min(wait_ms, lane_ms);
 }
 
@@ -629,7 +617,7 @@ shutdown_relay(void)
 		while (relay.chunk->in_flight > 0 && GetCurrentTimestamp() < deadline)
 		{
 			CHECK_FOR_INTERRUPTS();
-			wait_for_work(Max(Min(ms_until(deadline), 100), 1));
+			wait_for_work(Max(Min(outbox_ms_until(deadline), 100), 1));
 			serve_producer();
 			if (relay.producer == NULL)
 				break;
@@ -680,8 +668,7 @@ recover_from_error(void)
 	relay.commits_seen = true;
 	relay.retry_at = outbox_backoff_schedule(&relay.backoff_ms, 1000, BACKOFF_MAX_MS);
 	relay_enter_state(OUTBOX_STATE_BACKING_OFF, WARNING,
-					  psprintf("error, retrying in %d ms: %s", relay.backoff_ms,
-							   edata->message ? edata->message : "unknown error"));
+					  outbox_failed_step_message(edata, relay.backoff_ms));
 	FreeErrorData(edata);
 }
 
@@ -746,7 +733,7 @@ outbox_worker_main(Datum main_arg)
 		process_reload();
 		if (relay.retry_at != 0 && GetCurrentTimestamp() < relay.retry_at &&
 			!relay.extension_ready)
-			wait_ms = ms_until(relay.retry_at);		/* after an error */
+			wait_ms = outbox_ms_until(relay.retry_at);		/* after an error */
 		else
 			wait_ms = relay_step();
 		if (wait_ms > 0 && !ShutdownRequestPending)
