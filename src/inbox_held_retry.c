@@ -7,14 +7,15 @@
  * For every held key whose first message is due (its retry_at passed),
  * the handler runs on that message in a subtransaction; if it succeeds,
  * the message leaves outbox.inbox_held, its de-duplication key is
- * recorded (inbox_dedupe.c, as for a batch) and the next message of the key is tried, in offset order, in
- * the same transaction, until one fails (its attempts, error and next
- * retry are stored) or the key has nothing left (it is released: later
- * messages of the key are applied as they come).  Effects, removals and
- * records commit together: exactly once, as in a batch.  A message whose
- * de-duplication key is already recorded is removed without calling the
- * handler, and so is a later copy of a message applied in the same pass.
- * An error that is not the message's fault counts no attempt.
+ * recorded (by inbox_dedupe.c, as for a batch) and the next message of
+ * the key is tried, in offset order, in the same transaction, until one
+ * fails (its attempts, error and next retry are stored) or the key has
+ * nothing left (it is released: later messages of the key are applied as
+ * they come).  Effects, removals and records commit together: exactly
+ * once, as in a batch.  A message whose de-duplication key is already
+ * recorded is removed without calling the handler, and so is a later copy
+ * of a message applied in the same pass.  An error that is not the
+ * message's fault counts no attempt.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
