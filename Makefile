@@ -10,6 +10,7 @@
 MODULE_big = outbox_kafka
 OBJS = \
 	$(WIN32RES) \
+	src/backoff.o \
 	src/batch_sql.o \
 	src/capture.o \
 	src/chunk_produce.o \
@@ -22,6 +23,7 @@ OBJS = \
 	src/held_lane.o \
 	src/inbox_apply.o \
 	src/inbox_consumer.o \
+	src/inbox_dedupe.o \
 	src/inbox_dlq.o \
 	src/inbox_held.o \
 	src/inbox_held_retry.o \
@@ -42,6 +44,7 @@ OBJS = \
 	src/relay_storage.o \
 	src/secret_redaction.o \
 	src/shmem.o \
+	src/slot_error.o \
 	src/status.o \
 	src/step_error.o \
 	src/topic_grant.o \

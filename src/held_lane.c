@@ -620,7 +620,8 @@ lane_next_attempt(HeldTopic *ht, bool released, bool failed)
 		ht->attempts++;
 		ht->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														  ht->backoff_ms);
-		ht->backoff_ms = Min(ht->backoff_ms * 2, LANE_BACKOFF_MAX_MS);
+		ht->backoff_ms = outbox_backoff_next(ht->backoff_ms, LANE_BACKOFF_MIN_MS,
+											 LANE_BACKOFF_MAX_MS);
 	}
 	else
 	{

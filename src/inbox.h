@@ -7,10 +7,12 @@
  * Files call downwards only: inbox_worker.c (the driver) calls
  * inbox_consumer.c (the only code using librdkafka's consumer API),
  * inbox_held_retry.c (the retries of held keys), inbox_apply.c (the
- * transaction of one batch), inbox_storage.c (the subscriptions, offsets,
- * rewinds and de-duplication tables) and inbox_shmem.c (the worker's
- * slot); inbox_apply.c and inbox_held_retry.c call inbox_held.c (messages
- * set aside per key) and inbox_dlq.c (the Kafka dead-letter topic);
+ * transaction of one batch), inbox_storage.c (the subscriptions, offsets
+ * and rewinds), inbox_dedupe.c (the de-duplication tables: lookups,
+ * records, rotation; it calls nothing of the inbox) and inbox_shmem.c
+ * (the worker's slot); inbox_apply.c and inbox_held_retry.c call
+ * inbox_dedupe.c, inbox_held.c (messages set aside per key) and
+ * inbox_dlq.c (the Kafka dead-letter topic);
  * inbox_sql.c (SQL-callable functions) calls inbox_shmem.c and inbox_dlq.c.
  * inbox_message.c (a message as the columns of outbox.inbox_message) is
  * called by inbox_apply.c and inbox_held.c and calls nothing of the inbox.
@@ -32,6 +34,7 @@
 #include "nodes/pg_list.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
+#include "utils/hsearch.h"
 
 /* Longest subscription name (the SQL check says the same). */
 #define INBOX_NAME_LEN			64
@@ -141,6 +144,9 @@ typedef struct InboxRewindRequest
 /* The held keys of one batch (inbox_held.c). */
 typedef struct InboxHeldSet InboxHeldSet;
 
+/* The de-duplication work of one transaction (inbox_dedupe.c). */
+typedef struct InboxDedupe InboxDedupe;
+
 /* module.c: settings */
 extern int	outbox_inbox_batch_size;
 extern int	outbox_inbox_dedupe_window_s;
@@ -149,17 +155,11 @@ extern char *outbox_consumer_properties;
 /*
  * inbox_backoff_delay: the wait in ms before the next try after attempts
  * failures (attempts >= 1): INBOX_BACKOFF_MIN_MS doubled per attempt,
- * capped at INBOX_BACKOFF_MAX_MS.
+ * capped at INBOX_BACKOFF_MAX_MS (backoff.c decides; the caller includes
+ * outbox_kafka.h).
  */
-static inline int
-inbox_backoff_delay(int attempts)
-{
-	int			delay = INBOX_BACKOFF_MIN_MS;
-
-	while (--attempts > 0 && delay < INBOX_BACKOFF_MAX_MS)
-		delay *= 2;
-	return delay < INBOX_BACKOFF_MAX_MS ? delay : INBOX_BACKOFF_MAX_MS;
-}
+#define inbox_backoff_delay(attempts) \
+	outbox_backoff_after((attempts), INBOX_BACKOFF_MIN_MS, INBOX_BACKOFF_MAX_MS)
 
 /* inbox_shmem.c */
 extern void inbox_shmem_install_hooks(void);
@@ -177,12 +177,21 @@ extern PGDLLEXPORT void outbox_inbox_worker_main(Datum main_arg);
 /* inbox_storage.c */
 extern List *inbox_storage_subscriptions(void);
 extern List *inbox_storage_positions(const char *subscription);
-extern void inbox_storage_rotate_dedupe(int window_s);
 extern List *inbox_storage_rewind_requests(const char *subscription);
 extern void inbox_storage_rewind_partition(const char *subscription, int32 partition,
 										   int64 expected, int64 offset);
 extern void inbox_storage_rewind_done(const char *subscription,
 									  InboxRewindRequest *request);
+
+/* inbox_dedupe.c */
+extern InboxDedupe *inbox_dedupe_begin(InboxSubscription *sub, InboxMessage *messages,
+									   int nmessages);
+extern bool inbox_dedupe_recorded(InboxDedupe *d, const char *dedupe_key);
+extern void inbox_dedupe_add(InboxDedupe *d, const char *dedupe_key);
+extern void inbox_dedupe_write(InboxDedupe *d);
+extern HTAB *inbox_dedupe_key_set(InboxMessage *messages, int nmessages);
+extern void inbox_dedupe_rotate(int window_s);
+extern void inbox_dedupe_forget(void);
 
 /* inbox_held.c */
 extern InboxHeldSet *inbox_held_load(InboxSubscription *sub);

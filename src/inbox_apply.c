@@ -10,9 +10,8 @@
  *
  * Per partition, messages are applied in offset order.  A message already
  * recorded (same de-duplication key within the window, or earlier in the
- * batch) is skipped without calling the handler.  The records are read by
- * probing the tables' primary keys, and written with one statement per
- * batch.  When a handler fails, only its subtransaction is
+ * batch) is skipped without calling the handler.  The records are looked
+ * up and written by inbox_dedupe.c, once per batch each.  When a handler fails, only its subtransaction is
  * rolled back: the messages of that partition before it commit, the
  * partition stops there for this batch (its attempts and error are stored
  * with its offset) and the other partitions go on.  After max_attempts
@@ -96,7 +95,6 @@ typedef struct PartitionWork
 	bool		changed;		/* anything to store */
 } PartitionWork;
 
-static SPIPlanPtr record_plan[2] = {NULL, NULL};
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr offset_plan = NULL;
 
@@ -107,21 +105,13 @@ static PartitionWork *partition_work(PartitionWork *work, int *nwork,
 									 List *positions, int32 partition);
 static Datum message_datum(TupleDesc desc, InboxSubscription *sub,
 						   InboxMessage *msg);
-static HTAB *key_set(InboxMessage *messages, int nmessages);
-static void probe_records(const char *name, const char *subscription,
-						  InboxMessage *messages, int nmessages, HTAB *set);
-static HTAB *recorded_keys(InboxSubscription *sub, InboxMessage *messages,
-						   int nmessages);
-static void record_applied(InboxSubscription *sub, Datum *keys, int nkeys,
-						   int table);
 static void dead_letter(InboxSubscription *sub, InboxMessage *msg,
 						ErrorData *edata, int attempts);
 static void store_offset(InboxSubscription *sub, PartitionWork *w);
 static ErrorData *apply_one(HandlerCall *hc, Datum *msgs, int nmsgs);
 static bool apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
 					  PartitionWork *work, int *nwork, List *positions,
-					  InboxMessage *messages, int nmessages, HTAB *recorded,
-					  Datum *applied_keys, int *napplied);
+					  InboxMessage *messages, int nmessages, InboxDedupe *dedupe);
 
 /*
  * message_type: the OID of outbox.inbox_message.  ERROR if it is missing
@@ -186,14 +176,8 @@ void
 inbox_apply_forget_plans(void)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	int			i;
 
-	for (i = 0; i < 2; i++)
-	{
-		if (record_plan[i] != NULL)
-			SPI_freeplan(record_plan[i]);
-		record_plan[i] = NULL;
-	}
+	inbox_dedupe_forget();
 	if (dead_plan != NULL)
 		SPI_freeplan(dead_plan);
 	if (offset_plan != NULL)
@@ -269,131 +253,6 @@ message_datum(TupleDesc desc, InboxSubscription *sub, InboxMessage *msg)
 
 	inbox_message_values(sub, msg, values, nulls);
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
-}
-
-/*
- * key_set: an empty hash set, in the current memory context, for the
- * de-duplication keys of messages[].
- */
-static HTAB *
-key_set(InboxMessage *messages, int nmessages)
-{
-	HASHCTL		ctl;
-	Size		len;
-	int			i;
-
-	ctl.keysize = 1;
-	for (i = 0; i < nmessages; i++)
-	{
-		/* not Max(): it would call strlen() twice */
-		len = strlen(messages[i].dedupe_key) + 1;
-		if (len > ctl.keysize)
-			ctl.keysize = len;
-	}
-	ctl.entrysize = ctl.keysize;
-	ctl.hcxt = CurrentMemoryContext;
-	return hash_create("outbox_kafka inbox batch keys", Max(nmessages, 16), &ctl,
-					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-}
-
-/*
- * probe_records: add to set the keys of messages[] recorded in the
- * de-duplication table outbox.<name> for subscription, probing its
- * primary key (subscription, dedupe_key) once per key with the active
- * snapshot: the cost of a lookup stays the same whatever the table holds
- * and whatever its statistics say (a plan made while the table was empty
- * would scan it whole for every key).
- */
-static void
-probe_records(const char *name, const char *subscription,
-			  InboxMessage *messages, int nmessages, HTAB *set)
-{
-	Oid			relid = get_relname_relid(name, get_namespace_oid("outbox", false));
-	Relation	heap;
-	Relation	index;
-	Oid			indexid;
-	TupleTableSlot *slot;
-	IndexScanDesc scan;
-	ScanKeyData keys[2];
-	int			i;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("outbox_kafka de-duplication table outbox.%s is missing", name),
-				 errhint("Run ALTER EXTENSION outbox_kafka UPDATE, or re-create the extension.")));
-	heap = table_open(relid, AccessShareLock);
-	indexid = RelationGetPrimaryKeyIndex(heap);
-	if (!OidIsValid(indexid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("outbox_kafka de-duplication table outbox.%s has no primary key", name)));
-	index = index_open(indexid, AccessShareLock);
-	slot = table_slot_create(heap, NULL);
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
-				CStringGetTextDatum(subscription));
-	keys[0].sk_collation = index->rd_indcollation[0];
-	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, (Datum) 0);
-	keys[1].sk_collation = index->rd_indcollation[1];
-	scan = outbox_index_beginscan(heap, index, GetActiveSnapshot(), 2, 0);
-	for (i = 0; i < nmessages; i++)
-	{
-		keys[1].sk_argument = CStringGetTextDatum(messages[i].dedupe_key);
-		index_rescan(scan, keys, 2, NULL, 0);
-		if (index_getnext_slot(scan, ForwardScanDirection, slot))
-			(void) hash_search(set, messages[i].dedupe_key, HASH_ENTER, NULL);
-		pfree(DatumGetPointer(keys[1].sk_argument));
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, NoLock);
-	table_close(heap, NoLock);
-}
-
-/*
- * recorded_keys: a hash set of the de-duplication keys of messages[] that
- * are already recorded (in either table), in the current memory context;
- * keys of messages applied later in the batch are added to it.  Needs an
- * active snapshot.
- */
-static HTAB *
-recorded_keys(InboxSubscription *sub, InboxMessage *messages, int nmessages)
-{
-	HTAB	   *set = key_set(messages, nmessages);
-
-	probe_records("inbox_dedupe_0", sub->name, messages, nmessages, set);
-	probe_records("inbox_dedupe_1", sub->name, messages, nmessages, set);
-	return set;
-}
-
-/*
- * record_applied: record the de-duplication keys of the messages applied
- * in this batch (keys[0..nkeys-1], text) in the current table, in one
- * statement.  None of them is recorded yet (recorded_keys() looked, in
- * both tables, and keys repeated in the batch are applied once), so a
- * plain INSERT: ON CONFLICT would search the index twice per key.  Should
- * another transaction have recorded one meanwhile, the unique violation
- * rolls the whole batch back, as a changed offset does.  SPI connected.
- */
-static void
-record_applied(InboxSubscription *sub, Datum *keys, int nkeys, int table)
-{
-	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		args[2];
-
-	if (nkeys == 0)
-		return;
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = PointerGetDatum(construct_array(keys, nkeys, TEXTOID, -1, false,
-											  TYPALIGN_INT));
-	if (SPI_execute_plan(outbox_keep_plan(&record_plan[table], table == 0 ?
-										  "INSERT INTO outbox.inbox_dedupe_0 (subscription, dedupe_key)"
-										  " SELECT $1, unnest($2)" :
-										  "INSERT INTO outbox.inbox_dedupe_1 (subscription, dedupe_key)"
-										  " SELECT $1, unnest($2)",
-										  2, argtypes),
-						 args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record inbox de-duplication keys");
 }
 
 /*
@@ -556,8 +415,8 @@ apply_one(HandlerCall *hc, Datum *msgs, int nmsgs)
 /*
  * apply_all: with a batch handler, apply messages[] (skipping those before
  * their partition's next offset and the duplicates) with one call, in one
- * subtransaction, and account for it in work[], recorded and
- * applied_keys[] as the loop of inbox_apply_batch would.  Returns false,
+ * subtransaction, and account for it in work[] and dedupe as the loop
+ * of inbox_apply_batch would.  Returns false,
  * having changed nothing, if the messages must be applied one at a time
  * instead: a partition of the batch had a failed message stored, or the
  * call failed for a reason that is not transient.  A transient failure
@@ -567,8 +426,7 @@ apply_one(HandlerCall *hc, Datum *msgs, int nmsgs)
 static bool
 apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
 		  PartitionWork *work, int *nwork, List *positions,
-		  InboxMessage *messages, int nmessages, HTAB *recorded,
-		  Datum *applied_keys, int *napplied)
+		  InboxMessage *messages, int nmessages, InboxDedupe *dedupe)
 {
 	Datum	   *msgs = palloc(sizeof(Datum) * Max(nmessages, 1));
 	bool	   *apply = palloc0(sizeof(bool) * Max(nmessages, 1));
@@ -586,7 +444,7 @@ apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
 		next[i] = work[i].result.next_offset;
 
 	/* which messages the call gets: not applied before, nor earlier in it */
-	pending = key_set(messages, nmessages);
+	pending = inbox_dedupe_key_set(messages, nmessages);
 	for (i = 0; i < nmessages; i++)
 	{
 		InboxMessage *msg = &messages[i];
@@ -596,7 +454,7 @@ apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
 		if (msg->offset < next[p])
 			continue;
 		next[p] = msg->offset + 1;
-		if (hash_search(recorded, msg->dedupe_key, HASH_FIND, NULL) != NULL)
+		if (inbox_dedupe_recorded(dedupe, msg->dedupe_key))
 			continue;
 		(void) hash_search(pending, msg->dedupe_key, HASH_ENTER, &found);
 		if (found)
@@ -635,8 +493,7 @@ apply_all(InboxSubscription *sub, HandlerCall *hc, TupleDesc desc,
 		}
 		if (apply[i])
 		{
-			(void) hash_search(recorded, msg->dedupe_key, HASH_ENTER, NULL);
-			applied_keys[(*napplied)++] = CStringGetTextDatum(msg->dedupe_key);
+			inbox_dedupe_add(dedupe, msg->dedupe_key);
 			w->applied++;
 		}
 		else
@@ -669,12 +526,8 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	TupleDesc	desc;
 	HandlerCall hc;
 	Oid			msgtype;
-	int			table;
-	bool		isnull;
-	HTAB	   *recorded;
+	InboxDedupe *dedupe;
 	InboxHeldSet *held = NULL;
-	Datum	   *applied_keys = palloc(sizeof(Datum) * Max(nmessages, 1));
-	int			napplied = 0;
 	int			i;
 
 	SetCurrentStatementStartTimestamp();
@@ -686,11 +539,7 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	msgtype = message_type();
 	desc = lookup_rowtype_tupdesc_copy(msgtype, -1);
 	handler_call(&hc, sub, msgtype);
-	if (SPI_execute("SELECT current_table FROM outbox.inbox_dedupe_rotation", true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not read outbox.inbox_dedupe_rotation");
-	table = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	recorded = recorded_keys(sub, messages, nmessages);
+	dedupe = inbox_dedupe_begin(sub, messages, nmessages);
 	if (sub->hold_key)
 		held = inbox_held_load(sub);
 
@@ -701,7 +550,7 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	 */
 	if (hc.batch && (held == NULL || !inbox_held_any(held)) &&
 		apply_all(sub, &hc, desc, work, &nwork, positions, messages,
-				  nmessages, recorded, applied_keys, &napplied))
+				  nmessages, dedupe))
 		nmessages = 0;
 
 	for (i = 0; i < nmessages; i++)
@@ -716,7 +565,7 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		w->changed = true;
-		if (hash_search(recorded, msg->dedupe_key, HASH_FIND, NULL) != NULL)
+		if (inbox_dedupe_recorded(dedupe, msg->dedupe_key))
 		{
 			w->duplicates++;
 			w->result.next_offset = msg->offset + 1;
@@ -736,8 +585,7 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 		if (edata == NULL)
 		{
 			/* a copy later in this batch is a duplicate too */
-			(void) hash_search(recorded, msg->dedupe_key, HASH_ENTER, NULL);
-			applied_keys[napplied++] = CStringGetTextDatum(msg->dedupe_key);
+			inbox_dedupe_add(dedupe, msg->dedupe_key);
 			w->applied++;
 			w->result.next_offset = msg->offset + 1;
 			w->result.attempts = 0;
@@ -782,7 +630,7 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	}
 
 	/* with the effects: their records, then the offsets */
-	record_applied(sub, applied_keys, napplied, table);
+	inbox_dedupe_write(dedupe);
 	for (i = 0; i < nwork; i++)
 		if (work[i].changed)
 			store_offset(sub, &work[i]);

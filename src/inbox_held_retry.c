@@ -7,13 +7,15 @@
  * For every held key whose first message is due (its retry_at passed),
  * the handler runs on that message in a subtransaction; if it succeeds,
  * the message leaves outbox.inbox_held, its de-duplication key is
- * recorded and the next message of the key is tried, in offset order, in
- * the same transaction, until one fails (its attempts, error and next
- * retry are stored) or the key has nothing left (it is released: later
- * messages of the key are applied as they come).  Effects, removals and
- * records commit together: exactly once, as in a batch.  A message whose
- * de-duplication key is already recorded is removed without calling the
- * handler.  An error that is not the message's fault counts no attempt.
+ * recorded (by inbox_dedupe.c, as for a batch) and the next message of
+ * the key is tried, in offset order, in the same transaction, until one
+ * fails (its attempts, error and next retry are stored) or the key has
+ * nothing left (it is released: later messages of the key are applied as
+ * they come).  Effects, removals and records commit together: exactly
+ * once, as in a batch.  A message whose de-duplication key is already
+ * recorded is removed without calling the handler, and so is a later copy
+ * of a message applied in the same pass.  An error that is not the
+ * message's fault counts no attempt.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -40,70 +42,17 @@
 
 static SPIPlanPtr heads_plan = NULL;
 static SPIPlanPtr key_plan = NULL;
-static SPIPlanPtr seen_plan = NULL;
-static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr remove_plan = NULL;
 static SPIPlanPtr failed_plan = NULL;
 static SPIPlanPtr count_plan = NULL;
 
 static bool retry_key(InboxSubscription *sub, int32 partition, Datum key,
 					  int64 *applied, int64 *duplicates);
-static bool is_recorded(InboxSubscription *sub, const char *dedupe_key);
-static void record_key(InboxSubscription *sub, const char *dedupe_key);
 static void remove_held(InboxSubscription *sub, int32 partition, int64 offset);
 static void note_failure(InboxSubscription *sub, int32 partition, int64 offset,
 						 ErrorData *edata, int attempts);
 static void count_applied(InboxSubscription *sub, int32 partition,
 						  int64 applied, int64 duplicates);
-
-/*
- * is_recorded: is dedupe_key recorded for sub (in either table)?  SPI
- * connected.
- */
-static bool
-is_recorded(InboxSubscription *sub, const char *dedupe_key)
-{
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
-
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = CStringGetTextDatum(dedupe_key);
-	if (SPI_execute_plan(outbox_keep_plan(&seen_plan,
-										  "SELECT 1 FROM outbox.inbox_dedupe_0"
-										  " WHERE subscription = $1 AND dedupe_key = $2"
-										  " UNION ALL"
-										  " SELECT 1 FROM outbox.inbox_dedupe_1"
-										  " WHERE subscription = $1 AND dedupe_key = $2",
-										  2, argtypes),
-						 args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the inbox de-duplication records");
-	return SPI_processed > 0;
-}
-
-/*
- * record_key: record dedupe_key for sub in the current de-duplication
- * table.  SPI connected.
- */
-static void
-record_key(InboxSubscription *sub, const char *dedupe_key)
-{
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
-
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = CStringGetTextDatum(dedupe_key);
-	if (SPI_execute_plan(outbox_keep_plan(&record_plan,
-										  "WITH r AS (SELECT current_table FROM outbox.inbox_dedupe_rotation),"
-										  " a AS (INSERT INTO outbox.inbox_dedupe_0 (subscription, dedupe_key)"
-										  "       SELECT $1, $2 FROM r WHERE current_table = 0"
-										  "       ON CONFLICT DO NOTHING)"
-										  " INSERT INTO outbox.inbox_dedupe_1 (subscription, dedupe_key)"
-										  " SELECT $1, $2 FROM r WHERE current_table = 1"
-										  " ON CONFLICT DO NOTHING",
-										  2, argtypes),
-						 args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record an inbox de-duplication key");
-}
 
 /*
  * remove_held: delete the held message at (partition, offset).  SPI
@@ -197,6 +146,9 @@ retry_key(InboxSubscription *sub, int32 partition, Datum key, int64 *applied,
 	uint64		nrows;
 	uint64		i;
 	bytea	   *k = DatumGetByteaPP(key);
+	InboxMessage *msgs;
+	int		   *attempts;
+	InboxDedupe *dedupe;
 
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = Int32GetDatum(partition);
@@ -212,57 +164,65 @@ retry_key(InboxSubscription *sub, int32 partition, Datum key, int64 *applied,
 		elog(ERROR, "could not read outbox.inbox_held");
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
+	msgs = palloc0(sizeof(InboxMessage) * Max(nrows, 1));
+	attempts = palloc(sizeof(int) * Max(nrows, 1));
 	for (i = 0; i < nrows; i++)
 	{
 		HeapTuple	tup = rows->vals[i];
 		TupleDesc	desc = rows->tupdesc;
-		InboxMessage msg;
+		InboxMessage *msg = &msgs[i];
 		bool		isnull;
 		Datum		d;
-		ErrorData  *edata;
-		int			attempts;
 
-		CHECK_FOR_INTERRUPTS();
-		memset(&msg, 0, sizeof(msg));
-		msg.partition = partition;
-		msg.offset = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		msg.key = VARDATA_ANY(k);
-		msg.key_len = VARSIZE_ANY_EXHDR(k);
+		msg->partition = partition;
+		msg->offset = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		msg->key = VARDATA_ANY(k);
+		msg->key_len = VARSIZE_ANY_EXHDR(k);
 		d = SPI_getbinval(tup, desc, 2, &isnull);
 		if (!isnull)
 		{
 			bytea	   *v = DatumGetByteaPP(d);
 
-			msg.value = VARDATA_ANY(v);
-			msg.value_len = VARSIZE_ANY_EXHDR(v);
+			msg->value = VARDATA_ANY(v);
+			msg->value_len = VARSIZE_ANY_EXHDR(v);
 		}
-		msg.headers_json = SPI_getvalue(tup, desc, 3);
+		msg->headers_json = SPI_getvalue(tup, desc, 3);
 		d = SPI_getbinval(tup, desc, 4, &isnull);
-		msg.timestamp = isnull ? 0 : DatumGetTimestampTz(d);
-		msg.dedupe_key = SPI_getvalue(tup, desc, 5);
-		attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		msg->timestamp = isnull ? 0 : DatumGetTimestampTz(d);
+		msg->dedupe_key = SPI_getvalue(tup, desc, 5);
+		attempts[i] = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+	}
 
-		if (is_recorded(sub, msg.dedupe_key))
+	/* a copy of a message applied before, or earlier in this key, is skipped */
+	dedupe = inbox_dedupe_begin(sub, msgs, (int) nrows);
+	for (i = 0; i < nrows; i++)
+	{
+		InboxMessage *msg = &msgs[i];
+		ErrorData  *edata;
+
+		CHECK_FOR_INTERRUPTS();
+		if (inbox_dedupe_recorded(dedupe, msg->dedupe_key))
 		{
-			remove_held(sub, partition, msg.offset);
+			remove_held(sub, partition, msg->offset);
 			(*duplicates)++;
 			continue;
 		}
-		edata = inbox_apply_message(sub, &msg);
+		edata = inbox_apply_message(sub, msg);
 		if (edata == NULL)
 		{
-			remove_held(sub, partition, msg.offset);
-			record_key(sub, msg.dedupe_key);
+			remove_held(sub, partition, msg->offset);
+			inbox_dedupe_add(dedupe, msg->dedupe_key);
 			(*applied)++;
 			continue;
 		}
 		if (!inbox_apply_error_is_transient(edata->sqlerrcode))
-			attempts++;
-		note_failure(sub, partition, msg.offset, edata, attempts);
+			attempts[i]++;
+		note_failure(sub, partition, msg->offset, edata, attempts[i]);
 		FreeErrorData(edata);
-		return false;
+		break;
 	}
-	return true;
+	inbox_dedupe_write(dedupe);
+	return i == nrows;
 }
 
 /*

@@ -21,7 +21,6 @@
 
 #include <signal.h>
 
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -29,6 +28,7 @@
 #include "utils/timestamp.h"
 
 #include "inbox.h"
+#include "outbox_kafka.h"
 
 typedef struct InboxShared
 {
@@ -241,23 +241,10 @@ inbox_slot_set_state(InboxSlot *slot, InboxState state)
 void
 inbox_slot_set_error(InboxSlot *slot, const char *message)
 {
-	int			len = 0;
-	TimestampTz now = GetCurrentTimestamp();
-
 	if (slot == NULL)
 		return;
-	if (message != NULL)
-		len = pg_mbcliplen(message, strlen(message), INBOX_ERROR_LEN - 1);
-	SpinLockAcquire(&slot->mutex);
-	if (message == NULL)
-		slot->last_error[0] = '\0';
-	else
-	{
-		memcpy(slot->last_error, message, len);
-		slot->last_error[len] = '\0';
-		slot->last_error_at = now;
-	}
-	SpinLockRelease(&slot->mutex);
+	outbox_slot_store_error(&slot->mutex, slot->last_error, INBOX_ERROR_LEN,
+							&slot->last_error_at, message);
 }
 
 /*

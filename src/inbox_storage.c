@@ -2,15 +2,8 @@
  *
  * inbox_storage.c
  *	  The inbox worker's reads of its tables outside a batch: the
- *	  subscriptions, the stored offsets of one subscription, rewinds by
- *	  timestamp, and the rotation of the de-duplication tables.
- *
- * De-duplication records live in two tables used in turn
- * (outbox.inbox_dedupe_0 and _1).  Once the current one is older than
- * outbox_kafka.inbox_dedupe_window, the other is emptied with TRUNCATE and
- * becomes current: no DELETE, no dead tuples, and the lock is taken with
- * NOWAIT so that a reader never makes the worker wait.  Only the worker
- * writes these tables, so nothing is lost between the two steps.
+ *	  subscriptions, the stored offsets of one subscription and rewinds by
+ *	  timestamp.  (The de-duplication tables are inbox_dedupe.c's.)
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -24,8 +17,6 @@
 #include "catalog/pg_type.h"
 #include "catalog/namespace.h"
 #include "executor/spi.h"
-#include "nodes/makefuncs.h"
-#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -179,56 +170,6 @@ inbox_storage_positions(const char *subscription)
 								" FROM outbox.inbox_offset WHERE subscription = $1"
 								" ORDER BY \"partition\"",
 								subscription, position_of_row);
-}
-
-/*
- * inbox_storage_rotate_dedupe: once the current de-duplication table is
- * older than window_s seconds, empty the other one and make it current.
- * Does nothing (tries again later) if anybody holds a lock on it.  Needs
- * a transaction with a snapshot and SPI not connected; the caller commits.
- */
-void
-inbox_storage_rotate_dedupe(int window_s)
-{
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1];
-	int			next;
-	bool		isnull;
-	Oid			relid;
-
-	SPI_connect();
-	args[0] = Int32GetDatum(window_s);
-	if (SPI_execute_with_args("SELECT 1 - current_table FROM outbox.inbox_dedupe_rotation"
-							  " WHERE rotated_at < now() - make_interval(secs => $1)",
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read outbox.inbox_dedupe_rotation");
-	if (SPI_processed == 0)
-	{
-		SPI_finish();
-		return;
-	}
-	next = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
-	/* kept to the end of the transaction: no reader sees it half done */
-	relid = RangeVarGetRelid(makeRangeVar("outbox",
-										  next == 0 ? "inbox_dedupe_0" : "inbox_dedupe_1",
-										  -1),
-							 NoLock, false);
-	if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
-	{
-		SPI_finish();
-		return;
-	}
-	SPI_execute(next == 0 ?
-				"TRUNCATE outbox.inbox_dedupe_0" :
-				"TRUNCATE outbox.inbox_dedupe_1", false, 0);
-	args[0] = Int32GetDatum(next);
-	SPI_execute_with_args("UPDATE outbox.inbox_dedupe_rotation"
-						  " SET current_table = $1, rotated_at = now()",
-						  1, argtypes, args, NULL, false, 0);
-	SPI_finish();
-	ereport(DEBUG1,
-			(errmsg("outbox_kafka inbox: de-duplication table %d emptied and made current", next)));
 }
 
 /*

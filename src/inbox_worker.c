@@ -118,20 +118,6 @@ static long inbox_step(void);
 static void wait_for_work(long timeout_ms);
 static void drain_pipe(void);
 static void recover_from_error(void);
-static long ms_until(TimestampTz t);
-
-/*
- * ms_until: milliseconds from now until t, at least 0.
- */
-static long
-ms_until(TimestampTz t)
-{
-	long		secs;
-	int			usecs;
-
-	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
-	return secs * 1000 + usecs / 1000;
-}
 
 /*
  * release_slot: before_shmem_exit callback: the status stops showing a
@@ -379,7 +365,7 @@ refresh(void)
 		inbox.subs = list_copy(kept);
 		MemoryContextSwitchTo(old);
 	}
-	inbox_storage_rotate_dedupe(outbox_inbox_dedupe_window_s);
+	inbox_dedupe_rotate(outbox_inbox_dedupe_window_s);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(loop_cxt);
@@ -509,7 +495,12 @@ resume_due(InboxSub *is, TimestampTz now, long *wait_ms)
 									 pos->next_offset);
 		}
 		else
-			*wait_ms = Min(*wait_ms, Max(ms_until(is->retry_at[i]), 1));
+		{
+			/* not in Min()/Max(): they would evaluate it twice */
+			long		left = outbox_ms_until(is->retry_at[i]);
+
+			*wait_ms = Min(*wait_ms, Max(left, 1));
+		}
 	}
 }
 
@@ -783,7 +774,7 @@ inbox_step(void)
 		}
 		if (is->sub->hold_key)
 		{
-			long		held_wait = ms_until(is->held_due);
+			long		held_wait = outbox_ms_until(is->held_due);
 
 			wait_ms = Min(wait_ms, Max(held_wait, 1));
 		}
@@ -810,7 +801,14 @@ inbox_step(void)
 	if (!misconfigured)
 		enter_state(inbox.subs == NIL ? INBOX_STATE_IDLE : INBOX_STATE_CONSUMING,
 					LOG, NULL);
-	return busy ? 0 : Min(wait_ms, Max(ms_until(inbox.next_refresh), 1));
+	if (busy)
+		return 0;
+	{
+		/* not in Min()/Max(): they would evaluate it twice */
+		long		refresh_ms = outbox_ms_until(inbox.next_refresh);
+
+		return Min(wait_ms, Max(refresh_ms, 1));
+	}
 }
 
 /*
@@ -864,12 +862,10 @@ recover_from_error(void)
 	drop_consumers();
 	inbox.ready = false;
 	inbox.next_refresh = 0;
-	inbox.backoff_ms = inbox.backoff_ms == 0 ? INBOX_BACKOFF_MIN_MS * 10 :
-		Min(inbox.backoff_ms * 2, INBOX_BACKOFF_MAX_MS);
-	inbox.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), inbox.backoff_ms);
+	inbox.retry_at = outbox_backoff_schedule(&inbox.backoff_ms, INBOX_BACKOFF_MIN_MS * 10,
+											 INBOX_BACKOFF_MAX_MS);
 	enter_state(INBOX_STATE_BACKING_OFF, WARNING,
-				psprintf("error, retrying in %d ms: %s", inbox.backoff_ms,
-						 edata->message ? edata->message : "unknown error"));
+				outbox_failed_step_message(edata, inbox.backoff_ms));
 	FreeErrorData(edata);
 }
 
@@ -957,7 +953,7 @@ outbox_inbox_worker_main(Datum main_arg)
 			inbox.retry_at = 0;
 		}
 		if (inbox.retry_at != 0 && GetCurrentTimestamp() < inbox.retry_at)
-			wait_ms = ms_until(inbox.retry_at);
+			wait_ms = outbox_ms_until(inbox.retry_at);
 		else
 		{
 			inbox.retry_at = 0;

@@ -186,6 +186,17 @@ extern bool outbox_loaded_at_startup;
 
 /* step_error.c */
 extern ErrorData *outbox_abort_failed_step(void);
+extern char *outbox_failed_step_message(ErrorData *edata, int retry_ms);
+
+/* backoff.c */
+extern int	outbox_backoff_next(int previous_ms, int first_ms, int max_ms);
+extern int	outbox_backoff_after(int failures, int first_ms, int max_ms);
+extern TimestampTz outbox_backoff_schedule(int *backoff_ms, int first_ms, int max_ms);
+extern long outbox_ms_until(TimestampTz t);
+
+/* slot_error.c */
+extern void outbox_slot_store_error(slock_t *mutex, char *last_error, int size,
+									TimestampTz *last_error_at, const char *message);
 
 /* database_list.c */
 extern List *outbox_database_list(void);

@@ -629,10 +629,8 @@ settle_failures(void)
 		relay_note_progress();
 	if (retry > 0)
 	{
-		relay.backoff_ms = relay.backoff_ms == 0 ? RETRY_BACKOFF_MIN_MS :
-			Min(relay.backoff_ms * 2, RETRY_BACKOFF_MAX_MS);
-		relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													 relay.backoff_ms);
+		relay.retry_at = outbox_backoff_schedule(&relay.backoff_ms, RETRY_BACKOFF_MIN_MS,
+												 RETRY_BACKOFF_MAX_MS);
 		relay_enter_state(retry_class == OUTBOX_ERROR_CLUSTER ?
 						  OUTBOX_STATE_MISCONFIGURED :
 						  (outbox_producer_brokers_down(relay.producer) ?

@@ -22,7 +22,6 @@
 
 #include "access/xlog.h"
 
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -317,18 +316,10 @@ outbox_slot_set_state(OutboxWorkerSlot *slot, OutboxWorkerState state)
 void
 outbox_slot_set_error(OutboxWorkerSlot *slot, const char *message)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	int			len;
-
 	if (slot == NULL)
 		return;
-	/* cut on a character boundary so status never shows a broken char */
-	len = pg_mbcliplen(message, strlen(message), OUTBOX_ERROR_LEN - 1);
-	SpinLockAcquire(&slot->mutex);
-	memcpy(slot->last_error, message, len);
-	slot->last_error[len] = '\0';
-	slot->last_error_at = now;
-	SpinLockRelease(&slot->mutex);
+	outbox_slot_store_error(&slot->mutex, slot->last_error, OUTBOX_ERROR_LEN,
+							&slot->last_error_at, message);
 }
 
 /*

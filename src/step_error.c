@@ -53,3 +53,15 @@ outbox_abort_failed_step(void)
 	RESUME_INTERRUPTS();
 	return edata;
 }
+
+/*
+ * outbox_failed_step_message: what a worker says (in its log and as its
+ * last error) when it retries in retry_ms after the failed step of edata;
+ * palloc'd in the current memory context.
+ */
+char *
+outbox_failed_step_message(ErrorData *edata, int retry_ms)
+{
+	return psprintf("error, retrying in %d ms: %s", retry_ms,
+					edata->message ? edata->message : "unknown error");
+}

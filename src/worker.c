@@ -72,18 +72,6 @@ static void run_maintenance(void);
 static void wait_for_work(long timeout_ms);
 static void shutdown_relay(void);
 static void recover_from_error(void);
-static long ms_until(TimestampTz t);
-
-/*
- * ms_until: milliseconds from now until t, at least 0.
- */
-static long
-ms_until(TimestampTz t)
-{
-	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), t);
-
-	return Max(ms, 0);
-}
 
 /*
  * claim_slot: take the shared-memory slot for dboid.  If another live
@@ -352,10 +340,8 @@ relay_recreate_producer(const char *reason)
 		 * the producer id for good, say) must not rebuild the producer in
 		 * a loop: each rebuild waits longer, until one delivers.
 		 */
-		relay.rebuild_backoff_ms = relay.rebuild_backoff_ms == 0 ? BACKOFF_MIN_MS :
-			Min(relay.rebuild_backoff_ms * 2, BACKOFF_MAX_MS);
-		relay.rebuild_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   relay.rebuild_backoff_ms);
+		relay.rebuild_at = outbox_backoff_schedule(&relay.rebuild_backoff_ms,
+												   BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 		ereport(WARNING,
 				(errmsg("outbox_kafka worker for database \"%s\" recreates its Kafka producer in %d ms after a fatal error",
 						relay.dbname, relay.rebuild_backoff_ms),
@@ -523,12 +509,12 @@ relay_step(void)
 		return Min(outbox_poll_interval_ms, 1000);
 
 	if (relay.producer == NULL && relay.rebuild_at > GetCurrentTimestamp())
-		return ms_until(relay.rebuild_at);	/* after a fatal error */
+		return outbox_ms_until(relay.rebuild_at);	/* after a fatal error */
 	if (!ensure_producer())
 		return Min(outbox_poll_interval_ms * 10L, 5000L);
 	serve_producer();
 	if (relay.producer == NULL)
-		return ms_until(relay.rebuild_at);	/* recreated after a fatal error */
+		return outbox_ms_until(relay.rebuild_at);	/* recreated after a fatal error */
 	/* a producer that delivers ends the back-offs */
 	if (relay.rebuild_backoff_ms != 0 && outbox_producer_delivered(relay.producer))
 		relay_note_progress();
@@ -540,10 +526,10 @@ relay_step(void)
 
 	wait_ms = relay_publish();
 	if (rebuild_if_requested())
-		return ms_until(relay.rebuild_at);
+		return outbox_ms_until(relay.rebuild_at);
 	lane_ms = held_run_lane();
 	if (rebuild_if_requested())
-		return ms_until(relay.rebuild_at);
+		return outbox_ms_until(relay.rebuild_at);
 	return Min(wait_ms, lane_ms);
 }
 
@@ -637,7 +623,7 @@ shutdown_relay(void)
 			   GetCurrentTimestamp() < deadline)
 		{
 			CHECK_FOR_INTERRUPTS();
-			wait_for_work(Max(Min(ms_until(deadline), 100), 1));
+			wait_for_work(Max(Min(outbox_ms_until(deadline), 100), 1));
 			serve_producer();
 			if (relay.producer == NULL)
 				break;
@@ -686,11 +672,9 @@ recover_from_error(void)
 	held_forget();
 	outbox_batch_forget();
 	relay.commits_seen = true;
-	relay.backoff_ms = relay.backoff_ms == 0 ? 1000 : Min(relay.backoff_ms * 2, BACKOFF_MAX_MS);
-	relay.retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), relay.backoff_ms);
+	relay.retry_at = outbox_backoff_schedule(&relay.backoff_ms, 1000, BACKOFF_MAX_MS);
 	relay_enter_state(OUTBOX_STATE_BACKING_OFF, WARNING,
-					  psprintf("error, retrying in %d ms: %s", relay.backoff_ms,
-							   edata->message ? edata->message : "unknown error"));
+					  outbox_failed_step_message(edata, relay.backoff_ms));
 	FreeErrorData(edata);
 }
 
@@ -755,7 +739,7 @@ outbox_worker_main(Datum main_arg)
 		process_reload();
 		if (relay.retry_at != 0 && GetCurrentTimestamp() < relay.retry_at &&
 			!relay.extension_ready)
-			wait_ms = ms_until(relay.retry_at);		/* after an error */
+			wait_ms = outbox_ms_until(relay.retry_at);		/* after an error */
 		else
 			wait_ms = relay_step();
 		if (wait_ms > 0 && !ShutdownRequestPending)
