@@ -12,7 +12,8 @@
 #
 #   floor  bench/inbox_floor.c: a bare librdkafka consumer that COPYs what
 #          is ready into a table and stores one offset row per partition,
-#          in one transaction per batch;
+#          in one transaction per batch; consuming (a first message
+#          committed) before the producer starts, as the inbox is;
 #   inbox  outbox.subscribe with a PL/pgSQL handler doing one INSERT per
 #          message;
 #   poison (BENCH_LATENCY_POISON=1) the inbox again, with a handler that
@@ -23,7 +24,9 @@
 # Latency of a message = pg_xact_commit_timestamp(xmin) of its effect row
 # (track_commit_timestamp = on) - its "t": the same machine's clock.
 # synchronous_commit = on.  Prints p50, p99 and max in ms, and the ratio
-# to the floor.  Needs root (installs what is missing, runs the server as
+# to the floor; then each split in two: produce -> out of the floor's
+# rd_kafka_consumer_poll() (its column r) or into the inbox's handler (a
+# clock_timestamp() default of the effect row), and from there -> committed.  Needs root (installs what is missing, runs the server as
 # $OUTBOX_TEST_USER); PG_CONFIG picks the PostgreSQL.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,14 +48,18 @@ max_worker_processes = 16"
 psql_() { as_user "$run_user" "$pgbin/psql" -h "$work" -p "$port" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 total=$(( rate * seconds ))
 
-# percentiles DB TABLE: p50|p99|max in ms of the rows' commit time minus
-# their "t", the warm-up message ("t": 0) left out
+# percentiles DB TABLE WHERE [FROM [TO]]: p50|p99|max in ms of TO (default:
+# the row's commit time) minus FROM (default: its "t"), and the row count,
+# the warm-up messages ("t": 0) left out
+t_col="(v ->> 't')::float8"
+commit_col="extract(epoch FROM pg_xact_commit_timestamp(xmin))"
 percentiles() {
+    local from=${4:-$t_col} to=${5:-$commit_col}
     psql_ -d "$1" -c "
 SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 1) || '|' ||
        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY l)::numeric, 1) || '|' ||
        round(max(l)::numeric, 1) || '|' || count(*)
-  FROM (SELECT 1000 * (extract(epoch FROM pg_xact_commit_timestamp(xmin)) - (v ->> 't')::float8) AS l
+  FROM (SELECT 1000 * ($to - $from) AS l
           FROM $2 WHERE (v ->> 't')::float8 > 0 $3) s"
 }
 
@@ -60,21 +67,30 @@ SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 1) || '|' 
 # the same rate, else the floor, measured first, would pay for it
 "$work/floor_producer" "$bootstrap" lat.warm "$rate" "$(( seconds < 10 ? seconds : 10 ))" >/dev/null
 
-# the floor, consuming while the producer sends
+# the floor, consuming (a first message committed, as the inbox below)
+# before the producer starts: else the messages sent while it connects,
+# looks its offsets up and fetches for the first time, half a second,
+# would be its p99
 psql_ -d postgres -c 'CREATE DATABASE floor'
-as_user "$run_user" "$work/inbox_floor" "$bootstrap" lat.floor 8 $(( total + 1 )) 1000 \
+as_user "$run_user" "$work/inbox_floor" "$bootstrap" lat.floor 8 $(( total + 2 )) 1000 \
     "host=$work port=$port dbname=floor" >"$work/floor.out" &
 floor_pid=$!
+echo '{"t": 0}' | kcat -P -b "$bootstrap" -t lat.floor -p 1
+until [ "$(psql_ -d floor -c "SELECT to_regclass('floor_offset') IS NOT NULL")" = t ] &&
+      [ "$(psql_ -d floor -c 'SELECT count(*) FROM floor_offset')" != 0 ]; do sleep 0.05; done
 "$work/floor_producer" "$bootstrap" lat.floor "$rate" "$seconds" >/dev/null
 wait "$floor_pid"
 floor=$(percentiles floor floor_msg '')
+# the two parts: produce -> out of rd_kafka_consumer_poll(), then -> committed
+floor_kafka=$(percentiles floor floor_msg '' "$t_col" r)
+floor_db=$(percentiles floor floor_msg '' r)
 
 # the inbox: subscribed and applying (a first message applied) before the
 # producer starts
 psql_ -d postgres -c 'CREATE DATABASE inbox'
 psql_ -d inbox <<'SQL'
 CREATE EXTENSION outbox_kafka;
-CREATE TABLE effect (p int, o bigint, v jsonb);
+CREATE TABLE effect (p int, o bigint, v jsonb, h float8 DEFAULT extract(epoch FROM clock_timestamp()));
 CREATE FUNCTION apply(m outbox.inbox_message) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -96,6 +112,8 @@ inbox_run() {
 }
 inbox_run lat.inbox 'apply(outbox.inbox_message)' $(( total + 2 ))
 inbox=$(percentiles inbox effect "AND o IS NOT NULL")
+inbox_kafka=$(percentiles inbox effect "AND o IS NOT NULL" "$t_col" h)
+inbox_db=$(percentiles inbox effect "AND o IS NOT NULL" h)
 ratio() { echo "scale=2; $1 / $2" | bc; }
 f50=$(cut -d'|' -f1 <<<"$floor"); f99=$(cut -d'|' -f2 <<<"$floor")
 i50=$(cut -d'|' -f1 <<<"$inbox"); i99=$(cut -d'|' -f2 <<<"$inbox")
@@ -127,6 +145,10 @@ echo "| what | p50 ms | p99 ms | max ms | messages | p50, p99 of the floor |"
 echo "|---|---|---|---|---|---|"
 echo "| floor: bare consumer, COPY + one offset row per partition per batch | ${floor//|/ | } | 1.00, 1.00 |"
 echo "| inbox, per-message PL/pgSQL handler (one INSERT) | ${inbox//|/ | } | $(ratio "$i50" "$f50"), $(ratio "$i99" "$f99") |"
+echo "| floor, produce -> out of the consumer's poll | ${floor_kafka//|/ | } | |"
+echo "| floor, out of the poll -> committed | ${floor_db//|/ | } | |"
+echo "| inbox, produce -> in the handler | ${inbox_kafka//|/ | } | |"
+echo "| inbox, in the handler -> committed | ${inbox_db//|/ | } | |"
 if [ "$poison" = 1 ]; then
     p50=$(cut -d'|' -f1 <<<"$pois"); p99=$(cut -d'|' -f2 <<<"$pois")
     echo "| inbox, one poison message in partition 0 (dead-lettered after 5 attempts): the other 7 partitions | ${pois//|/ | } | $(ratio "$p50" "$f50"), $(ratio "$p99" "$f99") |"
