@@ -99,6 +99,7 @@ typedef struct PartitionWork
 static SPIPlanPtr record_plan[2] = {NULL, NULL};
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr offset_plan = NULL;
+static SPIPlanPtr rotation_plan = NULL;
 
 static Oid	message_type(void);
 static void handler_call(HandlerCall *hc, InboxSubscription *sub, Oid msgtype);
@@ -198,7 +199,9 @@ inbox_apply_forget_plans(void)
 		SPI_freeplan(dead_plan);
 	if (offset_plan != NULL)
 		SPI_freeplan(offset_plan);
-	dead_plan = offset_plan = NULL;
+	if (rotation_plan != NULL)
+		SPI_freeplan(rotation_plan);
+	dead_plan = offset_plan = rotation_plan = NULL;
 	MemoryContextSwitchTo(old);
 }
 
@@ -686,7 +689,10 @@ inbox_apply_batch(InboxSubscription *sub, List *positions,
 	msgtype = message_type();
 	desc = lookup_rowtype_tupdesc_copy(msgtype, -1);
 	handler_call(&hc, sub, msgtype);
-	if (SPI_execute("SELECT current_table FROM outbox.inbox_dedupe_rotation", true, 1) != SPI_OK_SELECT ||
+	if (SPI_execute_plan(outbox_keep_plan(&rotation_plan,
+										  "SELECT current_table FROM outbox.inbox_dedupe_rotation",
+										  0, NULL),
+						 NULL, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read outbox.inbox_dedupe_rotation");
 	table = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
