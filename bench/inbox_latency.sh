@@ -23,7 +23,7 @@
 #
 # Latency of a message = pg_xact_commit_timestamp(xmin) of its effect row
 # (track_commit_timestamp = on) - its "t": the same machine's clock.
-# synchronous_commit = on.  Prints p50, p99 and max in ms, and the ratio
+# synchronous_commit = on, a CHECKPOINT before each case.  Prints p50, p99 and max in ms, and the ratio
 # to the floor; then each split in two: produce -> out of the floor's
 # rd_kafka_consumer_poll() (its column r) or into the inbox's handler (a
 # clock_timestamp() default of the effect row), and from there -> committed.  Needs root (installs what is missing, runs the server as
@@ -44,6 +44,9 @@ build_rdkafka_program "$work/floor_producer" "$here/bench/floor_producer.c"
 start_real_broker "$work" lat.warm:8 lat.floor:8 lat.inbox:8 lat.poison:8 >&2
 start_throwaway_server "$work" "inbox" "$bootstrap" "synchronous_commit = on
 track_commit_timestamp = on
+max_wal_size = '8GB'
+checkpoint_timeout = '1h'
+log_checkpoints = on
 max_worker_processes = 16"
 psql_() { as_user "$run_user" "$pgbin/psql" -h "$work" -p "$port" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 total=$(( rate * seconds ))
@@ -63,6 +66,13 @@ SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 1) || '|' 
           FROM $2 WHERE (v ->> 't')::float8 > 0 $3) s"
 }
 
+# checkpoints: how many have started so far; fresh: a CHECKPOINT (before
+# each case, so that none pays for another's WAL), then remember the
+# count; during NAME: say how many started since
+checkpoints() { grep -c 'checkpoint starting' "$work/server.log" || true; }
+fresh() { psql_ -d postgres -c CHECKPOINT; c0=$(checkpoints); }
+during() { echo "$1: $(( $(checkpoints) - c0 )) checkpoints started during the case" >&2; }
+
 # a broker just started (a JVM) answers slowly at first: warm it up at
 # the same rate, else the floor, measured first, would pay for it
 "$work/floor_producer" "$bootstrap" lat.warm "$rate" "$(( seconds < 10 ? seconds : 10 ))" >/dev/null
@@ -72,6 +82,7 @@ SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 1) || '|' 
 # looks its offsets up and fetches for the first time, half a second,
 # would be its p99
 psql_ -d postgres -c 'CREATE DATABASE floor'
+fresh
 as_user "$run_user" "$work/inbox_floor" "$bootstrap" lat.floor 8 $(( total + 2 )) 1000 \
     "host=$work port=$port dbname=floor" >"$work/floor.out" &
 floor_pid=$!
@@ -80,6 +91,7 @@ until [ "$(psql_ -d floor -c "SELECT to_regclass('floor_offset') IS NOT NULL")" 
       [ "$(psql_ -d floor -c 'SELECT count(*) FROM floor_offset')" != 0 ]; do sleep 0.05; done
 "$work/floor_producer" "$bootstrap" lat.floor "$rate" "$seconds" >/dev/null
 wait "$floor_pid"
+during floor
 floor=$(percentiles floor floor_msg '')
 # the two parts: produce -> out of rd_kafka_consumer_poll(), then -> committed
 floor_kafka=$(percentiles floor floor_msg '' "$t_col" r)
@@ -107,8 +119,10 @@ inbox_run() {
     psql_ -d inbox -c "SELECT outbox.subscribe('$topic', '$topic', '$handler')" >/dev/null
     echo '{"t": 0}' | kcat -P -b "$bootstrap" -t "$topic" -p 1
     while [ "$(psql_ -d inbox -c "$applied")" = 0 ]; do sleep 0.05; done
+    fresh
     "$work/floor_producer" "$bootstrap" "$topic" "$rate" "$seconds" >/dev/null
     while [ "$(psql_ -d inbox -c "$applied")" -lt "$expect" ]; do sleep 0.5; done
+    during "$topic"
 }
 inbox_run lat.inbox 'apply(outbox.inbox_message)' $(( total + 2 ))
 inbox=$(percentiles inbox effect "AND o IS NOT NULL")
@@ -139,7 +153,7 @@ SQL
     pois=$(percentiles inbox effect "AND p <> 0")
 fi
 
-echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $rate msg/s for $seconds s, 8 partitions, synchronous_commit = on; produce -> effect committed; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }BENCH_LATENCY_POISON=$poison bash bench/inbox_latency.sh\`"
+echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $rate msg/s for $seconds s, 8 partitions, synchronous_commit = on, a CHECKPOINT before each case; produce -> effect committed; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }BENCH_LATENCY_POISON=$poison bash bench/inbox_latency.sh\`"
 echo
 echo "| what | p50 ms | p99 ms | max ms | messages | p50, p99 of the floor |"
 echo "|---|---|---|---|---|---|"
