@@ -324,19 +324,22 @@ fail:
 
 /*
  * inbox_consumer_destroy: stop consuming and free everything.  Commits
- * nothing and waits for no group: the offsets are in PostgreSQL.
+ * nothing (not even the offsets inbox_consumer_commit() keeps) and waits
+ * for no group: the offsets are in PostgreSQL.
  */
 void
 inbox_consumer_destroy(InboxConsumer *consumer)
 {
 	if (consumer == NULL)
 		return;
+	/*
+	 * Offsets not yet committed to Kafka are dropped, not sent: the
+	 * consumer may go because the stored offsets were moved back (a
+	 * rewind), and Kafka's must never lead PostgreSQL's.  The next
+	 * consumer's first commit catches up.
+	 */
 	if (consumer->pending != NULL)
-	{
-		/* best effort: the offsets that count are in PostgreSQL */
-		(void) rd_kafka_commit(consumer->rk, consumer->pending, 1);
 		rd_kafka_topic_partition_list_destroy(consumer->pending);
-	}
 	rd_kafka_queue_io_event_enable(consumer->queue, -1, NULL, 0);
 	rd_kafka_queue_destroy(consumer->queue);
 	rd_kafka_destroy_flags(consumer->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
