@@ -5,9 +5,10 @@
  *	  topic from its beginning (every partition assigned by hand, as the
  *	  inbox does) and, per batch, COPYs the messages into a table and
  *	  stores one offset row per partition in the same transaction, through
- *	  libpq: the offset rows and the COMMIT go in one statement, the COPY
- *	  is open before the batch's first message arrives, so a batch costs
- *	  two round trips once its messages are in.  Each row also gets the
+ *	  libpq: the offset rows, the COMMIT and the next batch's BEGIN and
+ *	  COPY go in one query string, so that the COPY is open before the
+ *	  batch's first message arrives and a batch costs two round trips once
+ *	  its messages are in (the end of the COPY, then that string).  Each row also gets the
  *	  wall-clock time its message came out of rd_kafka_consumer_poll()
  *	  (column r), so that a latency can be split into Kafka's part and the
  *	  database's.  The tables are made before the consumer starts: a
@@ -136,6 +137,8 @@ main(int argc, char **argv)
 		rd_kafka_topic_partition_list_add(parts, argv[2], i)->offset = RD_KAFKA_OFFSET_BEGINNING;
 	rd_kafka_assign(rk, parts);
 
+	/* the first batch's COPY; each batch's last statement opens the next */
+	run(conn, "BEGIN; COPY floor_msg FROM STDIN");
 	while (done < count)
 	{
 		int			n = 0;
@@ -143,8 +146,6 @@ main(int argc, char **argv)
 		char		sql[1024 * 32 + 200];
 		size_t		len;
 
-		run(conn, "BEGIN");
-		run(conn, "COPY floor_msg FROM STDIN");
 		while (n < batch && done + n < count)
 		{
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, n == 0 ? 1000 : 0);
@@ -191,8 +192,10 @@ main(int argc, char **argv)
 				len += sprintf(sql + len, "%s(%d, %ld)",
 							   sql[len - 1] == ')' ? ", " : "", i, next[i]);
 		strcpy(sql + len, " ON CONFLICT (p) DO UPDATE SET next = EXCLUDED.next; COMMIT");
-		run(conn, sql);
 		done += n;
+		if (done < count)
+			strcat(sql, "; BEGIN; COPY floor_msg FROM STDIN");
+		run(conn, sql);
 	}
 	printf("count=%ld seconds=%.3f msg_per_s=%.0f\n", done, now_s() - t0, done / (now_s() - t0));
 	rd_kafka_consumer_close(rk);
