@@ -15,7 +15,11 @@
 #          topic with a batch handler (outbox.inbox_message[]) doing one
 #          INSERT ... SELECT FROM unnest($1) per batch,
 #
-# all with synchronous_commit = on, the floor and the inbox each into a
+# each after a CHECKPOINT, with max_wal_size large enough that none starts
+# during a case (the third case would otherwise pay for the WAL of the
+# first two: a checkpoint, and full-page images after it); the
+# checkpoints that did start during each case are printed.
+# All with synchronous_commit = on, the floor and the inbox each into a
 # database of its own on the same server.  The inbox's rates are taken
 # from the commit timestamps of its effects (track_commit_timestamp = on,
 # for the floor too).  Prints a Markdown table (docs/benchmarks.md keeps
@@ -38,6 +42,9 @@ start_real_broker "$work" "$topic:8" >&2
 start_throwaway_server "$work" "inbox" "$bootstrap" "synchronous_commit = on
 track_commit_timestamp = on
 outbox_kafka.inbox_batch_size = $batch
+max_wal_size = '8GB'
+checkpoint_timeout = '1h'
+log_checkpoints = on
 max_worker_processes = 16"
 psql_() { as_user "$run_user" "$pgbin/psql" -h "$work" -p "$port" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 
@@ -49,11 +56,20 @@ t=$(date +%s.%N)
 kcat -P -b "$bootstrap" -t "$topic" -K '|' -X linger.ms=50 -X batch.num.messages=10000 -l "$work/messages"
 echo "produced $n messages in $(echo "$(date +%s.%N) - $t" | bc) s" >&2
 
+# checkpoints: how many have started so far (log_checkpoints is on)
+checkpoints() { grep -c 'checkpoint starting' "$work/server.log" || true; }
+# fresh: a CHECKPOINT, then remember the count
+fresh() { psql_ -d postgres -c CHECKPOINT; c0=$(checkpoints); }
+# during NAME: say how many checkpoints started since fresh
+during() { echo "$1: $(( $(checkpoints) - c0 )) checkpoints started during the case" >&2; }
+
 # the floor
 psql_ -d postgres -c 'CREATE DATABASE floor'
+fresh
 floor=$(as_user "$run_user" "$work/inbox_floor" "$bootstrap" "$topic" 8 "$n" "$batch" \
     "host=$work port=$port dbname=floor")
 floor_rate=$(sed -n 's/.*msg_per_s=\([0-9]*\).*/\1/p' <<<"$floor")
+during floor
 
 # the inbox: a per-message handler, then a batch handler
 psql_ -d postgres -c 'CREATE DATABASE inbox'
@@ -96,13 +112,17 @@ SELECT CASE WHEN b.n <> $n THEN 'effects: ' || b.n
                        extract(epoch FROM b.t1 - b.t0))::text END
   FROM b"
 }
+fresh
 inbox_rate=$(rate bench 'apply(outbox.inbox_message)' effect)
+during inbox
+fresh
 batch_rate=$(rate bench_batch 'apply_batch(outbox.inbox_message[])' effect_batch)
+during batch
 for r in "$inbox_rate" "$batch_rate"; do
     [[ $r =~ ^[0-9]+$ ]] || { echo "$r != $n" >&2; exit 1; }
 done
 
-echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $n messages of 1 KB JSON, 8 partitions, batches of $batch, synchronous_commit = on, on_poison = $on_poison; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }BENCH_INBOX_ON_POISON=$on_poison bash bench/inbox.sh\`"
+echo "$(date -u +%F) on $(nproc) cores, PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), librdkafka $(psql_ -d inbox -c 'SELECT outbox.librdkafka_version()'), Apache Kafka $(bash "$here/test/kafka/kafka.sh" version) (one KRaft node); $n messages of 1 KB JSON, 8 partitions, batches of $batch, synchronous_commit = on, a CHECKPOINT before each case, on_poison = $on_poison; command: \`${PG_CONFIG:+PG_CONFIG=$PG_CONFIG }BENCH_INBOX_ON_POISON=$on_poison bash bench/inbox.sh\`"
 echo
 echo "| what | msg/s | of the floor |"
 echo "|---|---|---|"

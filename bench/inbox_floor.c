@@ -5,7 +5,15 @@
  *	  topic from its beginning (every partition assigned by hand, as the
  *	  inbox does) and, per batch, COPYs the messages into a table and
  *	  stores one offset row per partition in the same transaction, through
- *	  libpq.  No handler, no savepoint, no de-duplication record: what an
+ *	  libpq: the offset rows, the COMMIT and the next batch's BEGIN and
+ *	  COPY go in one query string, so that the COPY is open before the
+ *	  batch's first message arrives and a batch costs two round trips once
+ *	  its messages are in (the end of the COPY, then that string).  Each row also gets the
+ *	  wall-clock time its message came out of rd_kafka_consumer_poll()
+ *	  (column r), so that a latency can be split into Kafka's part and the
+ *	  database's.  The tables are made before the consumer starts: a
+ *	  caller can wait for the first offset row to know it consumes.  No
+ *	  handler, no savepoint, no de-duplication record: what an
  *	  exactly-once consumer cannot do with less work.  Its fetch settings
  *	  are the inbox's (src/inbox_consumer.c: fetch.wait.max.ms 100, Nagle
  *	  off): with Nagle's algorithm on, a fetch request can wait for the
@@ -24,20 +32,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
-/* now_s: monotonic seconds. */
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "wall_clock.h"
 
 /* run: execute sql, exit on failure. */
 static void
@@ -98,6 +97,11 @@ main(int argc, char **argv)
 		return 2;
 	}
 	partitions = atoi(argv[3]);
+	if (partitions < 1 || partitions > 1024)
+	{
+		fprintf(stderr, "inbox_floor: 1 to 1024 partitions\n");
+		return 2;
+	}
 	count = atol(argv[4]);
 	batch = atoi(argv[5]);
 	next = calloc(partitions, sizeof(long));
@@ -109,7 +113,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s", PQerrorMessage(conn));
 		return 1;
 	}
-	run(conn, "CREATE TABLE IF NOT EXISTS floor_msg (p int, o bigint, k text, v jsonb)");
+	run(conn, "CREATE TABLE IF NOT EXISTS floor_msg (p int, o bigint, k text, v jsonb, r float8)");
 	run(conn, "CREATE TABLE IF NOT EXISTS floor_offset (p int PRIMARY KEY, next bigint)");
 
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)) ||
@@ -133,17 +137,18 @@ main(int argc, char **argv)
 		rd_kafka_topic_partition_list_add(parts, argv[2], i)->offset = RD_KAFKA_OFFSET_BEGINNING;
 	rd_kafka_assign(rk, parts);
 
+	/* the first batch's COPY; each batch's last statement opens the next */
+	run(conn, "BEGIN; COPY floor_msg FROM STDIN");
 	while (done < count)
 	{
 		int			n = 0;
 		int			touched[1024] = {0};
+		char		sql[1024 * 32 + 200];
+		size_t		len;
 
-		run(conn, "BEGIN");
-		run(conn, "COPY floor_msg FROM STDIN");
 		while (n < batch && done + n < count)
 		{
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, n == 0 ? 1000 : 0);
-			size_t		len = 0;
 
 			if (m == NULL)
 			{
@@ -158,11 +163,11 @@ main(int argc, char **argv)
 			}
 			if (t0 == 0)
 				t0 = now_s();
-			len += sprintf(line, "%d\t%lld\t", (int) m->partition, (long long) m->offset);
+			len = sprintf(line, "%d\t%lld\t", (int) m->partition, (long long) m->offset);
 			len += copy_escaped(line + len, m->key ? m->key : "", m->key_len);
 			line[len++] = '\t';
 			len += copy_escaped(line + len, m->payload, m->len);
-			line[len++] = '\n';
+			len += sprintf(line + len, "\t%.6f\n", now_s());
 			PQputCopyData(conn, line, (int) len);
 			next[m->partition] = m->offset + 1;
 			touched[m->partition] = 1;
@@ -180,19 +185,17 @@ main(int argc, char **argv)
 			}
 			PQclear(res);
 		}
+		/* the offsets and the commit: one statement, one round trip */
+		len = sprintf(sql, "INSERT INTO floor_offset VALUES ");
 		for (i = 0; i < partitions; i++)
-		{
-			char		sql[200];
-
-			if (!touched[i])
-				continue;
-			snprintf(sql, sizeof(sql),
-					 "INSERT INTO floor_offset VALUES (%d, %ld) ON CONFLICT (p) DO UPDATE SET next = EXCLUDED.next",
-					 i, next[i]);
-			run(conn, sql);
-		}
-		run(conn, "COMMIT");
+			if (touched[i])
+				len += sprintf(sql + len, "%s(%d, %ld)",
+							   sql[len - 1] == ')' ? ", " : "", i, next[i]);
+		strcpy(sql + len, " ON CONFLICT (p) DO UPDATE SET next = EXCLUDED.next; COMMIT");
 		done += n;
+		if (done < count)
+			strcat(sql, "; BEGIN; COPY floor_msg FROM STDIN");
+		run(conn, sql);
 	}
 	printf("count=%ld seconds=%.3f msg_per_s=%.0f\n", done, now_s() - t0, done / (now_s() - t0));
 	rd_kafka_consumer_close(rk);

@@ -11,7 +11,8 @@
  * group coordinator to wait for, and the compare-and-set on the stored
  * offset is the only fence that matters (docs/inbox.md).  The group id is
  * only used to commit the offsets to Kafka too, after PostgreSQL committed
- * them, so that the usual lag tools see the subscription.
+ * them, so that the usual lag tools see the subscription: at most once a
+ * second, the latest offsets of each partition.
  *
  * librdkafka's threads never call PostgreSQL: logs and errors are served
  * by rd_kafka_consumer_poll() on the worker's own thread (log.queue), and
@@ -42,6 +43,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "consumer_config.h"
 #include "inbox.h"
@@ -53,11 +55,24 @@
 #define LOG_LINES		16
 #define LOG_LINE_LEN	512
 
+/*
+ * How often, at most, offsets are committed to Kafka: they are there only
+ * for lag tools, and a commit per batch (hundreds a second at a modest
+ * rate) costs the broker a write to __consumer_offsets each, on the
+ * machine that applies the messages.
+ */
+#define INBOX_KAFKA_COMMIT_MS	1000
+
 struct InboxConsumer
 {
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *queue;	/* the consumer queue */
 	char	   *topic;
+	rd_kafka_topic_partition_list_t *pending;	/* offsets stored in
+												 * PostgreSQL, not yet
+												 * committed to Kafka; NULL
+												 * if none */
+	TimestampTz committed_at;	/* last commit to Kafka */
 	int			last_error;		/* 0 if none since taken */
 	char		last_error_text[256];
 	pthread_mutex_t log_lock;	/* log_cb may run before the log queue is set */
@@ -309,13 +324,22 @@ fail:
 
 /*
  * inbox_consumer_destroy: stop consuming and free everything.  Commits
- * nothing and waits for no group: the offsets are in PostgreSQL.
+ * nothing (not even the offsets inbox_consumer_commit() keeps) and waits
+ * for no group: the offsets are in PostgreSQL.
  */
 void
 inbox_consumer_destroy(InboxConsumer *consumer)
 {
 	if (consumer == NULL)
 		return;
+	/*
+	 * Offsets not yet committed to Kafka are dropped, not sent: the
+	 * consumer may go because the stored offsets were moved back (a
+	 * rewind), and Kafka's must never lead PostgreSQL's.  The next
+	 * consumer's first commit catches up.
+	 */
+	if (consumer->pending != NULL)
+		rd_kafka_topic_partition_list_destroy(consumer->pending);
 	rd_kafka_queue_io_event_enable(consumer->queue, -1, NULL, 0);
 	rd_kafka_queue_destroy(consumer->queue);
 	rd_kafka_destroy_flags(consumer->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -575,23 +599,61 @@ inbox_consumer_high_watermark(InboxConsumer *consumer, int32 partition)
 }
 
 /*
- * inbox_consumer_commit: commit the offsets to Kafka, asynchronously, only
- * for lag tools; PostgreSQL holds the offsets that count.
+ * inbox_consumer_commit: offsets[i] of partitions[i] were stored in
+ * PostgreSQL (committed): commit them to Kafka too, asynchronously, only
+ * for lag tools; at most once per INBOX_KAFKA_COMMIT_MS, so they may wait
+ * for inbox_consumer_commit_due().
  */
 void
 inbox_consumer_commit(InboxConsumer *consumer, int n, const int32 *partitions,
 					  const int64 *offsets)
 {
-	rd_kafka_topic_partition_list_t *list;
 	int			i;
 
 	if (n == 0)
 		return;
-	list = rd_kafka_topic_partition_list_new(n);
+	if (consumer->pending == NULL)
+		consumer->pending = rd_kafka_topic_partition_list_new(n);
 	for (i = 0; i < n; i++)
-		rd_kafka_topic_partition_list_add(list, consumer->topic, partitions[i])->offset = offsets[i];
-	(void) rd_kafka_commit(consumer->rk, list, 1);
-	rd_kafka_topic_partition_list_destroy(list);
+	{
+		rd_kafka_topic_partition_t *tp;
+
+		tp = rd_kafka_topic_partition_list_find(consumer->pending, consumer->topic,
+												partitions[i]);
+		if (tp == NULL)
+			tp = rd_kafka_topic_partition_list_add(consumer->pending, consumer->topic,
+												   partitions[i]);
+		tp->offset = offsets[i];
+	}
+	(void) inbox_consumer_commit_due(consumer);
+}
+
+/*
+ * inbox_consumer_commit_due: commit to Kafka the offsets
+ * inbox_consumer_commit() keeps if their time has come.  Returns how many
+ * milliseconds (at least 1) until they are due, or -1 if none waits.
+ */
+long
+inbox_consumer_commit_due(InboxConsumer *consumer)
+{
+	TimestampTz now;
+	TimestampTz due;
+
+	if (consumer->pending == NULL)
+		return -1;
+	now = GetCurrentTimestamp();
+	due = TimestampTzPlusMilliseconds(consumer->committed_at, INBOX_KAFKA_COMMIT_MS);
+	if (now < due)
+	{
+		long		ms = TimestampDifferenceMilliseconds(now, due);
+
+		return ms > 0 ? ms : 1;
+	}
+	(void) rd_kafka_commit(consumer->rk, consumer->pending, 1);
+	rd_kafka_topic_partition_list_destroy(consumer->pending);
+	consumer->pending = NULL;
+	consumer->committed_at = now;
+	return -1;
 }
 
 /*

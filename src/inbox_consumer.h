@@ -39,5 +39,6 @@ extern bool inbox_consumer_offsets_for_times(InboxConsumer *consumer, int n,
 											 char *errbuf, size_t errbuf_size);
 extern void inbox_consumer_commit(InboxConsumer *consumer, int n,
 								  const int32 *partitions, const int64 *offsets);
+extern long inbox_consumer_commit_due(InboxConsumer *consumer);
 
 #endif							/* OUTBOX_INBOX_CONSUMER_H */

@@ -791,6 +791,14 @@ inbox_step(void)
 		resume_due(is, now, &wait_ms);
 		if (consume(is))
 			busy = true;
+		else
+		{
+			/* idle: the offsets kept for Kafka go out when due */
+			long		commit_ms = inbox_consumer_commit_due(is->consumer);
+
+			if (commit_ms > 0 && commit_ms < wait_ms)
+				wait_ms = commit_ms;
+		}
 	}
 	if (busy)
 	{
