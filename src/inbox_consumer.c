@@ -73,6 +73,10 @@ struct InboxConsumer
 												 * committed to Kafka; NULL
 												 * if none */
 	TimestampTz committed_at;	/* last commit to Kafka */
+	rd_kafka_topic_partition_list_t *sent;	/* the offsets last committed to
+											 * Kafka, until it confirms them;
+											 * NULL if none */
+	bool		commit_failed;	/* Kafka refused or lost the last commit */
 	int			last_error;		/* 0 if none since taken */
 	char		last_error_text[256];
 	pthread_mutex_t log_lock;	/* log_cb may run before the log queue is set */
@@ -88,6 +92,9 @@ static const char *const connection_prefixes[] = {
 };
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+					  rd_kafka_topic_partition_list_t *offsets, void *opaque);
+static void keep_unconfirmed(InboxConsumer *consumer);
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 static void emit_logs(InboxConsumer *consumer);
 static bool set_conf(rd_kafka_conf_t *conf, const char *name, const char *value,
@@ -113,6 +120,55 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	consumer->last_error = err;
 	strlcpy(consumer->last_error_text, reason ? reason : "",
 			sizeof(consumer->last_error_text));
+}
+
+/*
+ * on_commit: offset commit callback, served on the worker's thread by the
+ * poll: a commit that failed (the broker down or moving, say) is sent
+ * again (keep_unconfirmed), or Kafka's offsets could stay behind for good
+ * once the messages stop.  Plain C only.
+ */
+static void
+on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+		  rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+	InboxConsumer *consumer = (InboxConsumer *) opaque;
+
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+		err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		consumer->commit_failed = true;
+}
+
+/*
+ * keep_unconfirmed: the last commit to Kafka failed: its offsets join
+ * those waiting to be committed, where no newer one of their partition
+ * waits already.
+ */
+static void
+keep_unconfirmed(InboxConsumer *consumer)
+{
+	int			i;
+
+	consumer->commit_failed = false;
+	if (consumer->sent == NULL)
+		return;
+	if (consumer->pending == NULL)
+	{
+		consumer->pending = consumer->sent;
+		consumer->sent = NULL;
+		return;
+	}
+	for (i = 0; i < consumer->sent->cnt; i++)
+	{
+		rd_kafka_topic_partition_t *old = &consumer->sent->elems[i];
+
+		if (rd_kafka_topic_partition_list_find(consumer->pending, old->topic,
+											   old->partition) == NULL)
+			rd_kafka_topic_partition_list_add(consumer->pending, old->topic,
+											  old->partition)->offset = old->offset;
+	}
+	rd_kafka_topic_partition_list_destroy(consumer->sent);
+	consumer->sent = NULL;
 }
 
 /*
@@ -297,6 +353,7 @@ inbox_consumer_create(const char *group_id, const char *topic, int wake_fd,
 		goto fail;
 	rd_kafka_conf_set_opaque(conf, consumer);
 	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
 	rd_kafka_conf_set_log_cb(conf, on_log);
 	outbox_librdkafka_vet_config(conf);
 
@@ -340,6 +397,8 @@ inbox_consumer_destroy(InboxConsumer *consumer)
 	 */
 	if (consumer->pending != NULL)
 		rd_kafka_topic_partition_list_destroy(consumer->pending);
+	if (consumer->sent != NULL)
+		rd_kafka_topic_partition_list_destroy(consumer->sent);
 	rd_kafka_queue_io_event_enable(consumer->queue, -1, NULL, 0);
 	rd_kafka_queue_destroy(consumer->queue);
 	rd_kafka_destroy_flags(consumer->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -630,7 +689,8 @@ inbox_consumer_commit(InboxConsumer *consumer, int n, const int32 *partitions,
 
 /*
  * inbox_consumer_commit_due: commit to Kafka the offsets
- * inbox_consumer_commit() keeps if their time has come.  Returns how many
+ * inbox_consumer_commit() keeps if their time has come (with those of a
+ * commit that failed since, which go again).  Returns how many
  * milliseconds (at least 1) until they are due, or -1 if none waits.
  */
 long
@@ -639,6 +699,8 @@ inbox_consumer_commit_due(InboxConsumer *consumer)
 	TimestampTz now;
 	TimestampTz due;
 
+	if (consumer->commit_failed)
+		keep_unconfirmed(consumer);
 	if (consumer->pending == NULL)
 		return -1;
 	now = GetCurrentTimestamp();
@@ -650,7 +712,10 @@ inbox_consumer_commit_due(InboxConsumer *consumer)
 		return ms > 0 ? ms : 1;
 	}
 	(void) rd_kafka_commit(consumer->rk, consumer->pending, 1);
-	rd_kafka_topic_partition_list_destroy(consumer->pending);
+	/* kept until the next commit, to be sent again if this one fails */
+	if (consumer->sent != NULL)
+		rd_kafka_topic_partition_list_destroy(consumer->sent);
+	consumer->sent = consumer->pending;
 	consumer->pending = NULL;
 	consumer->committed_at = now;
 	return -1;
