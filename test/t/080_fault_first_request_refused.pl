@@ -67,14 +67,7 @@ ok( $node->poll_query_until('postgres',
 round('b', 'NOT_ENOUGH_REPLICAS');
 
 # the consumer reads until every event is there (or the time is up)
-my ($r, @msgs);
-poll_until(
-	sub {
-		@msgs = consume_all($mock->bootstrap, $topic);
-		$r = check_delivery(\@msgs, expected => \@expected);
-		return $r->{missing} == 0;
-	},
-	30);
+my ($r, @msgs) = consume_until_delivered($mock->bootstrap, $topic, \@expected);
 is($r->{missing}, 0, "every event is delivered")
   or diag "published: " . join(" ", map { header_value($_, "outbox-id") . "/" . $_->{key} } @msgs) . "; expected " . join(" ", @expected);
 is($r->{order_violations}, 0, 'per key, first deliveries come in commit order')

@@ -82,14 +82,7 @@ for my $round (1 .. 2)
 		"round $round: the relay is idle");
 }
 
-my ($r, @msgs);
-poll_until(
-	sub {
-		@msgs = consume_all($mock->bootstrap, $topic);
-		$r = check_delivery(\@msgs, expected => \@expected);
-		return $r->{missing} == 0;
-	},
-	30);
+my ($r, @msgs) = consume_until_delivered($mock->bootstrap, $topic, \@expected);
 is($r->{missing}, 0, 'every event is delivered')
   or diag "published: " . join(" ", map { header_value($_, "outbox-id") . "/" . $_->{key} } @msgs) . "; expected " . join(" ", @expected);
 is($r->{order_violations}, 0, 'per key, first deliveries come in commit order')

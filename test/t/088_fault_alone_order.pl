@@ -77,14 +77,7 @@ foreach my $round (1 .. 3)
 		"round $round: the refused request's events delivered");
 }
 
-my ($r, @msgs);
-poll_until(
-	sub {
-		@msgs = consume_all($mock->bootstrap, $topic);
-		$r = check_delivery(\@msgs, expected => \@expected);
-		return $r->{missing} == 0;
-	},
-	30);
+my ($r, @msgs) = consume_until_delivered($mock->bootstrap, $topic, \@expected);
 is($r->{missing}, 0, 'every event is delivered');
 is($r->{order_violations}, 0,
 	'per key, first deliveries come in commit order: an event waiting to go alone holds back the later ones of its key')

@@ -52,7 +52,7 @@ use Time::HiRes qw(usleep time);
 our @EXPORT = qw(
   start_mock new_node consume_all consume_topics wait_until_published
   outbox_status murmur2 partition_for run_sql_files_concurrently
-  by_outbox_id header_value poll_until check_delivery
+  by_outbox_id header_value poll_until check_delivery consume_until_delivered
   query_or_empty inbox_worker_pid $INBOX_EFFECT_HANDLER
 );
 
@@ -409,6 +409,30 @@ sub poll_until
 		return $r if time() > $deadline;
 		usleep(5_000);
 	}
+}
+
+=pod
+
+=item consume_until_delivered($bootstrap, $topic, \@expected [, $timeout])
+
+Read $topic from the beginning (consume_all) until every outbox-id of
+@expected is there, or $timeout seconds (default 30) pass.  Returns the
+check_delivery figures of the last read and its messages.
+
+=cut
+
+sub consume_until_delivered
+{
+	my ($bootstrap, $topic, $expected, $timeout) = @_;
+	my ($r, @msgs);
+	poll_until(
+		sub {
+			@msgs = consume_all($bootstrap, $topic);
+			$r = check_delivery(\@msgs, expected => $expected);
+			return $r->{missing} == 0;
+		},
+		$timeout // 30);
+	return ($r, @msgs);
 }
 
 =pod
