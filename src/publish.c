@@ -103,7 +103,6 @@ static TimestampTz cluster_silent(TimestampTz now, int unanswered,
 static long probe_leaders(OutboxChunk *chunk, TimestampTz now);
 static int	hold_leaderless(const char *topic, const char *reason);
 static void note_chunk_done(OutboxChunk *chunk);
-static void cluster_prompt_again(void);
 static bool produce_durable(OutboxChunk *chunk, OutboxChunk *before);
 static XLogRecPtr commits_to_flush(void);
 static XLogRecPtr inserted_wal_end(void);
@@ -663,10 +662,6 @@ note_answers(TimestampTz now)
 		if (relay.answered_for < chunks[c]->acked_sent_at)
 			relay.answered_for = chunks[c]->acked_sent_at;
 	}
-	/* something handed over less than stall_timeout ago was acknowledged */
-	if (relay.answered_for != 0 &&
-		!TimestampDifferenceExceeds(relay.answered_for, now, outbox_stall_timeout_ms))
-		cluster_prompt_again();
 }
 
 /*
@@ -682,10 +677,7 @@ note_answers(TimestampTz now)
  * it do not restart its timer.  While nothing shows the cluster answering,
  * it is down or slow (or just back from an outage, with acknowledgements
  * on their way): say so, and wait (cluster_silent); holding partitions
- * then would only send events on a detour.  So it is while the cluster is
- * reported slow (relay.slow), until something handed over is acknowledged
- * within stall_timeout again: events then also wait in librdkafka's queue
- * behind requests in flight, and look stalled when they are not.  While it answers, the events
+ * then would only send events on a detour.  While it answers, the events
  * just wait for their partitions to be held: that is neither an outage nor
  * a slow cluster, and nothing is said.  Returns how long to wait before
  * looking again.
@@ -737,17 +729,6 @@ check_stalls(void)
 			if (now < due)
 			{
 				next = Min(next, due);
-				continue;
-			}
-			if (relay.slow)
-			{
-				/*
-				 * The cluster is slower than stall_timeout: a partition
-				 * merely waiting in librdkafka's queue behind requests in
-				 * flight looks stalled.  Wait in place until it answers
-				 * promptly again.
-				 */
-				next = Min(next, TimestampTzPlusMilliseconds(now, outbox_stall_timeout_ms));
 				continue;
 			}
 			/* once per topic, or per partition that stalls with a leader */
@@ -907,22 +888,12 @@ note_chunk_done(OutboxChunk *chunk)
 						  psprintf("the cluster is slow: it took %ld ms to acknowledge the last %d event(s) (\"outbox_kafka.stall_timeout\" is %d ms)",
 								   took, chunk->nevents, outbox_stall_timeout_ms));
 	}
-	else
-		cluster_prompt_again();
-}
-
-/*
- * cluster_prompt_again: the cluster answered within stall_timeout: if it
- * was reported slow, it is not any more.
- */
-static void
-cluster_prompt_again(void)
-{
-	if (!relay.slow)
-		return;
-	relay.slow = false;
-	relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
-	outbox_slot_clear_error(relay.slot);
+	else if (relay.slow)
+	{
+		relay.slow = false;
+		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
+		outbox_slot_clear_error(relay.slot);
+	}
 }
 
 /*
