@@ -26,8 +26,7 @@
 # round trip setting, e.g. 2), BENCH_BROKERS ("mock kafka": latency and
 # drain against each, in that order; each latency run is followed by the
 # floor at the same rate: bench/floor_producer.c producing straight to the
-# broker, read by the same consumer), BENCH_KEEP_LOG (a file to copy the
-# server's log to at the end).
+# broker, read by the same consumer).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)

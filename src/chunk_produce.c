@@ -29,9 +29,6 @@ typedef struct SentPartition
 
 static bool same_partition(const SentPartition *p, const OutboxEvent *event);
 static bool any_alone(OutboxChunk *chunk);
-static int	busy_partitions(OutboxChunk *before, SentPartition **busy);
-static int	produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
-						   const SentPartition *busy, int nbusy);
 
 /*
  * same_partition: is event placed on partition p?
@@ -59,64 +56,6 @@ any_alone(OutboxChunk *chunk)
 }
 
 /*
- * busy_partitions: the partitions with events of before that are neither
- * acknowledged nor dead-lettered nor held (in flight, failed, or still to
- * be produced), into *busy (palloc'd); returns how many.
- */
-static int
-busy_partitions(OutboxChunk *before, SentPartition **busy)
-{
-	int			n = 0;
-	int			i;
-
-	*busy = palloc(sizeof(SentPartition) * Max(before->nevents, 1));
-	for (i = before->recorded; i < before->nevents; i++)
-	{
-		OutboxEvent *event = &before->events[i];
-		int			j;
-
-		if (event->held || outbox_event_resolved(event))
-			continue;
-		for (j = 0; j < n; j++)
-			if (same_partition(&(*busy)[j], event))
-				break;
-		if (j == n)
-		{
-			(*busy)[n].topic = event->topic;
-			(*busy)[n++].partition = event->partition;
-		}
-	}
-	return n;
-}
-
-/*
- * relay_produce_after: relay_produce, for a chunk read after the chunk
- * before (NULL: none) while before is delivered: an event waits
- * (chunk->deferred) while its partition has events of before that are not
- * acknowledged, dead-lettered or held.  A partition thus has the events
- * of one chunk in flight at a time, as when chunks follow each other: a
- * failure of an earlier request never lets a later request of the
- * partition through before it, whether or not the broker checks the
- * producer's sequence numbers, and a failed event is produced again
- * before anything after it of its partition.  Other partitions go on.
- */
-int
-relay_produce_after(OutboxChunk *chunk, OutboxPartitionHeldFn held,
-					OutboxChunk *before)
-{
-	SentPartition *busy = NULL;
-	int			nbusy = 0;
-	int			err;
-
-	if (before != NULL)
-		nbusy = busy_partitions(before, &busy);
-	err = produce_events(chunk, held, busy, nbusy);
-	if (busy != NULL)
-		pfree(busy);
-	return err;
-}
-
-/*
  * relay_produce: hand every event of chunk that is to be produced (not in
  * flight, not resolved, not held) to the producer, in id order, each to
  * the partition outbox_producer_place chooses.  An event whose partition
@@ -138,21 +77,8 @@ relay_produce_after(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 int
 relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held)
 {
-	return produce_events(chunk, held, NULL, 0);
-}
-
-/*
- * produce_events: relay_produce, holding back the events of the nbusy
- * partitions in busy (see relay_produce_after).
- */
-static int
-produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
-			   const SentPartition *busy, int nbusy)
-{
-	bool		idle = chunk->in_flight == 0;
 	int			i;
 	bool		any = false;
-	TimestampTz now = 0;		/* when the first event was handed over */
 	int			err = 0;
 	SentPartition *sent = NULL; /* partitions produced to, when any_alone */
 	int			nsent = 0;
@@ -179,22 +105,6 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 		{
 			event->held = true;
 			continue;
-		}
-		if (nbusy > 0)
-		{
-			int			j;
-
-			/* an unknown partition (-1) may be any of its topic's */
-			for (j = 0; j < nbusy; j++)
-				if ((busy[j].partition == event->partition ||
-					 busy[j].partition < 0 || event->partition < 0) &&
-					strcmp(busy[j].topic, event->topic) == 0)
-					break;
-			if (j < nbusy)
-			{
-				chunk->deferred = true;
-				continue;
-			}
 		}
 		if (sent != NULL)
 		{
@@ -233,15 +143,7 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 		err = outbox_producer_send(relay.producer, chunk, event);
 		if (err == 0)
 		{
-			/* not if it waits for its partition's first acknowledgement */
-			if (event->delivery == OUTBOX_DELIVERY_IN_FLIGHT)
-			{
-				if (!any)
-					now = GetCurrentTimestamp();
-				event->sent_at = now;
-				event->answered_at = 0;
-				any = true;
-			}
+			any = true;
 			continue;
 		}
 		if (outbox_error_is_queue_full(err) || outbox_error_is_fatal(err))
@@ -260,14 +162,9 @@ produce_events(OutboxChunk *chunk, OutboxPartitionHeldFn held,
 	}
 	if (any)
 	{
-		chunk->produced_at = now;
-		if (idle || chunk->first_produced_at == 0)
-		{
-			/* a new round: what was acknowledged before is no evidence */
-			chunk->first_produced_at = now;
-			chunk->acked_seen = chunk->acked;
-			chunk->evidence_at = 0;
-		}
+		chunk->produced_at = GetCurrentTimestamp();
+		chunk->acked = 0;
+		chunk->evidence_at = 0;
 	}
 	return err;
 }

@@ -479,7 +479,7 @@ in_queue(HeldTopic *ht, OutboxEvent *event)
 
 /*
  * queue_in_flight: is an event of ht's queue in flight in the current chunk
- * (or the one read after it) or a pinned one, or a held one reported but not yet settled by
+ * or a pinned one, or a held one reported but not yet settled by
  * held_release_pinned() (an acknowledged event still sits in its queue)?
  * The current chunk counts as a whole, recorded events included: held
  * events recorded while the relay gathers commits are still in flight.
@@ -495,10 +495,9 @@ queue_in_flight(HeldTopic *ht)
 	int			i;
 
 	/* the whole chunk: held events recorded in it may still be in flight */
-	for (i = 0; i < relay.chunk->nevents + relay.ahead->nevents; i++)
+	for (i = 0; i < relay.chunk->nevents; i++)
 	{
-		OutboxEvent *event = i < relay.chunk->nevents ? &relay.chunk->events[i] :
-			&relay.ahead->events[i - relay.chunk->nevents];
+		OutboxEvent *event = &relay.chunk->events[i];
 
 		if ((event->delivery == OUTBOX_DELIVERY_IN_FLIGHT ||
 			 (event->held && event->delivery != OUTBOX_DELIVERY_NONE)) &&
@@ -522,18 +521,17 @@ queue_in_flight(HeldTopic *ht)
 }
 
 /*
- * queue_waits_in_chunk: does the current chunk (or the one read after it)
- * hold events of ht's queue that are not in it yet?  Then the hold may not be released.
+ * queue_waits_in_chunk: does the current chunk hold events of ht's queue
+ * that are not in it yet?  Then the hold may not be released.
  */
 static bool
 queue_waits_in_chunk(HeldTopic *ht)
 {
 	int			i;
 
-	for (i = relay.chunk->recorded; i < relay.chunk->nevents + relay.ahead->nevents; i++)
+	for (i = relay.chunk->recorded; i < relay.chunk->nevents; i++)
 	{
-		OutboxEvent *event = i < relay.chunk->nevents ? &relay.chunk->events[i] :
-			&relay.ahead->events[i - relay.chunk->nevents];
+		OutboxEvent *event = &relay.chunk->events[i];
 
 		if (event->held && in_queue(ht, event))
 			return true;

@@ -168,9 +168,6 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 		producer->brokers_down = false;
 		producer->last_error = 0;
 		event->chunk->acked++;
-		/* the cluster answers for what was sent up to then (publish.c) */
-		if (event->chunk->acked_sent_at < event->sent_at)
-			event->chunk->acked_sent_at = event->sent_at;
 	}
 	else
 	{

@@ -5,34 +5,15 @@
  *	  make sure the chunk's commits are durable, produce, settle failures,
  *	  hold aside topics that stall or are refused.
  *
- * Two chunks at most are in flight: the current one (relay.chunk) and the
- * one read after it (relay.ahead: the rest of the open batch, or the next
- * batch on a newer tick), so events committed while a chunk is delivered
- * leave without waiting for its slowest acknowledgement.  A chunk is done
- * once every event is acknowledged, dead-lettered or held (moved to its
- * topic's queue in outbox.held_event, see held_lane.c); then the batch
- * cursor moves past it, in memory (relay_batch.c saves it to
+ * A chunk is done once every event is acknowledged, dead-lettered or held
+ * (moved to its topic's queue in outbox.held_event, see held_lane.c); then
+ * the batch cursor moves past it, in memory (relay_batch.c saves it to
  * outbox.relay_state at most every outbox_kafka.progress_save_interval),
- * and the chunk read after it becomes current.
- *
- * Order (G3).  The chunk read after the current one is produced only while
- * every event of the current one is handed over, and an event of it only
- * once its partition has no event of the current chunk left to
- * acknowledge (relay_produce_after): a partition has one chunk's events in
- * flight at a time, as before, and the chunks overlap on the other
- * partitions and in time.  Events that failed for a reason that is
- * nobody's fault are produced again only once nothing of either chunk is
- * in flight, in id order; one to be tried alone never once a later event
- * of its key was acknowledged in either chunk.  So a later event of a key
- * is never handed over before an earlier one that failed, and a refused
- * request is never overtaken by a later one of its partition, whether or
- * not the broker checks sequence numbers; librdkafka's idempotence with
- * enable.gapless.guarantee keeps the broker from writing a later message
- * of a partition after an earlier one failed.
- *
- * Memory: at most two chunks of the batch, 2 x outbox_kafka.max_batch_bytes
- * (and outbox_kafka.batch_size events each), besides the held lane's and
- * the pinned chunks.
+ * and the next chunk is fetched.  Events that failed for a reason that is nobody's fault are
+ * produced again only once nothing of the chunk is in flight, so a later
+ * event of a key is never handed over before an earlier one that failed;
+ * librdkafka's idempotence with enable.gapless.guarantee keeps the broker
+ * from writing a later message of a partition after an earlier one failed.
  *
  * Copyright (c) 2026, outbox_kafka developers
  *
@@ -82,28 +63,21 @@ static TimestampTz standby_wait_since = 0;
 static TimestampTz leaders_probed_at = 0;
 
 static bool own_in_flight(OutboxChunk *chunk);
-static bool pipeline_in_flight(void);
-static bool handed_over(OutboxChunk *chunk);
-static bool failure_unsettled(void);
 static long after_produce(OutboxChunk *chunk);
 static bool chunk_done(OutboxChunk *chunk);
-static long publish_chunks(void);
-static long in_flight_wait(void);
-static long produce_next(void);
 static void settle_recorded(OutboxChunk *chunk, int from, int upto);
 static void next_chunk(OutboxChunk *chunk);
 static bool chunk_durable(OutboxChunk *chunk);
-static void settle_failures(void);
-static void hold_in_chunks(HeldTopic *ht);
+static void settle_failures(OutboxChunk *chunk);
+static void hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht);
 static bool later_of_key_acked(OutboxChunk *chunk, int i);
-static void note_answers(TimestampTz now);
-static long check_stalls(void);
-static TimestampTz cluster_silent(TimestampTz now, int unanswered,
-								  TimestampTz oldest);
+static long check_stall(OutboxChunk *chunk);
 static long probe_leaders(OutboxChunk *chunk, TimestampTz now);
-static int	hold_leaderless(const char *topic, const char *reason);
+static int	hold_leaderless(OutboxChunk *chunk, const char *topic,
+							const char *reason);
 static void note_chunk_done(OutboxChunk *chunk);
-static bool produce_durable(OutboxChunk *chunk, OutboxChunk *before);
+static void read_ahead(void);
+static bool produce_durable(OutboxChunk *chunk);
 static XLogRecPtr commits_to_flush(void);
 static XLogRecPtr inserted_wal_end(void);
 static void gather_until(TimestampTz done_at);
@@ -124,56 +98,6 @@ own_in_flight(OutboxChunk *chunk)
 		if (chunk->events[i].delivery == OUTBOX_DELIVERY_IN_FLIGHT &&
 			!chunk->events[i].held)
 			return true;
-	return false;
-}
-
-/*
- * pipeline_in_flight: are events of the current chunk or of the one read
- * after it in flight that are not held?
- */
-static bool
-pipeline_in_flight(void)
-{
-	return own_in_flight(relay.chunk) || own_in_flight(relay.ahead);
-}
-
-/*
- * handed_over: is every event of chunk that is to be produced in flight
- * or resolved: none waits to be produced (first or again)?  Only then may
- * the chunk read after it be produced: a partition's events reach
- * librdkafka in id order.
- */
-static bool
-handed_over(OutboxChunk *chunk)
-{
-	int			i;
-
-	for (i = chunk->recorded; i < chunk->nevents; i++)
-		if ((chunk->events[i].delivery == OUTBOX_DELIVERY_NONE ||
-			 chunk->events[i].delivery == OUTBOX_DELIVERY_FAILED) &&
-			!chunk->events[i].held)
-			return false;
-	return true;
-}
-
-/*
- * failure_unsettled: has an event of the current chunk or the one read
- * after it failed without being settled yet (one to be tried alone waits
- * for every report of both chunks)?  Nothing more is produced meanwhile:
- * whether it may be produced again depends on what comes after it.
- */
-static bool
-failure_unsettled(void)
-{
-	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
-	int			c;
-	int			i;
-
-	for (c = 0; c < 2; c++)
-		for (i = chunks[c]->recorded; i < chunks[c]->nevents; i++)
-			if (chunks[c]->events[i].delivery == OUTBOX_DELIVERY_FAILED &&
-				!chunks[c]->events[i].held)
-				return true;
 	return false;
 }
 
@@ -310,8 +234,7 @@ next_chunk(OutboxChunk *chunk)
 		outbox_chunk_reset(spare);
 		return;
 	}
-	if (chunk->batch_completed && outbox_batch_takes_new_tick(0) &&
-		!relay.commits_seen && !relay_new_commits())
+	if (chunk->batch_completed && !relay.commits_seen && !relay_new_commits())
 	{
 		/*
 		 * The batch is done and no commit was counted since its tick was
@@ -329,7 +252,7 @@ next_chunk(OutboxChunk *chunk)
 	 * they still count, or a commit made while a chunk was in flight would
 	 * wait for poll_interval.
 	 */
-	if (outbox_batch_takes_new_tick(0))
+	if (outbox_batch_takes_new_tick())
 		relay_look_for_commits();
 	relay_begin_step("outbox_kafka: fetch events");
 	outbox_storage_fetch_chunk(spare, outbox_batch_size,
@@ -463,89 +386,72 @@ chunk_durable(OutboxChunk *chunk)
 
 
 /*
- * hold_in_chunks: ht, a topic or a partition of one, was just held: every
- * event of it in the current chunk and the one read after it that is not
- * acknowledged or dead-lettered goes to its queue (those in flight stay in
- * flight; held_lane.c settles their reports).  Events whose partition is
- * not chosen yet are checked when they are produced (relay_produce).
+ * hold_in_chunk: ht, a topic or a partition of one, was just held: every
+ * event of it in chunk that is not acknowledged or dead-lettered goes to
+ * its queue (those in flight stay in flight; held_lane.c settles their
+ * reports).  Events whose partition is not chosen yet are checked when
+ * they are produced (relay_produce).
  */
 static void
-hold_in_chunks(HeldTopic *ht)
+hold_in_chunk(OutboxChunk *chunk, HeldTopic *ht)
 {
-	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
-	int			c;
 	int			i;
 
-	for (c = 0; c < 2; c++)
+	for (i = chunk->recorded; i < chunk->nevents; i++)
 	{
-		for (i = chunks[c]->recorded; i < chunks[c]->nevents; i++)
-		{
-			OutboxEvent *event = &chunks[c]->events[i];
+		OutboxEvent *event = &chunk->events[i];
 
-			if (event->delivery == OUTBOX_DELIVERY_ACKED ||
-				event->delivery == OUTBOX_DELIVERY_DEAD)
-				continue;
-			if ((ht->partition < 0 || event->partition == ht->partition) &&
-				strcmp(event->topic, ht->topic) == 0)
-			{
-				event->held = true;
-				if (event->delivery == OUTBOX_DELIVERY_FAILED)
-					event->delivery = OUTBOX_DELIVERY_NONE;
-			}
+		if (event->delivery == OUTBOX_DELIVERY_ACKED ||
+			event->delivery == OUTBOX_DELIVERY_DEAD)
+			continue;
+		if ((ht->partition < 0 || event->partition == ht->partition) &&
+			strcmp(event->topic, ht->topic) == 0)
+		{
+			event->held = true;
+			if (event->delivery == OUTBOX_DELIVERY_FAILED)
+				event->delivery = OUTBOX_DELIVERY_NONE;
 		}
 	}
 }
 
 /*
- * later_of_key_acked: has an event after events[i] of chunk, of the same
- * topic and key, been acknowledged, in chunk or (chunk being the current
- * one) in the chunk read after it?  Then events[i] may not be produced
+ * later_of_key_acked: has an event of chunk after events[i], of the same
+ * topic and key, been acknowledged?  Then events[i] may not be produced
  * again (G3).  Keyless events have no order to keep.
  */
 static bool
 later_of_key_acked(OutboxChunk *chunk, int i)
 {
 	OutboxEvent *event = &chunk->events[i];
+	int			j;
 
 	if (event->key == NULL)
 		return false;
-	for (;;)
+	for (j = i + 1; j < chunk->nevents; j++)
 	{
-		int			j;
+		OutboxEvent *later = &chunk->events[j];
 
-		for (j = i + 1; j < chunk->nevents; j++)
-		{
-			OutboxEvent *later = &chunk->events[j];
-
-			if (later->delivery == OUTBOX_DELIVERY_ACKED && later->key != NULL &&
-				later->key_len == event->key_len &&
-				memcmp(later->key, event->key, event->key_len) == 0 &&
-				strcmp(later->topic, event->topic) == 0)
-				return true;
-		}
-		if (chunk != relay.chunk)
-			return false;
-		chunk = relay.ahead;
-		i = -1;
+		if (later->delivery == OUTBOX_DELIVERY_ACKED && later->key != NULL &&
+			later->key_len == event->key_len &&
+			memcmp(later->key, event->key, event->key_len) == 0 &&
+			strcmp(later->topic, event->topic) == 0)
+			return true;
 	}
+	return false;
 }
 
 /*
  * settle_failures: act on the verdict (outbox_event_verdict) about every
- * failed event of the current chunk and the one read after it:
- * dead-letter it, hold its topic or partition aside with the chunks'
- * other events of it (held_hold_failed), or produce it again later, with
- * back-off (alone, for an error Kafka gives a whole batch: not once a
- * later event of its key went through, which dead-letters it as before,
- * and only once every report of both chunks is in, so that such a later
- * event is known).
+ * failed event of the chunk: dead-letter it, hold its topic or partition
+ * aside with the chunk's other events of it (held_hold_failed), or
+ * produce it again later, with back-off (alone, for an error Kafka gives a
+ * whole batch: not once a later event of its key went through, which
+ * dead-letters it as before, and only once every report of the chunk is
+ * in, so that such a later event is known).
  */
 static void
-settle_failures(void)
+settle_failures(OutboxChunk *chunk)
 {
-	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
-	OutboxChunk *chunk;
-	int			c;
 	int			dead = 0;
 	int64		first_dead = 0;
 	const char *dead_error = NULL;
@@ -555,57 +461,53 @@ settle_failures(void)
 	OutboxErrorClass cls;
 	int			i;
 
-	for (c = 0; c < 2; c++)
+	for (i = chunk->recorded; i < chunk->nevents; i++)
 	{
-		chunk = chunks[c];
-		for (i = chunk->recorded; i < chunk->nevents; i++)
-		{
-			OutboxEvent *event = &chunk->events[i];
-			OutboxVerdict verdict;
+		OutboxEvent *event = &chunk->events[i];
+		OutboxVerdict verdict;
 
-			if (event->delivery != OUTBOX_DELIVERY_FAILED || event->held)
+		if (event->delivery != OUTBOX_DELIVERY_FAILED || event->held)
+			continue;
+		verdict = outbox_event_verdict(event);
+		if (verdict == OUTBOX_VERDICT_RETRY_ALONE)
+		{
+			/* decided once every report of the chunk is in */
+			if (own_in_flight(chunk))
 				continue;
-			verdict = outbox_event_verdict(event);
-			if (verdict == OUTBOX_VERDICT_RETRY_ALONE)
-			{
-				/* decided once every report of both chunks is in */
-				if (pipeline_in_flight())
-					continue;
-				/* never again after a later event of its key went through */
-				if (later_of_key_acked(chunk, i))
-					verdict = OUTBOX_VERDICT_DEAD;
-			}
-			switch (verdict)
-			{
-				case OUTBOX_VERDICT_DEAD:
-					event->delivery = OUTBOX_DELIVERY_DEAD;
-					if (dead++ == 0)
-					{
-						first_dead = event->id;
-						dead_error = outbox_error_text(event->error);
-					}
-					break;
-				case OUTBOX_VERDICT_HOLD_TOPIC:
-				case OUTBOX_VERDICT_HOLD_PARTITION:
-					hold_in_chunks(held_hold_failed(event, verdict));
-					break;
-				case OUTBOX_VERDICT_RETRY_ALONE:
-					event->alone = true;
-					/* FALLTHROUGH */
-				case OUTBOX_VERDICT_RETRY:
-					event->attempts = Max(event->attempts - 1, 0);
-					event->delivery = OUTBOX_DELIVERY_NONE;
-					cls = outbox_classify_error(event->error);
-					if (retry++ == 0 || cls == OUTBOX_ERROR_CLUSTER)
-					{
-						retry_error = outbox_error_text(event->error);
-						retry_class = cls;
-					}
-					break;
-				case OUTBOX_VERDICT_WAIT:
-				case OUTBOX_VERDICT_ACKED:
-					break;			/* not failed */
-			}
+			/* never again after a later event of its key went through */
+			if (later_of_key_acked(chunk, i))
+				verdict = OUTBOX_VERDICT_DEAD;
+		}
+		switch (verdict)
+		{
+			case OUTBOX_VERDICT_DEAD:
+				event->delivery = OUTBOX_DELIVERY_DEAD;
+				if (dead++ == 0)
+				{
+					first_dead = event->id;
+					dead_error = outbox_error_text(event->error);
+				}
+				break;
+			case OUTBOX_VERDICT_HOLD_TOPIC:
+			case OUTBOX_VERDICT_HOLD_PARTITION:
+				hold_in_chunk(chunk, held_hold_failed(event, verdict));
+				break;
+			case OUTBOX_VERDICT_RETRY_ALONE:
+				event->alone = true;
+				/* FALLTHROUGH */
+			case OUTBOX_VERDICT_RETRY:
+				event->attempts = Max(event->attempts - 1, 0);
+				event->delivery = OUTBOX_DELIVERY_NONE;
+				cls = outbox_classify_error(event->error);
+				if (retry++ == 0 || cls == OUTBOX_ERROR_CLUSTER)
+				{
+					retry_error = outbox_error_text(event->error);
+					retry_class = cls;
+				}
+				break;
+			case OUTBOX_VERDICT_WAIT:
+			case OUTBOX_VERDICT_ACKED:
+				break;			/* not failed */
 		}
 	}
 
@@ -616,7 +518,7 @@ settle_failures(void)
 	}
 	if (dead > 0)
 	{
-		/* one line per pass, however many events: no log flood */
+		/* one line per chunk, however many events: no log flood */
 		ereport(WARNING,
 				(errmsg_plural("outbox_kafka moves %d event to outbox.dead_letters, the first being event %lld: %s",
 							   "outbox_kafka moves %d events to outbox.dead_letters, the first being event %lld: %s",
@@ -641,147 +543,82 @@ settle_failures(void)
 }
 
 /*
- * note_answers: acknowledgements of the current chunk or the one read
- * after it came in since the last look: the cluster answers for what was
- * handed over up to the latest of their hand-overs (relay.answered_for).
- * Also notes each chunk's first answer (evidence_at).
- */
-static void
-note_answers(TimestampTz now)
-{
-	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
-	int			c;
-
-	for (c = 0; c < 2; c++)
-	{
-		if (chunks[c]->acked == chunks[c]->acked_seen)
-			continue;
-		chunks[c]->acked_seen = chunks[c]->acked;
-		if (chunks[c]->evidence_at == 0)
-			chunks[c]->evidence_at = now;
-		if (relay.answered_for < chunks[c]->acked_sent_at)
-			relay.answered_for = chunks[c]->acked_sent_at;
-	}
-}
-
-/*
- * check_stalls: watch the events of the current chunk and the one read
- * after it in flight, each on its own timer.  An event unacknowledged for
- * outbox_kafka.stall_timeout after it was handed over, and for
- * stall_timeout after the relay saw the cluster answer for something
- * handed over no earlier (another event of its produce or a later one
- * acknowledged, or a probe sent later succeeding), has its partition held
- * aside so that everything else flows.  Acknowledgements of events sent
- * before it are no evidence: a cluster slower than stall_timeout answers
- * those while later ones are on their way; and events handed over after
- * it do not restart its timer.  While nothing shows the cluster answering,
- * it is down or slow (or just back from an outage, with acknowledgements
- * on their way): say so, and wait (cluster_silent); holding partitions
- * then would only send events on a detour.  While it answers, the events
- * just wait for their partitions to be held: that is neither an outage nor
- * a slow cluster, and nothing is said.  Returns how long to wait before
- * looking again.
+ * check_stall: events of the chunk have been in flight for longer than
+ * outbox_kafka.stall_timeout.  Once the cluster has been seen answering
+ * while they wait (other events of the chunk acknowledged, or a metadata
+ * request succeeding) and they are still unacknowledged stall_timeout
+ * later, their partitions are held aside so that everything else flows.
+ * While nothing shows the cluster answering, it is down or slow (or just
+ * back from an outage, with acknowledgements on their way): say so, and
+ * wait; holding partitions then would only send events on a detour.  While
+ * it answers, the events just wait for their partitions to be held: that
+ * is neither an outage nor a slow cluster, and nothing is said.  Returns
+ * how long to wait before looking again.
  */
 static long
-check_stalls(void)
+check_stall(OutboxChunk *chunk)
 {
-	OutboxChunk *chunks[2] = {relay.chunk, relay.ahead};
 	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz next = DT_NOEND;	/* when to look again */
-	int			unanswered = 0;
-	TimestampTz oldest = 0;		/* the oldest of those unanswered */
-	int			c;
-	int			i;
-
-	note_answers(now);
-	for (c = 0; c < 2; c++)
-	{
-		OutboxChunk *chunk = chunks[c];
-		long		probe_ms;
-
-		if (!own_in_flight(chunk))
-			continue;
-		probe_ms = probe_leaders(chunk, now);
-		if (probe_ms != LONG_MAX)
-			next = Min(next, TimestampTzPlusMilliseconds(now, probe_ms));
-		for (i = chunk->recorded; i < chunk->nevents; i++)
-		{
-			OutboxEvent *event = &chunk->events[i];
-			TimestampTz due;
-
-			if (event->delivery != OUTBOX_DELIVERY_IN_FLIGHT || event->held)
-				continue;
-			if (event->answered_at == 0 && relay.answered_for >= event->sent_at)
-				event->answered_at = now;
-			due = TimestampTzPlusMilliseconds(event->sent_at, outbox_stall_timeout_ms);
-			if (now < due)
-			{
-				next = Min(next, due);
-				continue;
-			}
-			if (event->answered_at == 0)
-			{
-				if (unanswered++ == 0 || event->sent_at < oldest)
-					oldest = event->sent_at;
-				continue;
-			}
-			due = TimestampTzPlusMilliseconds(event->answered_at, outbox_stall_timeout_ms);
-			if (now < due)
-			{
-				next = Min(next, due);
-				continue;
-			}
-			/* once per topic, or per partition that stalls with a leader */
-			if (!held_partition(event->topic, event->partition))
-				(void) hold_leaderless(event->topic, NULL);
-			hold_in_chunks(held_hold_stalled(event->topic, event->partition));
-			next = now;
-		}
-	}
-	if (unanswered > 0)
-	{
-		TimestampTz again = cluster_silent(now, unanswered, oldest);
-
-		next = Min(next, again);
-	}
-	if (next == DT_NOEND)
-		return outbox_stall_timeout_ms;
-	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next), 0);
-}
-
-/*
- * cluster_silent: unanswered events have been in flight for stall_timeout
- * (the oldest handed over at oldest) and the cluster has not been seen
- * answering since.  Ask it (at most every stall_timeout): if it answers,
- * their timers run from now; if not, it is down or slow, which
- * outbox.status says.  Returns when to look again.
- */
-static TimestampTz
-cluster_silent(TimestampTz now, int unanswered, TimestampTz oldest)
-{
+	long		stall_ms = chunk_ms_until_stalled(chunk);
 	char		errbuf[256];
 	int			err;
+	int			i;
 
-	if (TimestampDifferenceExceeds(relay.stall_probed_at, now, outbox_stall_timeout_ms))
+	if (chunk->acked > 0 && chunk->evidence_at == 0)
+		chunk->evidence_at = now;
+	if (stall_ms > 0)
+	{
+		long		probe_ms = probe_leaders(chunk, now);
+
+		return Min(stall_ms, probe_ms);
+	}
+
+	if (chunk->evidence_at == 0 &&
+		TimestampDifferenceExceeds(relay.stall_probed_at, now, outbox_stall_timeout_ms))
 	{
 		relay.stall_probed_at = now;
 		if (outbox_producer_cluster_answers(relay.producer, STALL_PROBE_MS))
-		{
-			relay.answered_for = now;
-			return now;
-		}
+			chunk->evidence_at = GetCurrentTimestamp();
 	}
-	err = outbox_producer_last_error(relay.producer, errbuf, sizeof(errbuf));
-	relay_enter_state(err != 0 &&
-					  outbox_classify_error(err) == OUTBOX_ERROR_CLUSTER ?
-					  OUTBOX_STATE_MISCONFIGURED : OUTBOX_STATE_BROKER_UNREACHABLE,
-					  WARNING,
-					  psprintf("%d event(s) unacknowledged for %ld ms; the Kafka cluster does not answer, or answers slowly%s%s",
-							   unanswered,
-							   (long) TimestampDifferenceMilliseconds(oldest, now),
-							   err != 0 ? ": " : "", err != 0 ? errbuf : ""));
-	relay.slow = true;
-	return TimestampTzPlusMilliseconds(now, Min(outbox_stall_timeout_ms, 1000));
+	if (chunk->evidence_at != 0 &&
+		!TimestampDifferenceExceeds(chunk->evidence_at, now, outbox_stall_timeout_ms))
+	{
+		/*
+		 * The cluster answers: the events wait for their partitions, which
+		 * are held once stall_timeout has passed since.  Not an outage, and
+		 * not worth a word yet.
+		 */
+		return Max(TimestampDifferenceMilliseconds(now,
+												   TimestampTzPlusMilliseconds(chunk->evidence_at,
+																			   outbox_stall_timeout_ms)), 1);
+	}
+	if (chunk->evidence_at == 0)
+	{
+		err = outbox_producer_last_error(relay.producer, errbuf, sizeof(errbuf));
+		relay_enter_state(err != 0 &&
+						  outbox_classify_error(err) == OUTBOX_ERROR_CLUSTER ?
+						  OUTBOX_STATE_MISCONFIGURED : OUTBOX_STATE_BROKER_UNREACHABLE,
+						  WARNING,
+						  psprintf("%d event(s) unacknowledged for %ld ms; the Kafka cluster does not answer, or answers slowly%s%s",
+								   chunk->in_flight,
+								   (long) TimestampDifferenceMilliseconds(chunk->produced_at, now),
+								   err != 0 ? ": " : "", err != 0 ? errbuf : ""));
+		relay.slow = true;
+		return Min(outbox_stall_timeout_ms, 1000);
+	}
+
+	for (i = chunk->recorded; i < chunk->nevents; i++)
+	{
+		OutboxEvent *event = &chunk->events[i];
+
+		if (event->delivery != OUTBOX_DELIVERY_IN_FLIGHT || event->held)
+			continue;
+		/* once per topic, or per partition that stalls with a leader */
+		if (!held_partition(event->topic, event->partition))
+			(void) hold_leaderless(chunk, event->topic, NULL);
+		hold_in_chunk(chunk, held_hold_stalled(event->topic, event->partition));
+	}
+	return 0;
 }
 
 /*
@@ -823,7 +660,7 @@ probe_leaders(OutboxChunk *chunk, TimestampTz now)
 		if (j < nprobed)
 			continue;
 		probed[nprobed++] = event->topic;
-		held += hold_leaderless(event->topic, "the partition has no leader");
+		held += hold_leaderless(chunk, event->topic, "the partition has no leader");
 	}
 	return held > 0 ? 0 : LONG_MAX;
 }
@@ -831,12 +668,12 @@ probe_leaders(OutboxChunk *chunk, TimestampTz now)
 /*
  * hold_leaderless: events of topic wait: hold every partition of it that
  * has no leader now, at once (a broker that went away leads several), and
- * its events in the chunks in flight with it.  reason says why (NULL:
- * they stalled for stall_timeout).  A topic held as a whole is left as it
- * is.  Returns how many partitions it held.
+ * its events in chunk with it.  reason says why (NULL: they stalled for
+ * stall_timeout).  A topic held as a whole is left as it is.  Returns
+ * how many partitions it held.
  */
 static int
-hold_leaderless(const char *topic, const char *reason)
+hold_leaderless(OutboxChunk *chunk, const char *topic, const char *reason)
 {
 	int32		partitions[LEADERLESS_MAX];
 	int			n;
@@ -851,11 +688,11 @@ hold_leaderless(const char *topic, const char *reason)
 	{
 		if (held_partition(topic, partitions[i]))
 			continue;
-		hold_in_chunks(reason == NULL ?
-					   held_hold_stalled(topic, partitions[i]) :
-					   held_hold(topic, partitions[i], reason,
-								 outbox_error_class_name(OUTBOX_ERROR_TOPIC_UNAVAILABLE),
-								 false));
+		hold_in_chunk(chunk, reason == NULL ?
+					  held_hold_stalled(topic, partitions[i]) :
+					  held_hold(topic, partitions[i], reason,
+								outbox_error_class_name(OUTBOX_ERROR_TOPIC_UNAVAILABLE),
+								false));
 		held++;
 	}
 	return held;
@@ -876,8 +713,7 @@ note_chunk_done(OutboxChunk *chunk)
 
 	if (chunk->produced_at == 0)
 		return;
-	/* from the first produce: one read ahead gets more events later */
-	took = TimestampDifferenceMilliseconds(chunk->first_produced_at,
+	took = TimestampDifferenceMilliseconds(chunk->produced_at,
 										   chunk->evidence_at != 0 ?
 										   chunk->evidence_at : GetCurrentTimestamp());
 	chunk->produced_at = 0;		/* noted once, however long it waits */
@@ -897,115 +733,53 @@ note_chunk_done(OutboxChunk *chunk)
 }
 
 /*
- * produce_next: while the current chunk is being delivered, read the chunk
- * after it and produce it: the rest of the open batch at once, or, once
- * the batch is read to its end, the next batch on a new tick, when
- * commits were counted since the last one and no sooner than linger.ms
- * after the last produce (gather_until).  Only while every event of the
- * current chunk is handed over and nothing is to be produced again (no
- * back-off, no failure unsettled): a partition's events reach librdkafka
- * in id order, and failures are produced again only once nothing is in
- * flight (publish_chunks).  Events of a partition with events of the current
- * chunk still to be acknowledged wait for them (relay_produce_after), and
- * are produced here once those are; so are the current chunk's events
- * that waited so while it was the chunk read ahead.
- * Returns how long until it is worth trying again (any wake-up cuts it
- * short; a commit wakes the worker while the relay listens).
+ * read_ahead: while the chunk is being delivered, read the next events of
+ * the same batch (nothing is recorded), so the next round can produce at
+ * once.  Only after a full chunk, and not while retrying.
  */
-static long
-produce_next(void)
+static void
+read_ahead(void)
 {
 	OutboxChunk *chunk = relay.chunk;
-	OutboxChunk *ahead = relay.ahead;
 
-	if (chunk->nevents == 0 || relay.backoff_ms != 0 || relay.producer == NULL ||
-		relay.rebuild_reason != NULL || failure_unsettled())
-		return outbox_stall_timeout_ms;
-	if (!handed_over(chunk))
-	{
-		/* held back while the chunk before it was delivered, say */
-		if (!produce_durable(chunk, NULL))
-			return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
-		if (!handed_over(chunk))
-			return outbox_stall_timeout_ms;
-	}
-	if (ahead->nevents == 0)
-	{
-		int64		last_id = chunk->events[chunk->nevents - 1].id;
+	if (relay.ahead->nevents > 0 || chunk->nevents < outbox_batch_size ||
+		relay.backoff_ms != 0)
+		return;
 
-		if (outbox_batch_takes_new_tick(last_id))
-		{
-			int64		remaining_us = relay.fetch_not_before - GetCurrentTimestamp();
-
-			if (remaining_us > 0)
-				return (remaining_us + 999) / 1000;
-			if (!relay.commits_seen && !relay_new_commits())
-				return outbox_stall_timeout_ms;
-			relay_look_for_commits();
-		}
-		relay_begin_step("outbox_kafka: read ahead");
-		outbox_storage_fetch_chunk(ahead, outbox_batch_size,
-								   (int64) outbox_max_batch_bytes_kb * 1024,
-								   last_id);
-		ahead->durable_lsn = commits_to_flush();
-		relay_end_step();
-		if (ahead->nevents == 0)
-			return outbox_stall_timeout_ms;
-	}
-	else if (handed_over(ahead))
-		return outbox_stall_timeout_ms;
-	if (!produce_durable(ahead, chunk))
-		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
-	return outbox_stall_timeout_ms;
-}
-
-/*
- * in_flight_wait: events of the chunks are in flight: produce the next
- * chunk if it is time (produce_next) and watch for stalls
- * (check_stalls).  Returns how long to wait.
- */
-static long
-in_flight_wait(void)
-{
-	long		wait = produce_next();
-	long		stall_wait = check_stalls();
-
-	return Min(wait, stall_wait);
+	relay_begin_step("outbox_kafka: read ahead");
+	outbox_storage_fetch_chunk(relay.ahead, outbox_batch_size,
+							   (int64) outbox_max_batch_bytes_kb * 1024,
+							   chunk->events[chunk->nevents - 1].id);
+	relay.ahead->durable_lsn = commits_to_flush();
+	relay_end_step();
 }
 
 /*
  * produce_durable: produce what is to be produced of chunk once its
  * commits are durable (events of held topics and partitions go to their
- * queues instead), holding back those of partitions with events of the
- * chunk before it still to be acknowledged (relay_produce_after).
+ * queues instead).
  * Returns false when nothing could be produced: the commits are not
  * confirmed yet, or the producer turned out fatal (a rebuild is requested).
  */
 static bool
-produce_durable(OutboxChunk *chunk, OutboxChunk *before)
+produce_durable(OutboxChunk *chunk)
 {
-	TimestampTz produced_at = chunk->produced_at;
-
 	if (!chunk_durable(chunk))
 		return false;
-	if (outbox_error_is_fatal(relay_produce_after(chunk, held_partition, before)))
+	if (outbox_error_is_fatal(relay_produce(chunk, held_partition)))
 	{
 		relay_request_rebuild("the producer refused a message: it is in a fatal state");
 		return false;
 	}
-	if (chunk->produced_at == produced_at)
-		return true;			/* nothing handed over */
-	/* the next chunk of a new tick comes no sooner than linger.ms later */
-	gather_until(chunk->produced_at);
-	/* a full chunk is batched by its size */
-	if (chunk->nevents < outbox_batch_size)
+	/* a full chunk is batched by its size, and read_ahead() comes first */
+	if (chunk->in_flight > 0 && chunk->nevents < outbox_batch_size)
 		outbox_producer_push(relay.producer);
 	return true;
 }
 
 /*
- * gather_until: a chunk was just produced or delivered (at done_at): the
- * next fetch on a new tick waits until linger.ms after done_at, so that
+ * gather_until: a chunk was just delivered: the next fetch waits until
+ * linger.ms after done_at (unless a full chunk is read ahead), so that
  * commits arriving meanwhile make one chunk.  The relay lingers here
  * rather than in librdkafka's queue: a pushed chunk leaves at once, and
  * the events committed while it is delivered wait in the table, not behind
@@ -1032,42 +806,6 @@ relay_gathering(void)
 }
 
 /*
- * publish_chunks: the current chunk is not done: settle failures, wait
- * while events are in flight (producing the next chunk meanwhile), and
- * produce what waits once nothing is in flight: the current chunk's
- * events first, then, once it is handed over, the next chunk's.  Returns
- * how long the worker may sleep.
- */
-static long
-publish_chunks(void)
-{
-	OutboxChunk *chunk = relay.chunk;
-
-	settle_failures();
-	if (pipeline_in_flight())
-		return in_flight_wait();
-	if (chunk_done(chunk))
-		return 0;				/* recorded in the next pass */
-	if (relay.retry_at != 0 && GetCurrentTimestamp() < relay.retry_at)
-	{
-		/* everything reported; keep what succeeded meanwhile */
-		relay_record_progress(false);
-		relay_save_progress();
-		return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-												   relay.retry_at), 1);
-	}
-	if (!produce_durable(chunk, NULL))
-		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
-	if (relay.ahead->nevents > 0 && handed_over(chunk) &&
-		!produce_durable(relay.ahead, chunk))
-		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
-	relay_save_progress();
-	if (pipeline_in_flight())
-		return in_flight_wait();
-	return after_produce(chunk);
-}
-
-/*
  * relay_publish: one pass of publishing the open batch.  Returns how long
  * the worker may sleep (any wake-up cuts it short): 0 to go on at once.
  */
@@ -1078,23 +816,38 @@ relay_publish(void)
 	int64		remaining_us;
 
 	if (chunk->nevents > 0 && !chunk_done(chunk))
-		return publish_chunks();
+	{
+		settle_failures(chunk);
+		if (own_in_flight(chunk))
+			return check_stall(chunk);
+		if (!chunk_done(chunk))
+		{
+			/* everything reported; some events are to be produced again */
+			if (relay.retry_at != 0 && GetCurrentTimestamp() < relay.retry_at)
+			{
+				/* keep what succeeded meanwhile */
+				relay_record_progress(false);
+				relay_save_progress();
+				return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+														   relay.retry_at), 1);
+			}
+			if (!produce_durable(chunk))
+				return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
+			return after_produce(chunk);
+		}
+	}
 
-	/* the chunk is done (or empty): record it; the next one becomes current */
+	/* the chunk is done (or empty): record it and fetch the next one */
 	if (chunk->nevents > 0)
 	{
 		if (relay.state != OUTBOX_STATE_PUBLISHING)
 			relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
-		if (chunk->produced_at != 0 && relay.ahead->nevents == 0)
+		if (chunk->produced_at != 0)
 			gather_until(GetCurrentTimestamp());
 		note_chunk_done(chunk);
 	}
-	/* a next chunk already produced keeps the back-off of its failures */
-	if (relay.ahead->produced_at == 0)
-	{
-		relay.backoff_ms = 0;
-		relay.retry_at = 0;
-	}
+	relay.backoff_ms = 0;
+	relay.retry_at = 0;
 	remaining_us = relay.fetch_not_before - GetCurrentTimestamp();
 	if (relay.ahead->nevents == 0 && remaining_us > 0)
 	{
@@ -1118,11 +871,10 @@ relay_publish(void)
 	}
 	if (relay.state != OUTBOX_STATE_PUBLISHING)
 		relay_enter_state(OUTBOX_STATE_PUBLISHING, DEBUG1, NULL);
-	if (chunk_done(chunk))
-	{
-		/* delivered while read ahead: record it now, go on at once */
-		relay_record_progress(false);
-		return 0;
-	}
-	return publish_chunks();
+
+	if (!produce_durable(chunk))
+		return relay.rebuild_reason != NULL ? 0 : STANDBY_POLL_MS;
+	relay_save_progress();
+	read_ahead();
+	return after_produce(chunk);
 }

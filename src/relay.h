@@ -60,11 +60,6 @@ typedef struct OutboxEvent
 								 * went) to outbox.held_event */
 	int			error;			/* librdkafka error code of the last failure */
 	int			attempts;		/* times produced */
-	TimestampTz sent_at;		/* when it was last handed to the producer */
-	TimestampTz answered_at;	/* when the relay first saw the cluster
-								 * answer for something handed over at
-								 * sent_at or later (publish.c's stall
-								 * check); 0 if not yet */
 	bool		alone;			/* to be produced alone, nothing else of
 								 * its partition with it (its batch was
 								 * refused for one of its records) */
@@ -90,13 +85,7 @@ struct OutboxChunk
 	int			recorded;		/* head of events already recorded */
 	bool		batch_completed;	/* recording it completed its batch */
 	TimestampTz produced_at;	/* when events were last handed over */
-	TimestampTz first_produced_at;	/* when events were handed over while
-									 * nothing of it was in flight (a chunk
-									 * read ahead gets more later) */
-	int			acked;			/* events acknowledged, ever */
-	int			acked_seen;		/* acked when publish.c last looked */
-	TimestampTz acked_sent_at;	/* the latest sent_at of an acknowledged
-								 * event */
+	int			acked;			/* events acknowledged since produced */
 	bool		queue_full;		/* the last produce stopped at a full
 								 * local queue */
 	bool		deferred;		/* the last produce left events waiting for
@@ -207,8 +196,8 @@ extern void outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id,
 /* relay_batch.c: the open batch, in memory, saved to outbox.relay_state */
 extern void outbox_batch_forget(void);
 extern bool outbox_batch_unsaved(void);
-extern bool outbox_batch_takes_new_tick(int64 after_id);
-extern bool outbox_batch_open(int64 after_id);
+extern bool outbox_batch_takes_new_tick(void);
+extern bool outbox_batch_open(void);
 extern void outbox_batch_fetch_args(Datum *values, int64 after_id);
 extern bool outbox_batch_advance(int64 up_to_id, int64 events);
 extern void outbox_batch_save(void);

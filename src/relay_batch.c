@@ -68,17 +68,6 @@ typedef struct OpenBatch
 	/* what outbox.relay_state holds, to notice changes by others */
 	int64		saved_batches_done;
 	int64		saved_done_id;	/* 0 for NULL (ids start at 1) */
-	/*
-	 * The next batch, opened on a newer tick once the open one is read to
-	 * its end while its last chunks are still in flight (read ahead by
-	 * publish.c): only read, never saved; it becomes the open batch when
-	 * the open one completes.  next_tick is 0 if none.
-	 */
-	Datum		next_tick;
-	int64		next_first_id;
-	int64		next_last_id;
-	int64		next_events;
-	TimestampTz next_opened_at;
 } OpenBatch;
 
 static OpenBatch batch;
@@ -92,8 +81,6 @@ static SPIPlanPtr load_plan = NULL;
 static SPIPlanPtr save_plan = NULL;
 
 static Datum keep_snapshot(Datum snapshot, Datum old);
-static void forget_next(void);
-static bool read_through(int64 after_id);
 static int64 get_int8(int col, int64 if_null);
 static void load_batch(void);
 static void note_relation_inval(Datum arg, Oid relid);
@@ -114,28 +101,6 @@ keep_snapshot(Datum snapshot, Datum old)
 	if (old != (Datum) 0)
 		pfree(DatumGetPointer(old));
 	return copy;
-}
-
-/*
- * forget_next: close the next batch, if one is open (nothing of it is
- * recorded: it is read again as part of a later batch).
- */
-static void
-forget_next(void)
-{
-	if (batch.next_tick != (Datum) 0)
-		pfree(DatumGetPointer(batch.next_tick));
-	batch.next_tick = (Datum) 0;
-}
-
-/*
- * read_through: is the open batch read to its end by a chunk whose last
- * event is after_id (0: nothing read yet)?
- */
-static bool
-read_through(int64 after_id)
-{
-	return batch.tick != (Datum) 0 && after_id >= batch.last_id;
 }
 
 /*
@@ -200,7 +165,6 @@ load_batch(void)
 	batch.saved_done_id = batch.tick != (Datum) 0 ? batch.done_id : 0;
 	batch.unsaved = false;
 	batch.loaded = true;
-	forget_next();
 
 	if (!inval_callback_registered)
 	{
@@ -265,7 +229,6 @@ void
 outbox_batch_forget(void)
 {
 	batch.loaded = false;
-	forget_next();
 }
 
 /*
@@ -279,56 +242,38 @@ outbox_batch_unsaved(void)
 }
 
 /*
- * outbox_batch_takes_new_tick: will reading after after_id (0: from the
- * cursor; see outbox_batch_open) take a new snapshot?  When no batch is
- * open, or the open one is read through after_id and no next one is open;
- * false when the state is not loaded.  Needs no transaction.
+ * outbox_batch_takes_new_tick: will the next outbox_batch_open() take a new
+ * snapshot?  Only when the state is loaded and no batch is open; false
+ * when unknown.  Needs no transaction.
  */
 bool
-outbox_batch_takes_new_tick(int64 after_id)
+outbox_batch_takes_new_tick(void)
 {
-	return batch.loaded && (batch.tick == (Datum) 0 ||
-							(read_through(after_id) && batch.next_tick == (Datum) 0));
+	return batch.loaded && batch.tick == (Datum) 0;
 }
 
 /*
- * outbox_batch_open: make sure there are events to read after after_id,
- * the last event of the batch's chunks read so far (0: read from the
- * cursor).  Opens a batch on a new snapshot if none is open; once the
- * open batch is read through after_id (its last chunks in flight), opens
- * the next batch on a new snapshot behind it, to be read ahead.  Returns
- * false when there is nothing to read: nothing committed since the last
- * tick taken (nothing is written then).  Needs an active snapshot.
+ * outbox_batch_open: make sure a batch is open, opening one on a new
+ * snapshot if none is.  Returns false when there is none: nothing
+ * committed since the last completed tick (nothing is written then).
+ * Needs an active snapshot.
  */
 bool
-outbox_batch_open(int64 after_id)
+outbox_batch_open(void)
 {
 	OutboxBatchBounds bounds;
 	Datum		tick;
-	bool		next;
 
 	check_same_installation();
 	if (!batch.loaded)
 		load_batch();
-	next = read_through(after_id);
-	if (batch.tick != (Datum) 0 && (!next || batch.next_tick != (Datum) 0))
+	if (batch.tick != (Datum) 0)
 		return true;
-	if (batch.tick == (Datum) 0 && after_id > 0)
-		return false;			/* read ahead of no batch: nothing to do */
 
 	tick = OidFunctionCall0(F_PG_CURRENT_SNAPSHOT);
-	outbox_scan_bounds(next ? batch.tick : batch.prev_tick, tick, &bounds);
+	outbox_scan_bounds(batch.prev_tick, tick, &bounds);
 	if (bounds.events == 0)
 		return false;
-	if (next)
-	{
-		batch.next_tick = keep_snapshot(tick, (Datum) 0);
-		batch.next_first_id = bounds.first_id;
-		batch.next_last_id = bounds.last_id;
-		batch.next_events = bounds.events;
-		batch.next_opened_at = GetCurrentTimestamp();
-		return true;
-	}
 	batch.tick = keep_snapshot(tick, (Datum) 0);
 	batch.first_id = bounds.first_id;
 	batch.last_id = bounds.last_id;
@@ -341,25 +286,14 @@ outbox_batch_open(int64 after_id)
 }
 
 /*
- * outbox_batch_fetch_args: the batch to read after after_id as the first
- * four arguments of outbox_scan_events (prev_tick, tick, after_id,
- * last_id): the open batch, after after_id if that is past the cursor, or
- * the next batch from its start once the open one is read through
- * after_id.  outbox_batch_open(after_id) must have returned true.
+ * outbox_batch_fetch_args: the open batch as the first four arguments of
+ * outbox_scan_events (prev_tick, tick, after_id, last_id), reading after
+ * after_id if that is past the cursor.  A batch must be open.
  */
 void
 outbox_batch_fetch_args(Datum *values, int64 after_id)
 {
 	Assert(batch.loaded && batch.tick != (Datum) 0);
-	if (read_through(after_id))
-	{
-		Assert(batch.next_tick != (Datum) 0);
-		values[0] = batch.tick;
-		values[1] = batch.next_tick;
-		values[2] = Int64GetDatum(batch.next_first_id - 1);
-		values[3] = Int64GetDatum(batch.next_last_id);
-		return;
-	}
 	values[0] = batch.prev_tick;
 	values[1] = batch.tick;
 	values[2] = Int64GetDatum(Max(batch.done_id, after_id));
@@ -370,9 +304,7 @@ outbox_batch_fetch_args(Datum *values, int64 after_id)
  * outbox_batch_advance: the events of the open batch up to up_to_id
  * (events of them) are published, dead-lettered or held.  Returns true
  * when that completes the batch, whose tick then becomes the last
- * completed one; the next batch, if one was opened to read ahead, becomes
- * the open one, as if opened now (its cursor at its start: a state the
- * relay may save, G4).  Nothing is written.
+ * completed one.  Nothing is written.
  */
 bool
 outbox_batch_advance(int64 up_to_id, int64 events)
@@ -394,18 +326,8 @@ outbox_batch_advance(int64 up_to_id, int64 events)
 		pfree(DatumGetPointer(batch.prev_tick));
 	batch.prev_tick = batch.tick;
 	batch.prev_tick_at = GetCurrentTimestamp();
-	batch.tick = batch.next_tick;
+	batch.tick = (Datum) 0;
 	batch.batches_done++;
-	if (batch.next_tick != (Datum) 0)
-	{
-		batch.next_tick = (Datum) 0;
-		batch.first_id = batch.next_first_id;
-		batch.last_id = batch.next_last_id;
-		batch.events = batch.next_events;
-		batch.done_id = batch.first_id - 1;
-		batch.done_events = 0;
-		batch.opened_at = batch.next_opened_at;
-	}
 	return true;
 }
 

@@ -213,11 +213,8 @@ outbox_chunk_reset(OutboxChunk *chunk)
 	chunk->in_flight = 0;
 	chunk->recorded = 0;
 	chunk->produced_at = 0;
-	chunk->first_produced_at = 0;
 	chunk->batch_completed = false;
 	chunk->acked = 0;
-	chunk->acked_seen = 0;
-	chunk->acked_sent_at = 0;
 	chunk->queue_full = false;
 	chunk->deferred = false;
 	chunk->evidence_at = 0;
@@ -232,9 +229,8 @@ outbox_chunk_reset(OutboxChunk *chunk)
  * and, beyond the first, at most max_bytes of payload, key and headers.
  * With after_id 0 a batch is opened first if none is open (relay_batch.c)
  * and reading starts at the batch cursor; otherwise (reading ahead) only
- * events after after_id of the open batch are read, or, once it is read
- * to its end, those of the next batch (opened on a new snapshot).
- * chunk->nevents is 0 when there is nothing.  Needs an active snapshot.
+ * events after after_id of the open batch are read.  chunk->nevents is 0
+ * when there is nothing.  Needs an active snapshot.
  */
 void
 outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
@@ -244,7 +240,7 @@ outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
 	int64		left;
 
 	outbox_chunk_reset(chunk);
-	if (!outbox_batch_open(after_id))
+	if (!outbox_batch_open())
 		return;
 
 	outbox_batch_fetch_args(args, after_id);

@@ -60,10 +60,6 @@ typedef struct RelayWorker
 	TimestampTz retry_at;		/* no publishing of chunk before this */
 	TimestampTz next_maintenance;
 	TimestampTz stall_probed_at;	/* last cluster probe for a stall */
-	TimestampTz answered_for;	/* the cluster has answered what was sent
-								 * up to then: an event handed over then
-								 * was acknowledged, or a probe sent then
-								 * succeeded */
 	uint64		commits_looked_at;	/* slot->commits when new events were
 									 * last looked for */
 	uint64		commits_waited_at;	/* slot->commits when the worker last
@@ -106,8 +102,6 @@ extern void relay_note_progress(void);
 
 /* chunk_produce.c */
 extern int	relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held);
-extern int	relay_produce_after(OutboxChunk *chunk, OutboxPartitionHeldFn held,
-								OutboxChunk *before);
 extern void relay_forget_in_flight(OutboxChunk *chunk);
 extern long chunk_ms_until_stalled(OutboxChunk *chunk);
 

@@ -355,7 +355,6 @@ relay_recreate_producer(const char *reason)
 
 	/* purged messages whose reports were lost with the producer */
 	relay_forget_in_flight(relay.chunk);
-	relay_forget_in_flight(relay.ahead);
 	relay_forget_in_flight(relay.lane);
 	foreach(lc, relay.pinned)
 		relay_forget_in_flight((OutboxChunk *) lfirst(lc));
@@ -537,20 +536,16 @@ relay_step(void)
 
 /*
  * listen_for_commits: before sleeping, tell committing backends whether to
- * set our latch: not while two chunks are in flight, or one while failures
- * wait to be produced again (delivery reports wake us, and then
- * relay_new_commits() says whether to look for more), nor while gathering
- * (the timeout wakes us).  While one chunk is in flight a commit may go
- * out in the next one (publish.c, produce_next).
+ * set our latch: not while a chunk is in flight (its delivery reports wake
+ * us, and then relay_new_commits() says whether to look for more), nor
+ * while gathering (the timeout wakes us).
  * Returns true if commits were counted since the last sleep while we were
  * not listening: then there is no sleeping.
  */
 static bool
 listen_for_commits(void)
 {
-	bool		listen = !relay_gathering() &&
-		(relay.chunk->in_flight == 0 ||
-		 (relay.ahead->nevents == 0 && relay.backoff_ms == 0));
+	bool		listen = relay.chunk->in_flight == 0 && !relay_gathering();
 	uint64		commits;
 
 	if (relay.slot == NULL)
@@ -619,8 +614,7 @@ shutdown_relay(void)
 	relay.stopping = true;
 	if (relay.producer != NULL)
 	{
-		while ((relay.chunk->in_flight > 0 || relay.ahead->in_flight > 0) &&
-			   GetCurrentTimestamp() < deadline)
+		while (relay.chunk->in_flight > 0 && GetCurrentTimestamp() < deadline)
 		{
 			CHECK_FOR_INTERRUPTS();
 			wait_for_work(Max(Min(outbox_ms_until(deadline), 100), 1));

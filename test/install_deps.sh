@@ -187,8 +187,6 @@ remove_throwaway() {
         as_user "$run_user" "$pgbin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
     [ -n "${mock_pid:-}" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
     [ -d "$dir/kafka" ] && stop_real_broker "$dir"
-    # BENCH_KEEP_LOG=file: keep the server's log for a look afterwards
-    [ -n "${BENCH_KEEP_LOG:-}" ] && [ -f "$dir/server.log" ] && cp "$dir/server.log" "$BENCH_KEEP_LOG"
     rm -rf "$dir"
 }
 
