@@ -28,6 +28,8 @@ typedef struct SentPartition
 } SentPartition;
 
 static bool same_partition(const SentPartition *p, const OutboxEvent *event);
+static bool among(const SentPartition *set, int n, const OutboxEvent *event);
+static void add_partition(SentPartition *set, int *n, const OutboxEvent *event);
 static bool any_alone(OutboxChunk *chunk);
 
 /*
@@ -37,6 +39,31 @@ static bool
 same_partition(const SentPartition *p, const OutboxEvent *event)
 {
 	return p->partition == event->partition && strcmp(p->topic, event->topic) == 0;
+}
+
+/*
+ * among: is event placed on one of the n partitions of set?
+ */
+static bool
+among(const SentPartition *set, int n, const OutboxEvent *event)
+{
+	int			j;
+
+	for (j = 0; j < n; j++)
+		if (same_partition(&set[j], event))
+			return true;
+	return false;
+}
+
+/*
+ * add_partition: add event's partition to the n of set (room for it is
+ * the caller's).
+ */
+static void
+add_partition(SentPartition *set, int *n, const OutboxEvent *event)
+{
+	set[*n].topic = event->topic;
+	set[(*n)++].partition = event->partition;
 }
 
 /*
@@ -84,7 +111,7 @@ relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held)
 	int			nsent = 0;
 	SentPartition *waiting = NULL;	/* partitions whose events wait */
 	int			nwaiting = 0;
-	SentPartition alone = {NULL, -1};	/* the one produced alone */
+	bool		alone_sent = false;	/* an event went alone in this pass */
 
 	chunk->queue_full = false;
 	chunk->deferred = false;
@@ -108,37 +135,25 @@ relay_produce(OutboxChunk *chunk, OutboxPartitionHeldFn held)
 		}
 		if (sent != NULL)
 		{
-			bool		before = false;
-			bool		behind = false;
-			int			j;
+			bool		before = among(sent, nsent, event);
+			bool		behind = among(waiting, nwaiting, event);
 
-			for (j = 0; j < nsent && !before; j++)
-				before = same_partition(&sent[j], event);
-			for (j = 0; j < nwaiting && !behind; j++)
-				behind = same_partition(&waiting[j], event);
-			if (behind ||
-				(alone.topic != NULL && same_partition(&alone, event)) ||
-				(event->alone && (alone.topic != NULL || before)))
+			if (behind || (event->alone && (alone_sent || before)))
 			{
 				/* it waits, and everything after it of its partition */
 				if (!behind)
-				{
-					waiting[nwaiting].topic = event->topic;
-					waiting[nwaiting++].partition = event->partition;
-				}
+					add_partition(waiting, &nwaiting, event);
 				chunk->deferred = true;
 				continue;
 			}
 			if (event->alone)
 			{
-				alone.topic = event->topic;
-				alone.partition = event->partition;
+				/* the events after it of its partition wait for its report */
+				alone_sent = true;
+				add_partition(waiting, &nwaiting, event);
 			}
 			else if (!before)
-			{
-				sent[nsent].topic = event->topic;
-				sent[nsent++].partition = event->partition;
-			}
+				add_partition(sent, &nsent, event);
 		}
 		err = outbox_producer_send(relay.producer, chunk, event);
 		if (err == 0)
