@@ -8,11 +8,19 @@
  * seconds since the epoch (the benchmark enqueues
  * jsonb_build_object('t', extract(epoch from clock_timestamp()))).  The
  * consumer fetches with fetch.wait.max.ms=1, like the consumers the
- * design's latency bar was measured with, and prints two lines:
- *	  count=N p50_ms=... p90_ms=... p99_ms=... max_ms=...
+ * design's latency bar was measured with, and prints three lines:
  *	  windows_p99_ms=A,B,...
- * the second giving the p99 of each WINDOW_S seconds of arrivals (is the
- * tail flat over the run?).
+ *	  split_ms to_produce_p50=... to_produce_mean=... after_produce_p50=... after_produce_mean=...
+ *	  count=N p50_ms=... p90_ms=... p99_ms=... max_ms=...
+ * the first giving the p99 of each WINDOW_S seconds of arrivals (is the
+ * tail flat over the run?), the second splitting each delay at the
+ * message's create time, which librdkafka stamps when the producer hands
+ * the message over (rd_kafka_producev): enqueue -> hand-over (for the
+ * relay: the commit, the wake-up and the read) and hand-over -> arrival
+ * (librdkafka's gathering, the broker, the fetch).  Kafka timestamps are
+ * whole milliseconds, cut down: each is taken as its millisecond plus
+ * 0.5 ms, which makes the means right over many messages; a single split
+ * is off by up to half a millisecond, so read the split's p50s to that.
  *
  * Usage: latency_consumer BOOTSTRAP TOPIC PARTITIONS COUNT TIMEOUT_S
  *
@@ -40,6 +48,18 @@ cmp_double(const void *a, const void *b)
 	double		y = *(const double *) b;
 
 	return (x > y) - (x < y);
+}
+
+/* mean: the mean of the n values of v. */
+static double
+mean(const double *v, long n)
+{
+	double		sum = 0;
+	long		i;
+
+	for (i = 0; i < n; i++)
+		sum += v[i];
+	return sum / n;
 }
 
 /* Width of the windows of arrival time whose p99 is reported. */
@@ -76,6 +96,8 @@ main(int argc, char **argv)
 	double	   *lat;
 	double	   *arrived;
 	double	   *window;
+	double	   *to_produce;
+	double	   *after_produce;
 	long		n = 0;
 	long		first;
 	int			i;
@@ -91,6 +113,8 @@ main(int argc, char **argv)
 	lat = calloc(want, sizeof(double));
 	arrived = calloc(want, sizeof(double));
 	window = calloc(want, sizeof(double));
+	to_produce = calloc(want, sizeof(double));
+	after_produce = calloc(want, sizeof(double));
 
 	conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)) ||
@@ -130,8 +154,14 @@ main(int argc, char **argv)
 		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->payload != NULL &&
 			(t = enqueue_time(m->payload, m->len)) > 0)
 		{
+			rd_kafka_timestamp_type_t type;
+			int64_t		created_ms = rd_kafka_message_timestamp(m, &type);
+			double		created = (created_ms + 0.5) / 1000.0;
+
 			arrived[n] = now_s();
 			lat[n] = (arrived[n] - t) * 1000.0;
+			to_produce[n] = (created - t) * 1000.0;
+			after_produce[n] = (arrived[n] - created) * 1000.0;
 			n++;
 		}
 		rd_kafka_message_destroy(m);
@@ -154,6 +184,17 @@ main(int argc, char **argv)
 	}
 	printf("\n");
 
+	if (n > 0)
+	{
+		double		to_mean = mean(to_produce, n);
+		double		after_mean = mean(after_produce, n);
+
+		qsort(to_produce, n, sizeof(double), cmp_double);
+		qsort(after_produce, n, sizeof(double), cmp_double);
+		printf("split_ms to_produce_p50=%.2f to_produce_mean=%.2f after_produce_p50=%.2f after_produce_mean=%.2f\n",
+			   to_produce[n / 2], to_mean, after_produce[n / 2], after_mean);
+	}
+
 	qsort(lat, n, sizeof(double), cmp_double);
 	if (n == 0)
 		printf("count=0\n");
@@ -165,5 +206,7 @@ main(int argc, char **argv)
 	free(lat);
 	free(arrived);
 	free(window);
+	free(to_produce);
+	free(after_produce);
 	return n == want ? 0 : 1;
 }

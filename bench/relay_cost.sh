@@ -27,10 +27,10 @@ rates=${RATES:-200 2000}
 secs=${SECONDS_PER_RATE:-10}
 # shellcheck source=test/install_deps.sh
 source "$here/test/install_deps.sh"
+# shellcheck source=bench/perf_summary.sh
+source "$here/bench/perf_summary.sh"
 install_deps
-if [ -n "${BENCH_PROFILE:-}" ] && ! command -v perf >/dev/null; then
-    apt-get install -y -q linux-perf >/dev/null
-fi
+need_perf
 make -C "$here" -s clean >/dev/null
 build_and_install "$here"
 pgbin=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
@@ -126,19 +126,7 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
         echo
         echo "## Where the worker's CPU went at $rate ev/s (perf record -g of all its threads, ${secs} s, which also slows it: the CPU figures of a profiled run are not comparable)"
         echo
-        echo "By thread and object (self time):"
-        echo
-        echo '```'
-        perf report -i "$work/perf.$rate" --no-children --sort comm,dso --percent-limit 1 \
-            -g none --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20
-        echo '```'
-        echo
-        echo "The worker's own thread, functions with what they call (inclusive time, of all samples):"
-        echo
-        echo '```'
-        perf report -i "$work/perf.$rate" --children --comm postgres --sort sym --percent-limit 2 \
-            -g none --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -45
-        echo '```'
+        perf_summary "$work/perf.$rate"
     done
     [ -z "${BENCH_PROFILE_DIR:-}" ] || cp "$work"/perf.* "$BENCH_PROFILE_DIR"/
 fi

@@ -26,7 +26,11 @@
 # round trip setting, e.g. 2), BENCH_BROKERS ("mock kafka": latency and
 # drain against each, in that order; each latency run is followed by the
 # floor at the same rate: bench/floor_producer.c producing straight to the
-# broker, read by the same consumer).
+# broker, read by the same consumer), BENCH_PROFILE (1: record the worker's
+# threads with perf during each drain and print where its CPU went;
+# BENCH_PROFILE_DIR=/dir keeps the recordings, perf.drain.BROKER).
+# Each latency part also splits the delay at the message's create time
+# (bench/latency_consumer.c): the relay's side against the broker's.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,8 +50,11 @@ drain_n=${BENCH_DRAIN:-1000000}
 bloat_seconds=${BENCH_BLOAT_SECONDS:-120}
 # shellcheck source=test/install_deps.sh
 source "$here/test/install_deps.sh"
+# shellcheck source=bench/perf_summary.sh
+source "$here/bench/perf_summary.sh"
 
 install_deps
+need_perf
 # make alone does not notice a change of RDKAFKA_PREFIX: build from clean
 # unless bench/relay_cost.sh just did
 wants cost || make -C "$here" -s clean >/dev/null
@@ -189,6 +196,12 @@ latency_line() {
     sed -n 's/^count=\([0-9]*\) p50_ms=\([0-9.]*\) p90_ms=\([0-9.]*\) p99_ms=\([0-9.]*\) max_ms=\([0-9.]*\)/| '"$1"' | '"$2"' | '"$3"' | \1 | \2 | \3 | \4 | \5 |/p' "$work/lat.out"
 }
 
+# split_line BROKER PATH RATE: the consumer's split of the delay at the
+# message's create time (librdkafka's hand-over) as a table row
+split_line() {
+    sed -n 's/^split_ms to_produce_p50=\([-0-9.]*\) to_produce_mean=\([-0-9.]*\) after_produce_p50=\([-0-9.]*\) after_produce_mean=\([-0-9.]*\)/| '"$1"' | '"$3"' | '"$2"' | \1 \/ \2 | \3 \/ \4 |/p' "$work/lat.out"
+}
+
 # start_consumer TOPIC COUNT [TIMEOUT_S]: the latency consumer, reading from
 # the end, until COUNT messages or the timeout (default: the run + 20 s)
 start_consumer() {
@@ -208,6 +221,8 @@ floor_run() {
     FLOOR_LINGER_MS=0 "$work/floor_producer" "$bootstrap" "bench.floor.$1.$2" "$2" "$seconds" >/dev/null
     wait "$cpid" || true
     latency_line "$1" "floor: librdkafka producer (linger.ms=0), broker, consumer" "$2"
+    splits="$splits
+| $1 | $2 | floor: its send is its hand-over | 0 | $(sed -n 's/^count=.* p50_ms=\([0-9.]*\).*/\1/p' "$work/lat.out") (its whole delay) |"
     floor_p50=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p50_ms=/) {sub(/p50_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
     floor_p99=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p99_ms=/) {sub(/p99_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
     echo "| $1 | latency floor: the floor + one commit fsync ($fsync_ms ms) | $2 | | $floor_p50 | | $floor_p99 | |"
@@ -229,6 +244,7 @@ latency_runs() {   # latency_runs BROKER
     local rtt_note=
     [ "$1" = mock ] && [ "${BENCH_MOCK_RTT_MS:-0}" != 0 ] && rtt_note=" with a ${BENCH_MOCK_RTT_MS} ms round trip (its rtt setting)"
     summary=
+    splits=
     echo "## Commit to consumer latency, $1 broker$rtt_note (pgbench --rate, 4 clients, then 8 clients with no rate limit, ${seconds}s each; consumer fetch.wait.max.ms=1; the latency floor is a plain librdkafka producer sending each message as it comes, at the same rate, plus one commit fsync)"
     echo
     echo "| broker | path | rate (ev/s) | events | p50 ms | p90 ms | p99 ms | max ms |"
@@ -254,6 +270,8 @@ latency_runs() {   # latency_runs BROKER
         fi
         wait "$cpid" || true
         latency_line "$1" "commit, relay, broker, consumer" "$r"
+        splits="$splits
+$(split_line "$1" relay "$r")"
         relay_p50=$(sed -n 's/^count=.* p50_ms=\([0-9.]*\).*/\1/p' "$work/lat.out")
         relay_p99=$(sed -n 's/^count=.* p99_ms=\([0-9.]*\).*/\1/p' "$work/lat.out")
         windows="$windows
@@ -267,12 +285,17 @@ latency_runs() {   # latency_runs BROKER
     echo "| broker | rate (ev/s) | relay p50 / p99 ms | latency floor p50 / p99 ms | relay / floor |"
     echo "|---|---|---|---|---|$summary"
     echo
+    echo "Where the delay goes: split at each message's create time, which librdkafka stamps when the message is handed to it (rd_kafka_producev); whole milliseconds, each taken as its millisecond + 0.5 ms, so a p50 is good to ±0.5 ms and a mean is right over many messages (the floor's own split is not shown: it sends on a fixed schedule, so its sends keep one phase against the millisecond and the correction does not average out):"
+    echo
+    echo "| broker | rate (ev/s) | path | enqueue → hand-over p50 / mean ms (relay: commit, wake-up, read) | hand-over → consumer p50 / mean ms (gathering, broker, fetch) |"
+    echo "|---|---|---|---|---|$splits"
+    echo
     echo "p99 ms of each 10 s of arrivals (a flat tail keeps these alike):$windows"
     echo
 }
 
 drain_run() {   # drain_run BROKER
-    local per pids s before after t0 t1 t2 total_ms ms
+    local per pids s before after t0 t1 t2 total_ms ms wpid c0 c1 profiler=
     create_topic "bench.drain.$1" 4
     echo "## Backlog drain, $1 broker ($drain_n events enqueued while the relay is stopped)"
     echo
@@ -287,6 +310,12 @@ drain_run() {   # drain_run BROKER
     before=$(for p in 0 1 2 3; do kcat -C -b "$bootstrap" -t "bench.drain.$1" -p "$p" -o -1 -e -q -f '%o\n' 2>/dev/null | tail -1; done | awk '{s += $1 + 1} END {print s + 0}')
     t0=$(date +%s%N)
     set_relay bench
+    wpid=$(psql -d bench -Atc 'SELECT worker_pid FROM outbox.status')
+    c0=$(cpu_ticks "$wpid")
+    if [ -n "${BENCH_PROFILE:-}" ]; then
+        perf record -q -F 2999 -g -p "$wpid" -o "$work/perf.drain.$1" 2>/dev/null &
+        profiler=$!
+    fi
     for _ in $(seq 2000); do
         [ "$(psql -d bench -Atc "SELECT coalesce(events_published, 0) > 0 FROM outbox.status")" = t ] && break
         sleep 0.01
@@ -294,17 +323,36 @@ drain_run() {   # drain_run BROKER
     t1=$(date +%s%N)
     wait_drained
     t2=$(date +%s%N)
+    c1=$(cpu_ticks "$wpid")
+    if [ -n "$profiler" ]; then kill -INT "$profiler"; wait "$profiler" || true; fi
+    # the read floor: the database reads the same events in id order, the
+    # columns the relay sends, and nothing else (after the drain: the
+    # events are still there until a rotation, and the relay's first read
+    # paid for setting their hint bits)
+    local r0 r1 copied
+    r0=$(date +%s%N)
+    psql -d bench -c "COPY (SELECT id, topic, key, payload, headers, created_at, event_uuid FROM outbox.event WHERE topic = 'bench.drain.$1' ORDER BY id) TO '/dev/null'"
+    r1=$(date +%s%N)
+    copied=$(psql -d bench -Atc "SELECT count(*) FROM outbox.event WHERE topic = 'bench.drain.$1'")
     after=$(for p in 0 1 2 3; do kcat -C -b "$bootstrap" -t "bench.drain.$1" -p "$p" -o -1 -e -q -f '%o\n' 2>/dev/null | tail -1; done | awk '{s += $1 + 1} END {print s + 0}')
     total_ms=$(( (t2 - t0) / 1000000 ))
     ms=$(( (t2 - t1) / 1000000 ))
     # the floor: a bare librdkafka producer sends as many messages, no database
     create_topic "bench.drain.floor.$1" 4
     "$work/floor_producer" "$bootstrap" "bench.drain.floor.$1" backlog $(( per * 4 )) >"$work/floor.out"
-    echo "| broker | events | messages added to the topic (high watermarks) | s, relay start to first ack | s, first ack to empty backlog | s in all | events/s (drain) |"
-    echo "|---|---|---|---|---|---|---|"
-    echo "| $1 | $(( per * 4 )) | $(( after - before )) | $(awk -v m="$(( total_ms - ms ))" 'BEGIN{printf "%.2f", m/1000}') | $(awk -v m="$ms" 'BEGIN{printf "%.2f", m/1000}') | $(awk -v m="$total_ms" 'BEGIN{printf "%.2f", m/1000}') | $(( per * 4 * 1000 / ms )) |"
-    sed -n 's/^messages=\([0-9]*\) seconds=\([0-9.]*\) cpu_s=\([0-9.]*\).*/| floor: a bare librdkafka producer sends as many messages (no database; it used \3 CPU-s) | \1 | | | | \2 | |/p' "$work/floor.out"
+    echo "| broker | events | messages added to the topic (high watermarks) | s, relay start to first ack | s, first ack to empty backlog | s in all | events/s (drain) | CPU s (worker, all threads, from its start) |"
+    echo "|---|---|---|---|---|---|---|---|"
+    echo "| $1 | $(( per * 4 )) | $(( after - before )) | $(awk -v m="$(( total_ms - ms ))" 'BEGIN{printf "%.2f", m/1000}') | $(awk -v m="$ms" 'BEGIN{printf "%.2f", m/1000}') | $(awk -v m="$total_ms" 'BEGIN{printf "%.2f", m/1000}') | $(( per * 4 * 1000 / ms )) | $(ticks_s $((c1 - c0))) |"
+    sed -n 's/^messages=\([0-9]*\) seconds=\([0-9.]*\) cpu_s=\([0-9.]*\).*/| floor: a bare librdkafka producer sends as many messages (no database) | \1 | | | | \2 | | \3 |/p' "$work/floor.out"
+    echo "| read floor: the database alone reads the same events in id order (COPY ... ORDER BY id TO '/dev/null', no Kafka) | ${copied:-?} | | | | $(awk -v n="$(( (r1 - r0) / 1000000 ))" 'BEGIN{printf "%.2f", n/1000}') | | |"
     echo
+    if [ -n "$profiler" ]; then
+        echo "Where the worker's CPU went during the drain (perf record -g of all its threads, which also slows it):"
+        echo
+        perf_summary "$work/perf.drain.$1"
+        echo
+        [ -z "${BENCH_PROFILE_DIR:-}" ] || cp "$work/perf.drain.$1" "$BENCH_PROFILE_DIR"/
+    fi
 }
 
 for b in $brokers; do
