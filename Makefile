@@ -45,6 +45,7 @@ OBJS = \
 	src/secret_redaction.o \
 	src/shmem.o \
 	src/slot_error.o \
+	src/database_guard.o \
 	src/status.o \
 	src/step_error.o \
 	src/topic_grant.o \

@@ -100,7 +100,6 @@ static struct
 } inbox;
 
 static void release_slot(int code, Datum arg);
-static void guard_database(void);
 static void pin_settings(void);
 static void enter_state(InboxState state, int elevel, const char *message);
 static void drop_consumers(void);
@@ -128,27 +127,6 @@ release_slot(int code, Datum arg)
 {
 	inbox_release_slot(inbox.slot);
 	inbox.slot = NULL;
-}
-
-/*
- * guard_database: a session advisory lock only one inbox worker per
- * database can hold, besides the slot.  Needs a transaction; exits
- * quietly if another worker holds it.
- */
-static void
-guard_database(void)
-{
-	LOCKTAG		tag;
-
-	/* key: ('i','b') in the two-key advisory lock space of this database */
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x6962, 0x786f, 2);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
-	{
-		ereport(LOG,
-				(errmsg("outbox_kafka inbox worker exits: another one holds the lock of database \"%s\"",
-						inbox.dbname)));
-		proc_exit(0);
-	}
 }
 
 /*
@@ -921,7 +899,8 @@ outbox_inbox_worker_main(Datum main_arg)
 
 	StartTransactionCommand();
 	inbox.dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(inbox.dboid));
-	guard_database();
+	/* key: ('i','b') */
+	outbox_guard_database(0x6962, 0x786f, "inbox worker", inbox.dbname);
 	CommitTransactionCommand();
 	pgstat_report_appname("outbox_kafka inbox");
 	ereport(LOG,

@@ -198,6 +198,10 @@ extern long outbox_ms_until(TimestampTz t);
 extern void outbox_slot_store_error(slock_t *mutex, char *last_error, int size,
 									TimestampTz *last_error_at, const char *message);
 
+/* database_guard.c */
+extern void outbox_guard_database(uint32 key1, uint32 key2, const char *who,
+								  const char *dbname);
+
 /* database_list.c */
 extern List *outbox_database_list(void);
 extern bool outbox_database_listed(const char *dbname);

@@ -57,7 +57,6 @@
 
 static void claim_slot(Oid dboid);
 static void release_slot(int code, Datum arg);
-static void guard_database(void);
 static void pin_settings(void);
 static char *current_producer_settings(void);
 static void process_reload(void);
@@ -161,27 +160,6 @@ release_slot(int code, Datum arg)
 	}
 	LWLockRelease(OutboxShmem->lock);
 	relay.slot = NULL;
-}
-
-/*
- * guard_database: take a session advisory lock that only one relay per
- * database can hold, as a second guard besides the slot.  Needs an open
- * transaction; exits quietly when another relay holds the lock.
- */
-static void
-guard_database(void)
-{
-	LOCKTAG		tag;
-
-	/* key: ('o','k') in the two-key advisory lock space of this database */
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x6f75, 0x746b, 2);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
-	{
-		ereport(LOG,
-				(errmsg("outbox_kafka worker exits: another relay holds the lock of database \"%s\"",
-						relay.dbname)));
-		proc_exit(0);
-	}
 }
 
 /*
@@ -706,7 +684,8 @@ outbox_worker_main(Datum main_arg)
 	StartTransactionCommand();
 	relay.dbname = MemoryContextStrdup(TopMemoryContext,
 									   get_database_name(relay.dboid));
-	guard_database();
+	/* key: ('o','k') */
+	outbox_guard_database(0x6f75, 0x746b, "worker", relay.dbname);
 	CommitTransactionCommand();
 
 	ereport(LOG,
