@@ -10,7 +10,11 @@
  * the relay's defaults (src/producer_config.c): idempotence, acks=all,
  * linger.ms=1, Nagle off.  The environment variable FLOOR_LINGER_MS sets
  * another linger.ms: 0 sends each message as it comes, the latency floor
- * of the performance targets (bench/run.sh).
+ * of the performance targets (bench/run.sh).  FLOOR_PUSH=1 has each
+ * message pushed the way the relay pushes a chunk that is not full
+ * (src/producer.c, outbox_producer_push: rd_kafka_flush() for 1 ms right
+ * after the produce): with linger.ms=1 it shows what librdkafka and the
+ * broker make of the relay's way of sending, without the relay.
  *
  * At a fixed RATE for SECONDS it is the floor of a latency run
  * (latency_consumer reads what it sends) and of the relay's CPU per event.
@@ -152,6 +156,7 @@ main(int argc, char **argv)
 	long		total;
 	double		t0;
 	long		i;
+	bool		push = getenv("FLOOR_PUSH") != NULL && strcmp(getenv("FLOOR_PUSH"), "1") == 0;
 	struct rusage ru0;
 	struct rusage ru;
 
@@ -182,7 +187,9 @@ main(int argc, char **argv)
 		if (!backlog)
 			sleep_until(t0 + i / rate);
 		send_one(rk, argv[2], false);
-		if (!backlog || i % 1024 == 0)
+		if (!backlog && push)
+			(void) rd_kafka_flush(rk, 1);
+		else if (!backlog || i % 1024 == 0)
 			rd_kafka_poll(rk, 0);
 	}
 	if (rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)

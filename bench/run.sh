@@ -28,7 +28,9 @@
 # floor at the same rate: bench/floor_producer.c producing straight to the
 # broker, read by the same consumer), BENCH_PROFILE (1: record the worker's
 # threads with perf during each drain and print where its CPU went;
-# BENCH_PROFILE_DIR=/dir keeps the recordings, perf.drain.BROKER).
+# BENCH_PROFILE_DIR=/dir keeps the recordings, perf.drain.BROKER),
+# BENCH_PUSH_FLOOR (1: each latency run also runs the floor producer
+# sending the relay's way: linger.ms=1, each message pushed at once).
 # Each latency part also splits the delay at the message's create time
 # (bench/latency_consumer.c): the relay's side against the broker's.
 set -euo pipefail
@@ -226,10 +228,34 @@ floor_run() {
     floor_p50=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p50_ms=/) {sub(/p50_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
     floor_p99=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p99_ms=/) {sub(/p99_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
     echo "| $1 | latency floor: the floor + one commit fsync ($fsync_ms ms) | $2 | | $floor_p50 | | $floor_p99 | |"
-    summary="$summary
-| $1 | $2 | $relay_p50 / $relay_p99 | $floor_p50 / $floor_p99 | $(ratio "$relay_p50" "$floor_p50") / $(ratio "$relay_p99" "$floor_p99") |"
     windows="$windows
 - $1, floor at $2 ev/s: $(sed -n 's/^windows_p99_ms=//p' "$work/lat.out")"
+    # the same floor again while the application's load runs beside it:
+    # pgbench inserting as many rows a second into an ordinary table (the
+    # relay's figures contain the broker's and the consumer's share of two
+    # cores that the application's transactions also use)
+    create_topic "bench.floor.$1.$2.load" 4
+    start_consumer "bench.floor.$1.$2.load" $(( $2 * seconds * 98 / 100 ))
+    pgbench -n -f "$work/latency_plain.sql" -R "$2" -T "$seconds" -c 4 -j 2 bench >/dev/null 2>&1 &
+    local lpid=$!
+    FLOOR_LINGER_MS=0 "$work/floor_producer" "$bootstrap" "bench.floor.$1.$2.load" "$2" "$seconds" >/dev/null
+    wait "$lpid" || true
+    wait "$cpid" || true
+    latency_line "$1" "floor beside the application's load (pgbench inserting $2 rows a second into an ordinary table)" "$2"
+    local load_p50 load_p99
+    load_p50=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p50_ms=/) {sub(/p50_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
+    load_p99=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p99_ms=/) {sub(/p99_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
+    summary="$summary
+| $1 | $2 | $relay_p50 / $relay_p99 | $floor_p50 / $floor_p99 | $(ratio "$relay_p50" "$floor_p50") / $(ratio "$relay_p99" "$floor_p99") | $load_p50 / $load_p99 | $(ratio "$relay_p50" "$load_p50") / $(ratio "$relay_p99" "$load_p99") |"
+    if [ "${BENCH_PUSH_FLOOR:-0}" = 1 ]; then
+        # the relay's way of sending without the relay: linger.ms=1 and
+        # each message pushed with a 1 ms flush (bench/floor_producer.c)
+        create_topic "bench.floor.$1.$2.push" 4
+        start_consumer "bench.floor.$1.$2.push" $(( $2 * seconds * 98 / 100 ))
+        FLOOR_LINGER_MS=1 FLOOR_PUSH=1 "$work/floor_producer" "$bootstrap" "bench.floor.$1.$2.push" "$2" "$seconds" >/dev/null
+        wait "$cpid" || true
+        latency_line "$1" "floor sending the relay's way (linger.ms=1, each message pushed with a 1 ms flush)" "$2"
+    fi
 }
 
 # the commit's fsync: pg_test_fsync's one 8 kB write with fdatasync (the
@@ -249,6 +275,11 @@ latency_runs() {   # latency_runs BROKER
     echo
     echo "| broker | path | rate (ev/s) | events | p50 ms | p90 ms | p99 ms | max ms |"
     echo "|---|---|---|---|---|---|---|---|"
+    cat >"$work/latency_plain.sql" <<'EOF'
+\set k random(1, 1000)
+INSERT INTO plain_event (topic, key, payload, payload_kind) VALUES ('bench.plain', :k, convert_to(jsonb_build_object('t', extract(epoch from clock_timestamp()))::text, 'UTF8'), 'j');
+EOF
+    chown "$run_user" "$work/latency_plain.sql"
     for r in ${BENCH_LATENCY_RATES:-200 $rate max}; do
         # a fresh topic per run: the mock broker's fetches slow down as a
         # partition log grows, which would measure the mock, not the relay
@@ -282,8 +313,8 @@ $(split_line "$1" relay "$r")"
     echo
     echo "Against the latency floor (targets of issue 19: p50 ≤ 1.5×, p99 ≤ 1.3×):"
     echo
-    echo "| broker | rate (ev/s) | relay p50 / p99 ms | latency floor p50 / p99 ms | relay / floor |"
-    echo "|---|---|---|---|---|$summary"
+    echo "| broker | rate (ev/s) | relay p50 / p99 ms | latency floor p50 / p99 ms | relay / floor | the same floor beside the application's load (+ fsync) | relay / that floor |"
+    echo "|---|---|---|---|---|---|---|$summary"
     echo
     echo "Where the delay goes: split at each message's create time, which librdkafka stamps when the message is handed to it (rd_kafka_producev); whole milliseconds, each taken as its millisecond + 0.5 ms, so a p50 is good to ±0.5 ms and a mean is right over many messages (the floor's own split is not shown: it sends on a fixed schedule, so its sends keep one phase against the millisecond and the correction does not average out):"
     echo
