@@ -42,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -65,6 +66,32 @@ static const char *const column_names[NUM_COLS] = {
 	"created_at", "event_uuid"
 };
 
+/* the index a scan reads an event table by */
+typedef enum ScanKind
+{
+	SCAN_BY_TXID,				/* event_<n>_txid_idx: the bounds */
+	SCAN_BY_ID,					/* event_<n>_pkey: the events */
+	SCAN_KINDS
+} ScanKind;
+
+/*
+ * What the catalogs say of one event table, kept across transactions until
+ * a relcache invalidation of the table or one of its indexes
+ */
+typedef struct EventTableIds
+{
+	Oid			heap;
+	Oid			index[SCAN_KINDS];
+	AttrNumber	attnum[NUM_COLS];	/* InvalidAttrNumber: event_uuid of
+									 * a schema older than 0.4 */
+} EventTableIds;
+
+static EventTableIds known_tables[EVENT_TABLES];
+static bool known_tables_valid = false;
+static bool inval_callback_registered = false;
+static bool looking_up = false;		/* find_event_tables is filling it */
+static bool lookup_disturbed = false;	/* an invalidation came meanwhile */
+
 /* one event table open for a scan */
 typedef struct EventTable
 {
@@ -77,8 +104,10 @@ typedef struct EventTable
 	bool		has_row;		/* slot holds the next row of the scan */
 } EventTable;
 
-static void open_event_table(EventTable *t, Oid nsp, int table_no,
-							 const char *index_suffix);
+static void find_event_table(EventTableIds *ids, Oid nsp, int table_no);
+static void find_event_tables(void);
+static void forget_event_tables(Datum arg, Oid relid);
+static void open_event_table(EventTable *t, int table_no, ScanKind scan_kind);
 static void close_event_table(EventTable *t);
 static Datum column(EventTable *t, int col, bool *isnull);
 static void scan_txids(EventTable *t, StrategyNumber lo_strategy, Datum lo,
@@ -87,35 +116,38 @@ static List *in_progress_txids(Datum snapshot);
 static bool next_visible(EventTable *t, Datum prev_tick, Datum tick);
 
 /*
- * open_event_table: open outbox.event_<table_no> and its index
- * event_<table_no>_<index_suffix> (nsp is the schema outbox), and find the
- * columns by name.
+ * find_event_table: the OIDs of outbox.event_<table_no> and its two
+ * indexes, and its columns by name, into ids.  Raises an error if any is
+ * missing.
  */
 static void
-open_event_table(EventTable *t, Oid nsp, int table_no, const char *index_suffix)
+find_event_table(EventTableIds *ids, Oid nsp, int table_no)
 {
 	char		name[NAMEDATALEN];
-	Oid			relid;
-	Oid			indexid;
+	Relation	heap;
 	TupleDesc	desc;
 	int			col;
 	int			i;
 
 	snprintf(name, sizeof(name), "event_%d", table_no);
-	relid = get_relname_relid(name, nsp);
-	snprintf(name, sizeof(name), "event_%d_%s", table_no, index_suffix);
-	indexid = get_relname_relid(name, nsp);
-	if (!OidIsValid(relid) || !OidIsValid(indexid))
+	ids->heap = get_relname_relid(name, nsp);
+	snprintf(name, sizeof(name), "event_%d_txid_idx", table_no);
+	ids->index[SCAN_BY_TXID] = get_relname_relid(name, nsp);
+	if (OidIsValid(ids->index[SCAN_BY_TXID]))
+	{
+		snprintf(name, sizeof(name), "event_%d_pkey", table_no);
+		ids->index[SCAN_BY_ID] = get_relname_relid(name, nsp);
+	}
+	if (!OidIsValid(ids->heap) || !OidIsValid(ids->index[SCAN_BY_TXID]) ||
+		!OidIsValid(ids->index[SCAN_BY_ID]))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("outbox_kafka event table outbox.event_%d or its index %s is missing",
 						table_no, name),
 				 errhint("Drop and re-create the extension, or restore the schema from a backup.")));
 
-	memset(t, 0, sizeof(EventTable));
-	t->heap = table_open(relid, AccessShareLock);
-	t->index = index_open(indexid, AccessShareLock);
-	desc = RelationGetDescr(t->heap);
+	heap = table_open(ids->heap, AccessShareLock);
+	desc = RelationGetDescr(heap);
 	for (col = 0; col < NUM_COLS; col++)
 	{
 		for (i = 0; i < desc->natts; i++)
@@ -128,13 +160,116 @@ open_event_table(EventTable *t, Oid nsp, int table_no, const char *index_suffix)
 		}
 		if (i == desc->natts && col == COL_EVENT_UUID)
 		{
-			t->attnum[col] = InvalidAttrNumber;
+			ids->attnum[col] = InvalidAttrNumber;
 			continue;
 		}
 		if (i == desc->natts)
 			elog(ERROR, "column \"%s\" of outbox.event_%d is missing",
 				 column_names[col], table_no);
-		t->attnum[col] = i + 1;
+		ids->attnum[col] = i + 1;
+	}
+	table_close(heap, NoLock);
+}
+
+/*
+ * find_event_tables: fill known_tables from the catalogs unless it is
+ * valid, and register the invalidation callback that keeps it valid.
+ * Needs a transaction.
+ */
+static void
+find_event_tables(void)
+{
+	Oid			nsp;
+	int			i;
+
+	if (known_tables_valid)
+		return;
+	if (!inval_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(forget_event_tables, (Datum) 0);
+		inval_callback_registered = true;
+	}
+
+	/*
+	 * Any invalidation that arrives while the locks are taken below may
+	 * concern what was already looked up: then it is looked up again on
+	 * the next open.
+	 */
+	looking_up = true;
+	lookup_disturbed = false;
+	nsp = get_namespace_oid("outbox", false);
+	for (i = 0; i < EVENT_TABLES; i++)
+		find_event_table(&known_tables[i], nsp, i);
+	looking_up = false;
+	known_tables_valid = !lookup_disturbed;
+}
+
+/*
+ * forget_event_tables: relcache invalidation callback: if relid is one of
+ * the kept event tables or indexes (InvalidOid: any relation may have
+ * changed), look them up again before the next use.  Only notes it.
+ */
+static void
+forget_event_tables(Datum arg, Oid relid)
+{
+	int			i;
+	int			j;
+
+	if (looking_up)
+		lookup_disturbed = true;
+	if (relid == InvalidOid)
+	{
+		known_tables_valid = false;
+		return;
+	}
+	for (i = 0; i < EVENT_TABLES; i++)
+	{
+		if (known_tables[i].heap == relid)
+			known_tables_valid = false;
+		for (j = 0; j < SCAN_KINDS; j++)
+			if (known_tables[i].index[j] == relid)
+				known_tables_valid = false;
+	}
+}
+
+/*
+ * open_event_table: open outbox.event_<table_no> and its index for
+ * scan_kind with AccessShareLock (held to the end of the transaction).
+ * The OIDs and column numbers come from known_tables, looked up again
+ * when an invalidation made them doubtful, including one that arrives
+ * while the locks are taken (the tables were dropped or altered
+ * meanwhile).  Needs a transaction.
+ */
+static void
+open_event_table(EventTable *t, int table_no, ScanKind scan_kind)
+{
+	for (;;)
+	{
+		EventTableIds *ids;
+
+		find_event_tables();
+		ids = &known_tables[table_no];
+		memset(t, 0, sizeof(EventTable));
+		t->heap = try_table_open(ids->heap, AccessShareLock);
+
+		/*
+		 * With the table locked and nothing invalidated, its indexes are
+		 * the kept ones: dropping one locks the table too.
+		 */
+		if (t->heap != NULL && known_tables_valid)
+		{
+			t->index = index_open(ids->index[scan_kind], AccessShareLock);
+			if (known_tables_valid)
+			{
+				memcpy(t->attnum, ids->attnum, sizeof(t->attnum));
+				break;
+			}
+			index_close(t->index, NoLock);
+		}
+		/* changed while locking: look again (a missing one raises then) */
+		if (t->heap != NULL)
+			table_close(t->heap, NoLock);
+		known_tables_valid = false;
 	}
 	t->slot = table_slot_create(t->heap, NULL);
 }
@@ -249,7 +384,6 @@ outbox_scan_bounds(Datum prev_tick, Datum tick, OutboxBatchBounds *bounds)
 	Datum		lo = DirectFunctionCall1(pg_snapshot_xmax, prev_tick);
 	Datum		hi = DirectFunctionCall1(pg_snapshot_xmax, tick);
 	List	   *xip = in_progress_txids(prev_tick);
-	Oid			nsp = get_namespace_oid("outbox", false);
 	int			i;
 
 	memset(bounds, 0, sizeof(OutboxBatchBounds));
@@ -258,7 +392,7 @@ outbox_scan_bounds(Datum prev_tick, Datum tick, OutboxBatchBounds *bounds)
 		EventTable	t;
 		ListCell   *lc;
 
-		open_event_table(&t, nsp, i, "txid_idx");
+		open_event_table(&t, i, SCAN_BY_TXID);
 		scan_txids(&t, BTGreaterEqualStrategyNumber, lo, hi, tick, bounds);
 		foreach(lc, xip)
 			scan_txids(&t, BTEqualStrategyNumber, *(Datum *) lfirst(lc), (Datum) 0,
@@ -305,14 +439,13 @@ outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id, int64 last_id,
 	ScanKeyData keys[2];
 	int64		bytes = 0;
 	int			n = 0;
-	Oid			nsp = get_namespace_oid("outbox", false);
 	int			i;
 
 	for (i = 0; i < EVENT_TABLES; i++)
 	{
 		EventTable *t = &tables[i];
 
-		open_event_table(t, nsp, i, "pkey");
+		open_event_table(t, i, SCAN_BY_ID);
 		ScanKeyInit(&keys[0], 1, BTGreaterStrategyNumber, F_INT8GT,
 					Int64GetDatum(after_id));
 		ScanKeyInit(&keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE,
