@@ -45,7 +45,7 @@ outbox_batch_bounds_sql(PG_FUNCTION_ARGS)
 	bool		nulls[3];
 
 	InitMaterializedSRF(fcinfo, 0);
-	outbox_scan_bounds(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), &bounds);
+	outbox_scan_bounds(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), &bounds, 0, 0);
 	values[0] = Int64GetDatum(bounds.first_id);
 	values[1] = Int64GetDatum(bounds.last_id);
 	values[2] = Int64GetDatum(bounds.events);

@@ -188,7 +188,8 @@ typedef struct OutboxBatchBounds
 typedef void (*OutboxEventEmitFn) (void *arg, Datum *values, bool *nulls);
 
 extern void outbox_scan_bounds(Datum prev_tick, Datum tick,
-							   OutboxBatchBounds *bounds);
+							   OutboxBatchBounds *bounds, int keep_events,
+							   int64 max_bytes);
 extern void outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id,
 							   int64 last_id, int max_events, int64 max_bytes,
 							   OutboxEventEmitFn emit, void *arg);
@@ -197,7 +198,7 @@ extern void outbox_scan_events(Datum prev_tick, Datum tick, int64 after_id,
 extern void outbox_batch_forget(void);
 extern bool outbox_batch_unsaved(void);
 extern bool outbox_batch_takes_new_tick(void);
-extern bool outbox_batch_open(void);
+extern bool outbox_batch_open(int keep_events, int64 keep_bytes);
 extern void outbox_batch_fetch_args(Datum *values, int64 after_id);
 extern bool outbox_batch_advance(int64 up_to_id, int64 events);
 extern void outbox_batch_save(void);

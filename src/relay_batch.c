@@ -242,7 +242,7 @@ outbox_batch_unsaved(void)
 }
 
 /*
- * outbox_batch_takes_new_tick: will the next outbox_batch_open() take a new
+ * outbox_batch_takes_new_tick: will the next outbox_batch_open take a new
  * snapshot?  Only when the state is loaded and no batch is open; false
  * when unknown.  Needs no transaction.
  */
@@ -256,10 +256,12 @@ outbox_batch_takes_new_tick(void)
  * outbox_batch_open: make sure a batch is open, opening one on a new
  * snapshot if none is.  Returns false when there is none: nothing
  * committed since the last completed tick (nothing is written then).
- * Needs an active snapshot.
+ * A batch opened here of at most keep_events events and keep_bytes bytes
+ * is kept in memory for outbox_scan_events in this transaction (0: keep
+ * none).  Needs an active snapshot.
  */
 bool
-outbox_batch_open(void)
+outbox_batch_open(int keep_events, int64 keep_bytes)
 {
 	OutboxBatchBounds bounds;
 	Datum		tick;
@@ -271,7 +273,7 @@ outbox_batch_open(void)
 		return true;
 
 	tick = OidFunctionCall0(F_PG_CURRENT_SNAPSHOT);
-	outbox_scan_bounds(batch.prev_tick, tick, &bounds);
+	outbox_scan_bounds(batch.prev_tick, tick, &bounds, keep_events, keep_bytes);
 	if (bounds.events == 0)
 		return false;
 	batch.tick = keep_snapshot(tick, (Datum) 0);

@@ -240,7 +240,7 @@ outbox_storage_fetch_chunk(OutboxChunk *chunk, int max_events,
 	int64		left;
 
 	outbox_chunk_reset(chunk);
-	if (!outbox_batch_open())
+	if (!outbox_batch_open(max_events, max_bytes))
 		return;
 
 	outbox_batch_fetch_args(args, after_id);
