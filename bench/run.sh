@@ -212,6 +212,12 @@ start_consumer() {
     for _ in $(seq 100); do grep -q ready "$work/lat.out" && break; sleep 0.1; done
 }
 
+# with_fsync p50|p99: that figure of the last consumer run plus one
+# commit's fsync (fsync_ms), as every relay figure contains it
+with_fsync() {
+    awk -v f="$fsync_ms" -v k="$1_ms" '/^count=/ {for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) {sub(k "=", "", $i); printf "%.2f", $i + f}}' "$work/lat.out"
+}
+
 # floor_run BROKER RATE: the latency floor: a plain librdkafka producer
 # with the relay's delivery settings (bench/floor_producer.c) but sending
 # each message as it comes (linger.ms=0) produces straight to the broker
@@ -225,8 +231,8 @@ floor_run() {
     latency_line "$1" "floor: librdkafka producer (linger.ms=0), broker, consumer" "$2"
     splits="$splits
 | $1 | $2 | floor: its send is its hand-over | 0 | $(sed -n 's/^count=.* p50_ms=\([0-9.]*\).*/\1/p' "$work/lat.out") (its whole delay) |"
-    floor_p50=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p50_ms=/) {sub(/p50_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
-    floor_p99=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p99_ms=/) {sub(/p99_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
+    floor_p50=$(with_fsync p50)
+    floor_p99=$(with_fsync p99)
     echo "| $1 | latency floor: the floor + one commit fsync ($fsync_ms ms) | $2 | | $floor_p50 | | $floor_p99 | |"
     windows="$windows
 - $1, floor at $2 ev/s: $(sed -n 's/^windows_p99_ms=//p' "$work/lat.out")"
@@ -243,8 +249,8 @@ floor_run() {
     wait "$cpid" || true
     latency_line "$1" "floor beside the application's load (pgbench inserting $2 rows a second into an ordinary table)" "$2"
     local load_p50 load_p99
-    load_p50=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p50_ms=/) {sub(/p50_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
-    load_p99=$(awk -v f="$fsync_ms" '/^count=/ {for (i = 1; i <= NF; i++) if ($i ~ /^p99_ms=/) {sub(/p99_ms=/, "", $i); printf "%.2f", $i + f}}' "$work/lat.out")
+    load_p50=$(with_fsync p50)
+    load_p99=$(with_fsync p99)
     summary="$summary
 | $1 | $2 | $relay_p50 / $relay_p99 | $floor_p50 / $floor_p99 | $(ratio "$relay_p50" "$floor_p50") / $(ratio "$relay_p99" "$floor_p99") | $load_p50 / $load_p99 | $(ratio "$relay_p50" "$load_p50") / $(ratio "$relay_p99" "$load_p99") |"
     if [ "${BENCH_PUSH_FLOOR:-0}" = 1 ]; then
